@@ -1,0 +1,24 @@
+# The two commands a newcomer needs: `make up` (then the curl in README.md) and `make test`.
+SHELL := /bin/bash
+DATABASE_URL ?= $(or $(APP__DATABASE__URL),postgres://postgres:postgres@localhost:5432/analytics)
+
+.PHONY: up down test migrate bench status logs
+
+up: ## Start broker, PostgreSQL, migrations, producer and consumer; print how to use them
+	@bash scripts/up.sh
+
+down: ## Stop what `make up` started (by pid); data is kept in .data/
+	@bash scripts/down.sh
+
+test: ## fmt check, clippy -D warnings, and every test against a real broker and PostgreSQL
+	@bash scripts/test.sh
+
+migrate: ## Apply migrations (same as `sea-orm-cli migrate up -d migration`)
+	@echo "== applying migrations to $(DATABASE_URL)"
+	@DATABASE_URL='$(DATABASE_URL)' cargo run --quiet -p migration -- up
+
+status: ## What `make up` is running
+	@bash scripts/up.sh --status
+
+logs: ## Follow the producer and consumer logs
+	@tail -n 50 -F .data/logs/producer.log .data/logs/consumer.log

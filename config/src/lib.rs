@@ -1,0 +1,348 @@
+//! Typed settings of the page-view pipeline, read in one place only.
+//!
+//! Layers (later wins): `config/default.toml` (compiled in), `config/local.toml` (optional,
+//! git-ignored; `APP_CONFIG_DIR` moves the folder), then `APP__SECTION__KEY` environment
+//! variables. [`Settings::load`] validates everything up front, so a wrong value stops a binary
+//! with one line naming the key instead of failing somewhere later.
+//!
+//! Architecture Invariant: this is the only crate of the product that reads the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../default.toml");
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "kafka.brokers",
+    "kafka.event_types",
+    "consumer.topics",
+    "server.cors_allowed_origins",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings")]
+    Source(#[from] config::ConfigError),
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub kafka: KafkaSettings,
+    pub database: DatabaseSettings,
+    pub consumer: ConsumerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub body_limit_bytes: usize,
+    pub max_batch_size: usize,
+    pub max_in_flight: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+    pub cors_allowed_origins: Vec<String>,
+    pub shutdown_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaSettings {
+    pub brokers: Vec<String>,
+    pub client_id: String,
+    pub event_types: Vec<String>,
+    pub topic_prefix: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub compression: Compression,
+    pub linger_ms: u64,
+    pub max_batch_bytes: usize,
+    pub produce_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetOutOfRange {
+    /// Keep the stored offset and wait for the partition to reach it again.
+    Wait,
+    /// Restart the partition from its earliest offset.
+    Earliest,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerSettings {
+    pub topics: Vec<String>,
+    pub auto_migrate: bool,
+    pub fetch_max_bytes: i32,
+    pub fetch_max_wait_ms: i32,
+    pub on_offset_out_of_range: OffsetOutOfRange,
+    pub lease_ttl_ms: u64,
+    pub lease_renew_ms: u64,
+    pub partition_refresh_ms: u64,
+    pub lag_log_interval_ms: u64,
+    pub metrics_host: String,
+    pub metrics_port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+impl Settings {
+    /// All layers: defaults, `config/local.toml`, `APP__…` environment variables.
+    pub fn load() -> Result<Self, SettingsError> {
+        let dir = std::env::var_os("APP_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let mut env = Environment::with_prefix("APP")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true);
+        for key in LIST_KEYS {
+            env = env.with_list_parse_key(key);
+        }
+        let raw = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from(dir.join("local.toml")).required(false))
+            .add_source(env)
+            .build()?;
+        Self::from_config(raw)
+    }
+
+    /// The checked-in defaults alone, ignoring files and environment: what tests start from.
+    pub fn defaults() -> Self {
+        let raw = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize::<Settings>());
+        match raw {
+            Ok(settings) => settings,
+            // The defaults are compiled in and covered by a test; failing here is a build bug.
+            Err(e) => panic!("config/default.toml does not match Settings: {e}"),
+        }
+    }
+
+    fn from_config(raw: Config) -> Result<Self, SettingsError> {
+        let settings: Settings = raw.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot say.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        let s = &self.server;
+        if s.host.trim().is_empty() {
+            return invalid("server.host", "must not be empty");
+        }
+        if s.body_limit_bytes < 1024 {
+            return invalid("server.body_limit_bytes", "must be at least 1024");
+        }
+        if s.max_batch_size == 0 {
+            return invalid("server.max_batch_size", "must be at least 1");
+        }
+        if s.max_in_flight == 0 {
+            return invalid("server.max_in_flight", "must be at least 1");
+        }
+        if s.max_depth == 0 || s.max_complexity == 0 {
+            return invalid(
+                "server.max_depth",
+                "depth and complexity must be at least 1",
+            );
+        }
+        let k = &self.kafka;
+        if k.brokers.is_empty() || k.brokers.iter().any(|b| !is_host_port(b)) {
+            return invalid(
+                "kafka.brokers",
+                &format!("expected host:port[,host:port…], got {:?}", k.brokers),
+            );
+        }
+        if k.event_types.is_empty() {
+            return invalid("kafka.event_types", "must name at least one event type");
+        }
+        if let Some(bad) = k
+            .event_types
+            .iter()
+            .find(|t| !is_topic_name(&format!("{}{t}", k.topic_prefix)))
+        {
+            return invalid(
+                "kafka.event_types",
+                &format!("{bad:?} is not a valid topic name ([A-Za-z0-9._-], 1 to 249 chars)"),
+            );
+        }
+        if k.partitions < 1 {
+            return invalid("kafka.partitions", "must be at least 1");
+        }
+        if k.replication_factor < 1 {
+            return invalid("kafka.replication_factor", "must be at least 1");
+        }
+        if k.produce_timeout_ms == 0 || k.request_timeout_ms == 0 {
+            return invalid("kafka.produce_timeout_ms", "timeouts must be positive");
+        }
+        if k.max_batch_bytes < 1024 {
+            return invalid("kafka.max_batch_bytes", "must be at least 1024");
+        }
+        let d = &self.database;
+        if !(d.url.starts_with("postgres://") || d.url.starts_with("postgresql://")) {
+            return invalid("database.url", "must be a postgres:// URL");
+        }
+        if d.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1");
+        }
+        let c = &self.consumer;
+        if c.topics.is_empty() {
+            return invalid("consumer.topics", "must name at least one topic");
+        }
+        if let Some(bad) = c.topics.iter().find(|t| !is_topic_name(t)) {
+            return invalid(
+                "consumer.topics",
+                &format!("{bad:?} is not a valid topic name"),
+            );
+        }
+        if c.fetch_max_bytes < 1024 {
+            return invalid("consumer.fetch_max_bytes", "must be at least 1024");
+        }
+        if c.fetch_max_wait_ms < 0 {
+            return invalid("consumer.fetch_max_wait_ms", "must not be negative");
+        }
+        if c.lease_renew_ms == 0 || c.lease_ttl_ms < 2 * c.lease_renew_ms {
+            return invalid(
+                "consumer.lease_ttl_ms",
+                "must be at least twice consumer.lease_renew_ms (and both positive)",
+            );
+        }
+        if c.partition_refresh_ms == 0 || c.lag_log_interval_ms == 0 {
+            return invalid(
+                "consumer.partition_refresh_ms",
+                "intervals must be positive",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl ServerSettings {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+impl KafkaSettings {
+    pub fn produce_timeout(&self) -> Duration {
+        Duration::from_millis(self.produce_timeout_ms)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    /// The topic an event type is produced to.
+    pub fn topic_for(&self, event_type: &str) -> String {
+        format!("{}{event_type}", self.topic_prefix)
+    }
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+}
+
+impl ConsumerSettings {
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
+    }
+    pub fn lease_renew(&self) -> Duration {
+        Duration::from_millis(self.lease_renew_ms)
+    }
+    pub fn partition_refresh(&self) -> Duration {
+        Duration::from_millis(self.partition_refresh_ms)
+    }
+    pub fn lag_log_interval(&self) -> Duration {
+        Duration::from_millis(self.lag_log_interval_ms)
+    }
+}
+
+impl DatabaseSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+/// Kafka's own rule for topic names.
+pub fn is_topic_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 249
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_in_defaults_are_valid_and_match_the_documented_ones() {
+        let s = Settings::defaults();
+        s.validate().expect("defaults validate");
+        assert_eq!(s.server.address(), "0.0.0.0:8080");
+        assert_eq!(s.kafka.brokers, vec!["localhost:9092".to_owned()]);
+        assert_eq!(
+            s.database.url,
+            "postgres://postgres:postgres@localhost:5432/analytics"
+        );
+        assert_eq!(s.kafka.event_types, vec!["PAGE_VIEW".to_owned()]);
+    }
+
+    #[test]
+    fn a_broker_without_a_port_is_rejected_naming_the_key() {
+        let mut s = Settings::defaults();
+        s.kafka.brokers = vec!["localhost".into()];
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka.brokers"), "{err}");
+    }
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        assert!(is_topic_name("PAGE_VIEW"));
+        assert!(!is_topic_name("page view"));
+        assert!(!is_topic_name(".."));
+        assert!(!is_topic_name(&"a".repeat(250)));
+    }
+}

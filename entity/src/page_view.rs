@@ -1,0 +1,147 @@
+//! A page view as it travels between the producer and the consumer (JSON, camelCase), and the
+//! rules every field must follow. The producer rejects what breaks them; the consumer, which
+//! may read records nobody validated, turns such records into dead letters.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Field limits, in bytes of UTF-8.
+pub const MAX_USER_ID: usize = 256;
+pub const MAX_EVENT_TYPE: usize = 249;
+pub const MAX_PATH: usize = 2048;
+pub const MAX_SEARCH: usize = 2048;
+pub const MAX_TITLE: usize = 1024;
+pub const MAX_URL: usize = 2048;
+pub const MAX_REFERRER: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageView {
+    pub id: Uuid,
+    pub event_type: String,
+    pub user_id: String,
+    pub path: String,
+    pub search: String,
+    pub title: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What is wrong with one field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// The GraphQL / JSON name of the field.
+    pub field: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record has no value")]
+    Empty,
+    #[error("not a page view: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid page view: {0}")]
+    Invalid(#[from] FieldError),
+}
+
+/// Checks one text field: not longer than `max` bytes, no NUL or other control characters.
+pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> {
+    if value.len() > max {
+        return Err(FieldError {
+            field,
+            reason: format!("is {} bytes long, the limit is {max}", value.len()),
+        });
+    }
+    if let Some(pos) = value.find(|c: char| c.is_control()) {
+        let what = if value[pos..].starts_with('\0') {
+            "a NUL byte".to_owned()
+        } else {
+            "a control character".to_owned()
+        };
+        return Err(FieldError {
+            field,
+            reason: format!("contains {what} at byte {pos}"),
+        });
+    }
+    Ok(())
+}
+
+impl PageView {
+    /// Every rule a stored event follows.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.event_type.is_empty() {
+            return Err(FieldError {
+                field: "eventType",
+                reason: "must not be empty".into(),
+            });
+        }
+        check_text("eventType", &self.event_type, MAX_EVENT_TYPE)?;
+        check_text("userId", &self.user_id, MAX_USER_ID)?;
+        check_text("path", &self.path, MAX_PATH)?;
+        check_text("search", &self.search, MAX_SEARCH)?;
+        check_text("title", &self.title, MAX_TITLE)?;
+        check_text("url", &self.url, MAX_URL)?;
+        if let Some(referrer) = &self.referrer {
+            check_text("referrer", referrer, MAX_REFERRER)?;
+        }
+        Ok(())
+    }
+
+    /// Parses and validates a record value.
+    pub fn decode(value: Option<&[u8]>) -> Result<Self, DecodeError> {
+        let bytes = value.ok_or(DecodeError::Empty)?;
+        let view: PageView = serde_json::from_slice(bytes)?;
+        view.validate()?;
+        Ok(view)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising a struct of strings, a UUID and a timestamp cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PageView {
+        PageView {
+            id: Uuid::now_v7(),
+            event_type: "PAGE_VIEW".into(),
+            user_id: "u1".into(),
+            path: "/".into(),
+            search: "".into(),
+            title: "Home".into(),
+            url: "example.com".into(),
+            referrer: None,
+            received_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn an_encoded_page_view_decodes_to_itself() {
+        let v = sample();
+        assert_eq!(PageView::decode(Some(&v.encode())).unwrap(), v);
+    }
+
+    #[test]
+    fn a_nul_byte_is_named_with_its_field() {
+        let mut v = sample();
+        v.title = "a\0b".into();
+        let err = PageView::decode(Some(&v.encode())).unwrap_err().to_string();
+        assert!(err.contains("title") && err.contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_field_is_not_a_page_view() {
+        let err = PageView::decode(Some(br#"{"id":"00000000-0000-0000-0000-000000000000"}"#))
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::Json(_)), "{err}");
+    }
+}

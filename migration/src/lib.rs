@@ -1,0 +1,25 @@
+//! SeaORM migrations of the page-view store. `cargo run -p migration -- up|down|status|fresh`
+//! and `sea-orm-cli migrate up -d migration` both drive them; every migration has a `down`.
+//!
+//! Architecture Invariant: migrations are plain schema; they know nothing of Kafka or settings.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_kafka_events;
+mod m20261124_000002_create_consumer_offsets;
+mod m20261124_000003_create_dead_letters;
+mod m20261124_000004_create_partition_leases;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_create_kafka_events::Migration),
+            Box::new(m20261124_000002_create_consumer_offsets::Migration),
+            Box::new(m20261124_000003_create_dead_letters::Migration),
+            Box::new(m20261124_000004_create_partition_leases::Migration),
+        ]
+    }
+}

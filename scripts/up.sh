@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# `make up`: the whole pipeline from a fresh clone, left running in the background.
+# Docker compose when a Docker engine answers; otherwise the local stack: tansu on 127.0.0.1:9092
+# (persistent sqlite engine), PostgreSQL (the one at the database URL, or a private cluster),
+# migrations, then consumer and producer. Idempotent: what already runs is left alone.
+# `up.sh --status` only reports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DATA=$ROOT/.data
+stack="bash scripts/stack.sh"
+export APP__DATABASE__URL=${APP__DATABASE__URL:-postgres://postgres:postgres@localhost:5432/analytics}
+export APP__KAFKA__BROKERS=${APP__KAFKA__BROKERS:-localhost:9092}
+HTTP_PORT=${APP__SERVER__PORT:-8080}
+METRICS_PORT=${APP__CONSUMER__METRICS_PORT:-9100}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+url_part() { python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(getattr(p, sys.argv[2]) or '')" "$@"; }
+
+status() {
+    for name in tansu producer consumer; do
+        local pidfile=$DATA/run/$name.pid
+        [ "$name" = tansu ] && pidfile=$DATA/tansu/tansu.pid
+        if alive "$pidfile"; then echo "$name: running, pid $(cat "$pidfile")"; else echo "$name: not running (started by make up)"; fi
+    done
+    if [ -f "$DATA/pg/postmaster.pid" ]; then echo "postgres: private cluster in $DATA/pg"; else echo "postgres: external (or not started)"; fi
+}
+if [ "${1:-}" = --status ]; then status; exit 0; fi
+
+usage() {
+    cat <<EOF
+
+The pipeline is up.
+  GraphiQL:   http://localhost:$HTTP_PORT/
+  GraphQL:    POST http://localhost:$HTTP_PORT/query
+  Health:     http://localhost:$HTTP_PORT/healthz  http://localhost:$HTTP_PORT/readyz
+  Metrics:    http://localhost:$METRICS_PORT/metrics  (consumer: events stored, dead letters, lag)
+  Logs:       .data/logs/   (make logs)      Stop: make down
+
+Try it:
+  curl -s http://localhost:$HTTP_PORT/query -H 'content-type: application/json' \\
+    -d '{"query":"mutation { register_kafka_event(event: {eventType: \\"PAGE_VIEW\\", userId: \\"some_session_id\\", path: \\"/test\\", search: \\"?q=foo\\", title: \\"Kafka Demo\\", url: \\"kafka.demo.com\\"}) { id eventType } }"}'
+  psql '$APP__DATABASE__URL' -c 'SELECT * FROM kafka_events;'
+EOF
+}
+
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    echo "== a Docker engine answers: docker compose up (see docker-compose.yaml)"
+    docker compose up -d --build --wait
+    mkdir -p "$DATA/run" && touch "$DATA/run/compose"
+    usage
+    exit 0
+fi
+echo "== no Docker engine: starting the local stack (data and logs in .data/)"
+mkdir -p "$DATA/logs" "$DATA/run" "$DATA/tansu"
+
+echo "== the broker (tansu, pinned; built once and cached)"
+$stack ensure-tansu >/dev/null
+broker_port=$(url_part "//$APP__KAFKA__BROKERS" port)
+if alive "$DATA/tansu/tansu.pid"; then
+    echo "tansu already running, pid $(cat "$DATA/tansu/tansu.pid")"
+elif port_open "$broker_port"; then
+    echo "something already listens on $broker_port: using it as the broker"
+else
+    # sqlite keeps buffered events across broker restarts (relative path: see DEVELOPERS.md).
+    $stack tansu-start "$DATA/tansu" "$broker_port" sqlite://tansu.db
+fi
+
+echo "== PostgreSQL"
+db_name=$(url_part "$APP__DATABASE__URL" path); db_name=${db_name#/}
+db_port=$(url_part "$APP__DATABASE__URL" port); db_port=${db_port:-5432}
+admin_url=${APP__DATABASE__URL%/*}/postgres
+if psql "$APP__DATABASE__URL" -qtAc 'select 1' >/dev/null 2>&1; then
+    echo "database answers at $APP__DATABASE__URL"
+else
+    if ! psql "$admin_url" -qtAc 'select 1' >/dev/null 2>&1; then
+        if port_open "$db_port"; then
+            echo "error: something listens on port $db_port but does not accept $admin_url" >&2
+            exit 1
+        fi
+        $stack pg-start "$DATA/pg" "$db_port"
+    fi
+    if [ "$(psql "$admin_url" -qtAc "select 1 from pg_database where datname = '$db_name'")" != 1 ]; then
+        echo "creating database $db_name"
+        psql "$admin_url" -qc "CREATE DATABASE \"$db_name\"" >/dev/null
+    fi
+fi
+
+echo "== building release binaries (cargo build --release)"
+cargo build --release --quiet -p producer -p consumer -p migration
+
+echo "== migrations"
+DATABASE_URL=$APP__DATABASE__URL ./target/release/migration up 2>&1 | tail -n 3
+
+start() {
+    local name=$1
+    if alive "$DATA/run/$name.pid"; then
+        echo "$name already running, pid $(cat "$DATA/run/$name.pid")"
+        return
+    fi
+    nohup "./target/release/$name" >>"$DATA/logs/$name.log" 2>&1 </dev/null &
+    echo $! >"$DATA/run/$name.pid"
+    echo "$name started, pid $!, log .data/logs/$name.log"
+}
+echo "== consumer and producer"
+start consumer
+start producer
+
+for ((i = 0; i < 600; i++)); do
+    if curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then usage; exit 0; fi
+    if ! alive "$DATA/run/producer.pid"; then
+        echo "error: the producer exited; last lines of .data/logs/producer.log:" >&2
+        tail -n 5 "$DATA/logs/producer.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+echo "error: the producer did not become ready within 60 s; see .data/logs/producer.log" >&2
+exit 1
