@@ -1,1 +1,250 @@
-//! placeholder
+//! The GraphQL ingest API: websites POST page views, which are validated, stamped with a UUIDv7
+//! and the receive time, and produced to Kafka with rskafka. A mutation answers success only
+//! once the broker acknowledged the event, with its partition and offset.
+//!
+//! `Application::build(settings)` binds the listener (port 0 in tests) and connects to Kafka;
+//! `run_until(shutdown)` serves until the shutdown future resolves, then stops accepting,
+//! finishes in-flight requests and flushes the batch producers.
+//!
+//! Architecture Invariant: the producer knows nothing of PostgreSQL; Kafka is its only output.
+
+pub mod error;
+pub mod partitioner;
+pub mod schema;
+pub mod sink;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, Service};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use async_graphql::http::GraphiQLSource;
+use async_graphql_actix_web::GraphQLResponse;
+use settings::Settings;
+
+use crate::schema::{build_schema, Ingest, IngestSchema};
+use crate::sink::{EventSink, SinkError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Kafka(#[from] SinkError),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    sink: Arc<EventSink>,
+}
+
+impl Application {
+    /// Binds `server.host:server.port`, connects to Kafka and creates the topics.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let address = settings.server.address();
+        let listener =
+            TcpListener::bind(&address).map_err(|source| StartError::Bind { address, source })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartError> {
+        let address = settings.server.address();
+        let bind_err = |source| StartError::Bind {
+            address: address.clone(),
+            source,
+        };
+        let port = listener.local_addr().map_err(bind_err)?.port();
+        let sink =
+            Arc::new(EventSink::connect(&settings.kafka, settings.server.max_in_flight).await?);
+        let schema = build_schema(
+            Ingest {
+                sink: Arc::clone(&sink),
+                max_batch_size: settings.server.max_batch_size,
+            },
+            &settings.server,
+        );
+        let server =
+            http_server(&settings, listener, schema, Arc::clone(&sink)).map_err(bind_err)?;
+        Ok(Application { port, server, sink })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully: no acknowledged event is lost.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let result = tokio::select! {
+            joined = &mut server => joined,
+            () = shutdown => {
+                tracing::info!("shutting down: no new connections, finishing in-flight requests");
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        self.sink.flush().await;
+        tracing::info!("producer stopped");
+        result.map_err(std::io::Error::other)?
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let base = Cors::default()
+        .allowed_methods(["GET", "POST", "OPTIONS"])
+        .allow_any_header()
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        // Any origin, never with credentials: fine for a public beacon endpoint.
+        base.allow_any_origin()
+    } else {
+        origins
+            .iter()
+            .fold(base, |cors, origin| cors.allowed_origin(origin))
+    }
+}
+
+fn http_server(
+    settings: &Settings,
+    listener: TcpListener,
+    schema: IngestSchema,
+    sink: Arc<EventSink>,
+) -> std::io::Result<Server> {
+    let body_limit = settings.server.body_limit_bytes;
+    let origins = settings.server.cors_allowed_origins.clone();
+    let schema = web::Data::new(schema);
+    let sink = web::Data::from(sink);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(cors(&origins))
+            .wrap_fn(|req, srv| {
+                let method = req.method().clone();
+                let path = req.path().to_owned();
+                let started = Instant::now();
+                let response = srv.call(req);
+                async move {
+                    let response = response.await;
+                    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    match &response {
+                        Ok(r) => tracing::debug!(%method, ?path, status = r.status().as_u16(), elapsed_ms, "request"),
+                        Err(e) => tracing::warn!(%method, ?path, error = %e, elapsed_ms, "request failed"),
+                    }
+                    response
+                }
+            })
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(schema.clone())
+            .app_data(sink.clone())
+            .route("/", web::get().to(graphiql))
+            .route("/", web::post().to(graphql))
+            .route("/query", web::post().to(graphql))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout().as_secs().max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// POST /query and POST /: a GraphQL request (or a batch of them) as JSON. Any content type is
+/// accepted, so `navigator.sendBeacon` (text/plain) works too.
+async fn graphql(schema: web::Data<IngestSchema>, body: web::Bytes) -> HttpResponse {
+    let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return HttpResponse::BadRequest().json(serde_json::json!({
+                "errors": [{
+                    "message": format!("the body is not a GraphQL request: {e}"),
+                    "extensions": { "code": "BAD_REQUEST", "retryable": false }
+                }]
+            }))
+        }
+    };
+    let response: GraphQLResponse = match schema.execute_batch(request).await {
+        async_graphql::BatchResponse::Single(r) => with_codes(r).into(),
+        async_graphql::BatchResponse::Batch(rs) => {
+            async_graphql::BatchResponse::Batch(rs.into_iter().map(with_codes).collect()).into()
+        }
+    };
+    let mut http = HttpResponse::Ok();
+    http.content_type("application/json");
+    match serde_json::to_vec(&response.0) {
+        Ok(body) => http.body(body),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+    }
+}
+
+/// Every error carries `extensions.code`: ours set it; async-graphql's own parse and validation
+/// errors (missing field, query too deep or too complex) get Apollo's `GRAPHQL_VALIDATION_FAILED`.
+fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "GRAPHQL_VALIDATION_FAILED");
+            extensions.set("retryable", false);
+        }
+    }
+    response
+}
+
+async fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(GraphiQLSource::build().endpoint("/query").finish())
+}
+
+/// The process is alive.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().body("ok")
+}
+
+/// The broker answers: this instance can acknowledge events.
+async fn readyz(sink: web::Data<EventSink>) -> HttpResponse {
+    if sink.ready().await {
+        HttpResponse::Ok().body("ready")
+    } else {
+        HttpResponse::ServiceUnavailable().body("kafka unreachable")
+    }
+}

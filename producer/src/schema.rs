@@ -1,0 +1,192 @@
+//! The GraphQL schema, compatible with the tutorial's gqlgen schema (same names, including the
+//! snake_case mutation) and extended only with optional fields and a batch mutation.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, EmptySubscription, ErrorExtensions, InputObject, Object, Result, Schema, SimpleObject,
+    ID,
+};
+use chrono::{SecondsFormat, Utc};
+use entity::page_view::{check_text, PageView, MAX_EVENT_TYPE};
+use uuid::Uuid;
+
+use crate::error::IngestError;
+use crate::sink::{Delivery, EventSink};
+
+pub type IngestSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// What the resolvers need, shared by every request.
+pub struct Ingest {
+    pub sink: Arc<EventSink>,
+    pub max_batch_size: usize,
+}
+
+#[derive(SimpleObject)]
+pub struct Event {
+    pub id: ID,
+    pub event_type: Option<String>,
+    pub path: Option<String>,
+    pub search: Option<String>,
+    pub title: Option<String>,
+    pub url: Option<String>,
+    pub user_id: Option<String>,
+    /// The page the visitor came from, if the client sent it.
+    pub referrer: Option<String>,
+    /// When the server received the event (RFC 3339, UTC).
+    pub received_at: Option<String>,
+    /// The Kafka partition that acknowledged the event.
+    pub partition: Option<i32>,
+    /// The event's offset in that partition.
+    pub offset: Option<i64>,
+}
+
+#[derive(SimpleObject)]
+pub struct PingResponse {
+    pub message: String,
+}
+
+#[derive(InputObject)]
+#[graphql(name = "RegisterKafkaEventInput")]
+pub struct RegisterKafkaEventInput {
+    pub event_type: String,
+    pub user_id: String,
+    pub path: String,
+    pub search: String,
+    pub title: String,
+    pub url: String,
+    /// Optional idempotency key (a UUID): sending the same id again never stores a second event.
+    pub id: Option<String>,
+    pub referrer: Option<String>,
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    async fn ping(&self) -> PingResponse {
+        PingResponse {
+            message: "pong".into(),
+        }
+    }
+}
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Registers one event; answers once the broker acknowledged it.
+    #[graphql(name = "register_kafka_event")]
+    async fn register_kafka_event(
+        &self,
+        ctx: &Context<'_>,
+        event: RegisterKafkaEventInput,
+    ) -> Result<Event> {
+        let ingest = ctx.data::<Ingest>()?;
+        register_one(ingest, event).await.map_err(|e| e.extend())
+    }
+
+    /// Registers up to `server.max_batch_size` events at once; all or none are acknowledged.
+    #[graphql(name = "register_kafka_events")]
+    async fn register_kafka_events(
+        &self,
+        ctx: &Context<'_>,
+        events: Vec<RegisterKafkaEventInput>,
+    ) -> Result<Vec<Event>> {
+        let ingest = ctx.data::<Ingest>()?;
+        register_many(ingest, events).await.map_err(|e| e.extend())
+    }
+}
+
+// The resolvers' bodies return `IngestError` so that `?` can never lose the error code
+// (async-graphql's blanket `From<Display>` would keep only the message).
+async fn register_one(
+    ingest: &Ingest,
+    event: RegisterKafkaEventInput,
+) -> Result<Event, IngestError> {
+    let view = to_page_view(&ingest.sink, event)?;
+    let delivery = ingest.sink.send(std::slice::from_ref(&view)).await?;
+    Ok(to_event(view, delivery.first().copied()))
+}
+
+async fn register_many(
+    ingest: &Ingest,
+    events: Vec<RegisterKafkaEventInput>,
+) -> Result<Vec<Event>, IngestError> {
+    if events.len() > ingest.max_batch_size {
+        return Err(IngestError::BatchTooLarge {
+            got: events.len(),
+            max: ingest.max_batch_size,
+        });
+    }
+    let views = events
+        .into_iter()
+        .map(|e| to_page_view(&ingest.sink, e))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deliveries = ingest.sink.send(&views).await?;
+    Ok(views
+        .into_iter()
+        .zip(deliveries)
+        .map(|(v, d)| to_event(v, Some(d)))
+        .collect())
+}
+
+pub fn build_schema(ingest: Ingest, settings: &settings::ServerSettings) -> IngestSchema {
+    let builder = Schema::build(Query, Mutation, EmptySubscription)
+        .data(ingest)
+        .limit_depth(settings.max_depth)
+        .limit_complexity(settings.max_complexity);
+    if settings.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
+}
+
+/// Validates the input and stamps it with an id and the receive time.
+fn to_page_view(sink: &EventSink, input: RegisterKafkaEventInput) -> Result<PageView, IngestError> {
+    check_text("eventType", &input.event_type, MAX_EVENT_TYPE)?;
+    if !sink.accepts(&input.event_type) {
+        return Err(IngestError::UnknownEventType(
+            input.event_type,
+            sink.event_types(),
+        ));
+    }
+    let id = match input.id {
+        Some(raw) => Uuid::parse_str(&raw).map_err(|_| IngestError::InvalidId(raw))?,
+        // v7: time-ordered and unique, unlike the tutorial's Unix-second ids.
+        None => Uuid::now_v7(),
+    };
+    let view = PageView {
+        id,
+        event_type: input.event_type,
+        user_id: input.user_id,
+        path: input.path,
+        search: input.search,
+        title: input.title,
+        url: input.url,
+        referrer: input.referrer,
+        received_at: Utc::now(),
+    };
+    view.validate()?;
+    Ok(view)
+}
+
+fn to_event(view: PageView, delivery: Option<Delivery>) -> Event {
+    Event {
+        id: ID(view.id.to_string()),
+        received_at: Some(
+            view.received_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+        ),
+        event_type: Some(view.event_type),
+        path: Some(view.path),
+        search: Some(view.search),
+        title: Some(view.title),
+        url: Some(view.url),
+        user_id: Some(view.user_id),
+        referrer: view.referrer,
+        partition: delivery.map(|d| d.partition),
+        offset: delivery.map(|d| d.offset),
+    }
+}

@@ -1,0 +1,273 @@
+//! The Kafka side of the producer: one long-lived rskafka client, the topics created once at
+//! start-up, and one `BatchProducer` per partition that aggregates concurrent requests into
+//! record batches. A produce is acknowledged only when the broker acknowledged its batch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::page_view::PageView;
+use futures::future::join_all;
+use rskafka::client::error::{Error as ClientError, ProtocolError};
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::producer::aggregator::RecordAggregator;
+use rskafka::client::producer::{BatchProducer, BatchProducerBuilder};
+use rskafka::client::{Client, ClientBuilder};
+use rskafka::record::Record;
+use rskafka::BackoffConfig;
+use settings::KafkaSettings;
+use tokio::sync::Semaphore;
+
+use crate::error::IngestError;
+use crate::partitioner::partition_for;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot reach the Kafka brokers {brokers}: {source}")]
+    Connect {
+        brokers: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("timed out after {0:?} {1}")]
+    Timeout(Duration, String),
+    #[error("cannot create topic {topic}: {source}")]
+    CreateTopic {
+        topic: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("topic {0} does not exist on the broker after creating it")]
+    MissingTopic(String),
+    #[error("cannot open partition {topic}/{partition}: {source}")]
+    Partition {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: ClientError,
+    },
+}
+
+/// Where an acknowledged event was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+struct TopicProducers {
+    partitions: Vec<BatchProducer<RecordAggregator>>,
+}
+
+pub struct EventSink {
+    client: Client,
+    topics: HashMap<String, TopicProducers>,
+    in_flight: Arc<Semaphore>,
+    produce_timeout: Duration,
+    request_timeout: Duration,
+}
+
+async fn within<T, E>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<Result<T, E>, SinkError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| SinkError::Timeout(limit, what.to_owned()))
+}
+
+impl EventSink {
+    /// Connects, creates the configured topics ("already exists" is fine) and opens every
+    /// partition. Fails with a readable error instead of retrying forever.
+    pub async fn connect(kafka: &KafkaSettings, max_in_flight: usize) -> Result<Self, SinkError> {
+        let brokers = kafka.brokers.join(",");
+        // rskafka retries forever by default; the deadline makes every call give up in time,
+        // including the batch flushes that run on after a caller stopped waiting.
+        let backoff = BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(500),
+            base: 2.0,
+            deadline: Some(kafka.produce_timeout()),
+        };
+        let client = within(
+            kafka.request_timeout(),
+            &format!("connecting to {brokers}"),
+            ClientBuilder::new(kafka.brokers.clone())
+                .client_id(kafka.client_id.clone())
+                .backoff_config(backoff)
+                .build(),
+        )
+        .await?
+        .map_err(|source| SinkError::Connect {
+            brokers: brokers.clone(),
+            source,
+        })?;
+
+        let controller = client
+            .controller_client()
+            .map_err(|source| SinkError::Connect {
+                brokers: brokers.clone(),
+                source,
+            })?;
+        for event_type in &kafka.event_types {
+            let topic = kafka.topic_for(event_type);
+            let created = within(
+                kafka.request_timeout(),
+                &format!("creating topic {topic}"),
+                controller.create_topic(
+                    &topic,
+                    kafka.partitions,
+                    kafka.replication_factor,
+                    kafka.request_timeout_ms.min(i32::MAX as u64) as i32,
+                ),
+            )
+            .await?;
+            match created {
+                Ok(()) => {
+                    tracing::info!(topic = %topic, partitions = kafka.partitions, "created topic")
+                }
+                Err(ClientError::ServerError {
+                    protocol_error: ProtocolError::TopicAlreadyExists,
+                    ..
+                }) => tracing::debug!(topic = %topic, "topic exists"),
+                Err(source) => return Err(SinkError::CreateTopic { topic, source }),
+            }
+        }
+
+        // A topic that already existed keeps its own partition count: read it back.
+        let listed = within(
+            kafka.request_timeout(),
+            "listing topics",
+            client.list_topics(),
+        )
+        .await?
+        .map_err(|source| SinkError::Connect {
+            brokers: brokers.clone(),
+            source,
+        })?;
+        let counts: HashMap<String, i32> = listed
+            .into_iter()
+            .map(|t| (t.name, t.partitions.len() as i32))
+            .collect();
+
+        let compression = match kafka.compression {
+            settings::Compression::None => Compression::NoCompression,
+            settings::Compression::Gzip => Compression::Gzip,
+        };
+        let mut topics = HashMap::new();
+        for event_type in &kafka.event_types {
+            let topic = kafka.topic_for(event_type);
+            let count = counts
+                .get(&topic)
+                .copied()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| SinkError::MissingTopic(topic.clone()))?;
+            let mut partitions = Vec::with_capacity(count as usize);
+            for partition in 0..count {
+                let pc = within(
+                    kafka.request_timeout(),
+                    &format!("opening {topic}/{partition}"),
+                    client.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry),
+                )
+                .await?
+                .map_err(|source| SinkError::Partition {
+                    topic: topic.clone(),
+                    partition,
+                    source,
+                })?;
+                partitions.push(
+                    BatchProducerBuilder::new(Arc::new(pc))
+                        .with_linger(kafka.linger())
+                        .with_compression(compression)
+                        .build(RecordAggregator::new(kafka.max_batch_bytes)),
+                );
+            }
+            topics.insert(event_type.clone(), TopicProducers { partitions });
+        }
+
+        Ok(EventSink {
+            client,
+            topics,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            produce_timeout: kafka.produce_timeout(),
+            request_timeout: kafka.request_timeout(),
+        })
+    }
+
+    /// Whether `event_type` is one this sink produces.
+    pub fn accepts(&self, event_type: &str) -> bool {
+        self.topics.contains_key(event_type)
+    }
+
+    pub fn event_types(&self) -> String {
+        let mut types: Vec<&str> = self.topics.keys().map(String::as_str).collect();
+        types.sort_unstable();
+        types.join(", ")
+    }
+
+    /// Produces validated events and waits for the broker's acknowledgement of every one.
+    /// Refuses at once when the in-flight bound is reached; gives up after the produce timeout.
+    pub async fn send(&self, events: &[PageView]) -> Result<Vec<Delivery>, IngestError> {
+        let ids = || events.iter().map(|e| e.id).collect::<Vec<_>>();
+        let permits = u32::try_from(events.len()).map_err(|_| IngestError::Overloaded)?;
+        let _permits = self
+            .in_flight
+            .try_acquire_many(permits)
+            .map_err(|_| IngestError::Overloaded)?;
+
+        let mut produces = Vec::with_capacity(events.len());
+        for event in events {
+            let producers = self.topics.get(&event.event_type).ok_or_else(|| {
+                IngestError::UnknownEventType(event.event_type.clone(), self.event_types())
+            })?;
+            let partition =
+                partition_for(event.user_id.as_bytes(), producers.partitions.len() as i32);
+            let record = Record {
+                key: Some(event.user_id.as_bytes().to_vec()),
+                value: Some(event.encode()),
+                headers: BTreeMap::new(),
+                timestamp: event.received_at,
+            };
+            let producer = &producers.partitions[partition as usize];
+            produces.push(async move {
+                let offset = tokio::time::timeout(self.produce_timeout, producer.produce(record))
+                    .await
+                    .map_err(|_| format!("no acknowledgement within {:?}", self.produce_timeout))?
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(Delivery { partition, offset })
+            });
+        }
+        let mut deliveries = Vec::with_capacity(events.len());
+        for result in join_all(produces).await {
+            match result {
+                Ok(d) => deliveries.push(d),
+                Err(reason) => {
+                    tracing::warn!(reason = %reason, events = events.len(), "produce failed");
+                    return Err(IngestError::KafkaUnavailable { reason, ids: ids() });
+                }
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// Whether the broker answers a metadata request in time.
+    pub async fn ready(&self) -> bool {
+        let limit = self.request_timeout.min(Duration::from_secs(2));
+        matches!(
+            tokio::time::timeout(limit, self.client.list_topics()).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Sends whatever is still lingering in the batch producers.
+    pub async fn flush(&self) {
+        for producers in self.topics.values() {
+            for p in &producers.partitions {
+                if let Err(e) = p.flush().await {
+                    tracing::warn!(error = %e, "flush at shutdown failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The GraphQL ingest API over real HTTP against a real broker.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use entity::page_view::PageView;
+use producer::partitioner::partition_for;
+use producer::Application;
+use serde_json::{json, Value};
+use settings::Settings;
+use tokio::sync::oneshot;
+
+/// The README's curl body, verbatim.
+const README_BODY: &str = r#"{"query":"mutation { register_kafka_event(event: {eventType: \"PAGE_VIEW\", userId: \"some_session_id\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"}) { id eventType } }"}"#;
+
+struct TestApp {
+    base: String,
+    settings: Settings,
+    http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("HTTP request")
+    }
+
+    async fn graphql(&self, body: Value) -> Value {
+        self.post("/query", body.to_string())
+            .await
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    fn topic(&self) -> String {
+        self.settings.kafka.topic_for("PAGE_VIEW")
+    }
+
+    /// Every record on the page-view topic, decoded, with its partition and offset.
+    async fn records(&self) -> Vec<(i32, i64, PageView)> {
+        let client = testkit::kafka_client(&self.settings.kafka.brokers[0])
+            .await
+            .expect("client");
+        let mut out = Vec::new();
+        for partition in 0..self.settings.kafka.partitions {
+            for r in testkit::read_partition(&client, &self.topic(), partition)
+                .await
+                .expect("read partition")
+            {
+                let view = PageView::decode(r.record.value.as_deref()).expect("a page view");
+                out.push((partition, r.offset, view));
+            }
+        }
+        out
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("join").expect("server stopped cleanly");
+        }
+    }
+}
+
+async fn spawn_app_with(brokers: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = testkit::settings(
+        brokers,
+        "postgres://unused/unused",
+        &testkit::unique_prefix(),
+    );
+    tweak(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the producer starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        settings,
+        http: reqwest::Client::new(),
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    spawn_app_with(&testkit::brokers(), |_| {}).await
+}
+
+fn mutation(user: &str, path: &str) -> Value {
+    json!({
+        "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id eventType userId partition offset receivedAt } }",
+        "variables": { "e": {
+            "eventType": "PAGE_VIEW", "userId": user, "path": path,
+            "search": "", "title": "t", "url": "example.com"
+        }}
+    })
+}
+
+fn error_code(response: &Value) -> Option<&str> {
+    response["errors"][0]["extensions"]["code"].as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_curl_mutation_is_acknowledged_and_lands_on_the_page_view_topic() {
+    let app = spawn_app().await;
+
+    for path in ["/query", "/"] {
+        let response = app.post(path, README_BODY).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["errors"].is_null(), "{body}");
+        let event = &body["data"]["register_kafka_event"];
+        assert_eq!(event["eventType"], "PAGE_VIEW");
+        let id = event["id"].as_str().expect("an id");
+        assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 7);
+    }
+
+    let records = app.records().await;
+    assert_eq!(records.len(), 2, "exactly the two events");
+    for (partition, _, view) in &records {
+        assert_eq!(*partition, partition_for(b"some_session_id", 4));
+        assert_eq!(view.event_type, "PAGE_VIEW");
+        assert_eq!(view.user_id, "some_session_id");
+        assert_eq!(view.path, "/test");
+        assert_eq!(view.search, "?q=foo");
+        assert_eq!(view.title, "Kafka Demo");
+        assert_eq!(view.url, "kafka.demo.com");
+        assert!(view.received_at <= chrono::Utc::now());
+    }
+    assert_ne!(records[0].2.id, records[1].2.id);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_mutations_get_distinct_ids_and_keep_each_visitors_order() {
+    let app = spawn_app().await;
+    // 100 visitors send concurrently, each its 10 page views one after another.
+    let visitors: Vec<String> = (0..100).map(|v| format!("visitor-{v}")).collect();
+    let chains = visitors.iter().map(|visitor| {
+        let app = &app;
+        async move {
+            let mut answers = Vec::new();
+            for seq in 0..10 {
+                let body = app
+                    .graphql(mutation(visitor, &format!("/page/{seq}")))
+                    .await;
+                assert!(body["errors"].is_null(), "{body}");
+                answers.push(body["data"]["register_kafka_event"].clone());
+            }
+            answers
+        }
+    });
+    let answers: Vec<Value> = futures::future::join_all(chains)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let ids: HashSet<&str> = answers.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 1000, "1,000 distinct ids");
+
+    let records = app.records().await;
+    assert_eq!(records.len(), 1000, "1,000 records on the topic");
+    let mut by_visitor: HashMap<&str, Vec<(i32, i64, &str)>> = HashMap::new();
+    for (partition, offset, view) in &records {
+        assert!(ids.contains(view.id.to_string().as_str()));
+        by_visitor.entry(view.user_id.as_str()).or_default().push((
+            *partition,
+            *offset,
+            view.path.as_str(),
+        ));
+    }
+    for (visitor, mut seen) in by_visitor {
+        let expected_partition = partition_for(visitor.as_bytes(), 4);
+        assert!(
+            seen.iter().all(|(p, _, _)| *p == expected_partition),
+            "{visitor} on one partition"
+        );
+        seen.sort_by_key(|(_, offset, _)| *offset);
+        let paths: Vec<&str> = seen.iter().map(|(_, _, path)| *path).collect();
+        let in_order: Vec<String> = (0..10).map(|s| format!("/page/{s}")).collect();
+        assert_eq!(paths, in_order, "{visitor}'s events in order");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_and_recovers_when_it_returns() {
+    // A broker of the test's own, persistent so that its topic survives the restart.
+    let broker = testkit::Broker::start_sqlite().expect("broker");
+    let app = spawn_app_with(&broker.address(), |s| s.kafka.produce_timeout_ms = 2000).await;
+    let ok = app.graphql(mutation("u", "/before")).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+
+    broker.stop().expect("stop broker");
+    let started = Instant::now();
+    let failed = app.graphql(mutation("u", "/during")).await;
+    let took = started.elapsed();
+    assert_eq!(error_code(&failed), Some("KAFKA_UNAVAILABLE"), "{failed}");
+    assert_eq!(failed["errors"][0]["extensions"]["retryable"], true);
+    assert_eq!(
+        failed["errors"][0]["extensions"]["eventIds"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert!(
+        took < Duration::from_millis(2000 + 1500),
+        "failed after {took:?}"
+    );
+    // The server keeps serving meanwhile.
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    broker.resume().expect("restart broker");
+    let recovered = testkit::poll_until(
+        Duration::from_secs(30),
+        "a mutation to succeed again",
+        || async {
+            let body = app.graphql(mutation("u", "/after")).await;
+            body["errors"].is_null().then_some(body)
+        },
+    )
+    .await
+    .expect("recovers without restarting the producer");
+    assert_eq!(recovered["data"]["register_kafka_event"]["userId"], "u");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_their_documented_errors_and_nothing_reaches_kafka() {
+    let app = spawn_app_with(&testkit::brokers(), |s| s.server.max_batch_size = 10).await;
+    let event = |field: &str, value: Value| {
+        let mut e = json!({
+            "eventType": "PAGE_VIEW", "userId": "u", "path": "/", "search": "", "title": "t", "url": "x"
+        });
+        if value.is_null() {
+            e.as_object_mut().unwrap().remove(field);
+        } else {
+            e[field] = value;
+        }
+        e
+    };
+    let one = |e: Value| {
+        json!({
+            "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+            "variables": { "e": e }
+        })
+    };
+    let many = |events: Vec<Value>| {
+        json!({
+            "query": "mutation($e: [RegisterKafkaEventInput!]!) { register_kafka_events(events: $e) { id } }",
+            "variables": { "e": events }
+        })
+    };
+    let cases: Vec<(&str, Value, &str, Option<&str>)> = vec![
+        (
+            "missing field",
+            one(event("url", Value::Null)),
+            "GRAPHQL_VALIDATION_FAILED",
+            None,
+        ),
+        (
+            "unknown event type",
+            one(event("eventType", json!("SIGN_UP"))),
+            "BAD_USER_INPUT",
+            Some("eventType"),
+        ),
+        (
+            "oversized path",
+            one(event("path", json!("/".repeat(3000)))),
+            "BAD_USER_INPUT",
+            Some("path"),
+        ),
+        (
+            "oversized title",
+            one(event("title", json!("t".repeat(1500)))),
+            "BAD_USER_INPUT",
+            Some("title"),
+        ),
+        (
+            "NUL byte",
+            one(event("title", json!("a\u{0}b"))),
+            "BAD_USER_INPUT",
+            Some("title"),
+        ),
+        (
+            "control character",
+            one(event("userId", json!("a\u{1b}b"))),
+            "BAD_USER_INPUT",
+            Some("userId"),
+        ),
+        (
+            "id that is not a UUID",
+            one(event("id", json!("42"))),
+            "BAD_USER_INPUT",
+            Some("id"),
+        ),
+        (
+            "batch with one bad event",
+            many(vec![
+                event("path", json!("/ok")),
+                event("path", json!("a\u{0}")),
+                event("path", json!("/ok2")),
+            ]),
+            "BAD_USER_INPUT",
+            Some("path"),
+        ),
+        (
+            "batch over the limit",
+            many((0..11).map(|_| event("path", json!("/"))).collect()),
+            "BAD_USER_INPUT",
+            None,
+        ),
+        (
+            "query nested too deep",
+            json!({"query": "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }"}),
+            "GRAPHQL_VALIDATION_FAILED",
+            None,
+        ),
+    ];
+    for (name, body, code, field) in cases {
+        let response = app.graphql(body).await;
+        assert!(
+            response["data"].is_null()
+                || response["data"]
+                    .as_object()
+                    .is_some_and(|d| d.values().all(Value::is_null)),
+            "{name}: {response}"
+        );
+        assert_eq!(error_code(&response), Some(code), "{name}: {response}");
+        if let Some(field) = field {
+            assert_eq!(
+                response["errors"][0]["extensions"]["field"], field,
+                "{name}: {response}"
+            );
+        }
+    }
+
+    let too_big = app.post("/query", "x".repeat(70 * 1024)).await;
+    assert_eq!(too_big.status(), 413, "oversized body");
+    let not_json = app.post("/query", "{not json").await;
+    assert_eq!(not_json.status(), 400, "a body that is not JSON");
+
+    assert!(app.records().await.is_empty(), "nothing was produced");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_acknowledged_with_a_partition_and_offset_per_event_and_a_client_id_is_kept() {
+    let app = spawn_app().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let body = json!({
+        "query": "mutation($e: [RegisterKafkaEventInput!]!) { register_kafka_events(events: $e) { id partition offset referrer } }",
+        "variables": { "e": [
+            { "id": id, "eventType": "PAGE_VIEW", "userId": "a", "path": "/1", "search": "", "title": "t", "url": "x", "referrer": "https://ref.example/" },
+            { "eventType": "PAGE_VIEW", "userId": "b", "path": "/2", "search": "", "title": "t", "url": "x" }
+        ]}
+    });
+    let response = app.graphql(body).await;
+    let events = response["data"]["register_kafka_events"]
+        .as_array()
+        .expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["id"], id.as_str());
+    assert_eq!(events[0]["referrer"], "https://ref.example/");
+    assert!(events
+        .iter()
+        .all(|e| e["offset"].as_i64().is_some() && e["partition"].as_i64().is_some()));
+    let records = app.records().await;
+    let stored = records
+        .iter()
+        .find(|(_, _, v)| v.id.to_string() == id)
+        .expect("stored with the client's id");
+    assert_eq!(stored.2.referrer.as_deref(), Some("https://ref.example/"));
+    assert_eq!(records.len(), 2);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_health_ping_and_graphiql_answer() {
+    let app = spawn_app().await;
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/query", app.base))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert!(preflight
+        .headers()
+        .contains_key("access-control-allow-origin"));
+    assert_eq!(
+        app.http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.http
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let page = app
+        .http
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.to_lowercase().contains("graphiql"));
+    let ping = app.graphql(json!({"query": "{ ping { message } }"})).await;
+    assert_eq!(ping["data"]["ping"]["message"], "pong");
+    app.shutdown().await;
+}
+
+#[test]
+fn a_wrong_port_setting_stops_the_producer_with_one_readable_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_producer"))
+        .env("APP__SERVER__PORT", "notaport")
+        .env("APP_CONFIG_DIR", "/nonexistent")
+        .output()
+        .expect("run the producer");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("port"), "names the key: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_broker_stops_the_producer_with_one_readable_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_producer"))
+        .env("APP__SERVER__PORT", "0")
+        .env("APP__KAFKA__BROKERS", "127.0.0.1:1")
+        .env("APP__KAFKA__REQUEST_TIMEOUT_MS", "1000")
+        .env("APP__KAFKA__PRODUCE_TIMEOUT_MS", "1000")
+        .env("APP_CONFIG_DIR", "/nonexistent")
+        .output()
+        .expect("run the producer");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("producer: error:") && last.contains("127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
