@@ -5,6 +5,9 @@
 //! variables. [`Settings::load`] validates everything up front, so a wrong value stops a binary
 //! with one line naming the key instead of failing somewhere later.
 //!
+//! It also holds the two other things every binary does first: install logging
+//! ([`LogSettings::init`]) and the SIGTERM/SIGINT handlers ([`shutdown_signal`]).
+//!
 //! Architecture Invariant: this is the only crate of the product that reads the environment.
 
 use std::path::PathBuf;
@@ -288,6 +291,39 @@ impl ConsumerSettings {
     pub fn lag_log_interval(&self) -> Duration {
         Duration::from_millis(self.lag_log_interval_ms)
     }
+}
+
+impl LogSettings {
+    /// Installs the global tracing subscriber with this filter (for binaries; call once).
+    pub fn init(&self) -> Result<(), SettingsError> {
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.filter).map_err(|e| {
+            SettingsError::Invalid {
+                key: "log.filter",
+                reason: e.to_string(),
+            }
+        })?;
+        // Colours only on a terminal: `make up` writes these lines to log files.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .init();
+        Ok(())
+    }
+}
+
+/// Registers SIGTERM and SIGINT handlers now, and returns a future that resolves on either.
+/// Call it first thing in `main`, so a signal during start-up is not fatal either.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
 }
 
 impl DatabaseSettings {

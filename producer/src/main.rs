@@ -18,9 +18,10 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    init_tracing(&settings.log.filter)?;
+    settings.log.init()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
+        let shutdown = settings::shutdown_signal().context("installing signal handlers")?;
         let app = producer::Application::build(settings)
             .await
             .context("starting the producer")?;
@@ -28,18 +29,6 @@ fn run() -> anyhow::Result<()> {
             port = app.port(),
             "producer listening; GraphiQL at /, GraphQL at /query"
         );
-        app.run_until_stopped().await.context("serving HTTP")
+        app.run_until(shutdown).await.context("serving HTTP")
     })
-}
-
-fn init_tracing(filter: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .with_context(|| format!("invalid setting log.filter {filter:?}"))?;
-    // Colours only on a terminal: `make up` writes these lines to log files.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .init();
-    Ok(())
 }

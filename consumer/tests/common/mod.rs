@@ -1,0 +1,268 @@
+//! Helpers of the consumer's integration tests: consumer processes, direct produces, queries.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::page_view::PageView;
+use producer::partitioner::partition_for;
+use rskafka::client::partition::Compression;
+use rskafka::client::Client;
+use rskafka::record::Record;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use settings::Settings;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const PARTITIONS: i32 = 4;
+
+/// A test's own topic and database on the shared broker and cluster.
+pub struct Setup {
+    pub settings: Settings,
+    pub topic: String,
+    pub db: DatabaseConnection,
+    pub kafka: Client,
+}
+
+pub async fn setup() -> Setup {
+    let url = testkit::fresh_database().await.expect("database");
+    setup_on(&testkit::brokers(), &url).await
+}
+
+pub async fn setup_on(brokers: &str, database_url: &str) -> Setup {
+    let settings = testkit::settings(brokers, database_url, &testkit::unique_prefix());
+    let topic = settings.consumer.topics[0].clone();
+    let kafka = testkit::kafka_client(brokers).await.expect("kafka");
+    testkit::create_topic(&kafka, &topic, PARTITIONS)
+        .await
+        .expect("topic");
+    let db = testkit::connect(database_url).await.expect("db");
+    Setup {
+        settings,
+        topic,
+        db,
+        kafka,
+    }
+}
+
+pub fn page_view(user: &str, seq: usize) -> PageView {
+    PageView {
+        id: Uuid::now_v7(),
+        event_type: "PAGE_VIEW".into(),
+        user_id: user.into(),
+        path: format!("/page/{seq}"),
+        search: "?q=1".into(),
+        title: "Title".into(),
+        url: "example.com".into(),
+        referrer: None,
+        received_at: Utc::now(),
+    }
+}
+
+pub fn views(n: usize, tag: &str) -> Vec<PageView> {
+    (0..n)
+        .map(|i| page_view(&format!("{tag}-user-{}", i % 97), i))
+        .collect()
+}
+
+/// Produces events straight to the topic, keyed and partitioned as the producer does.
+pub async fn produce(kafka: &Client, topic: &str, views: &[PageView]) {
+    let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    for v in views {
+        by_partition
+            .entry(partition_for(v.user_id.as_bytes(), PARTITIONS))
+            .or_default()
+            .push(Record {
+                key: Some(v.user_id.as_bytes().to_vec()),
+                value: Some(v.encode()),
+                headers: Default::default(),
+                timestamp: v.received_at,
+            });
+    }
+    for (partition, records) in by_partition {
+        produce_raw(kafka, topic, partition, records).await;
+    }
+}
+
+pub async fn produce_raw(kafka: &Client, topic: &str, partition: i32, records: Vec<Record>) {
+    let pc = testkit::partition_client(kafka, topic, partition)
+        .await
+        .expect("partition client");
+    for chunk in records.chunks(500) {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            pc.produce(chunk.to_vec(), Compression::NoCompression),
+        )
+        .await
+        .expect("produce in time")
+        .expect("produce");
+    }
+}
+
+pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("a count")
+}
+
+pub async fn wait_for_count(db: &DatabaseConnection, sql: &str, expected: i64, timeout: Duration) {
+    let last = std::sync::atomic::AtomicI64::new(-1);
+    let result = testkit::poll_until(timeout, sql, || {
+        let last = &last;
+        async move {
+            let now = count(db, sql).await;
+            last.store(now, std::sync::atomic::Ordering::Relaxed);
+            (now == expected).then_some(())
+        }
+    })
+    .await;
+    if let Err(e) = result {
+        panic!("{e}: last value {last:?}, expected {expected}");
+    }
+}
+
+/// Every offset of every partition stored once, from 0 to the high watermark, and the stored
+/// next offsets equal to the high watermarks.
+pub async fn assert_no_gaps_and_offsets_at_high_watermark(s: &Setup) {
+    for partition in 0..PARTITIONS {
+        let records = testkit::read_partition(&s.kafka, &s.topic, partition)
+            .await
+            .expect("read");
+        let high_watermark = records.last().map(|r| r.offset + 1).unwrap_or(0);
+        let stored = count(
+            &s.db,
+            &format!(
+                "SELECT count(DISTINCT \"offset\") FROM kafka_events WHERE topic = '{}' AND partition = {partition}",
+                s.topic
+            ),
+        )
+        .await;
+        let dead = count(
+            &s.db,
+            &format!(
+                "SELECT count(*) FROM dead_letters WHERE topic = '{}' AND partition = {partition}",
+                s.topic
+            ),
+        )
+        .await;
+        assert_eq!(
+            stored + dead,
+            high_watermark,
+            "partition {partition}: every offset once"
+        );
+        let next = count(
+            &s.db,
+            &format!(
+                "SELECT coalesce(max(next_offset), 0) FROM consumer_offsets WHERE topic = '{}' AND partition = {partition}",
+                s.topic
+            ),
+        )
+        .await;
+        assert_eq!(
+            next, high_watermark,
+            "partition {partition}: stored offset at the high watermark"
+        );
+    }
+}
+
+/// A consumer inside the test process.
+pub struct InProcess {
+    pub metrics_port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl InProcess {
+    pub async fn start(settings: Settings) -> Self {
+        let consumer = consumer::Consumer::build(settings)
+            .await
+            .expect("consumer starts");
+        let metrics_port = consumer.metrics_port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(consumer.run_until(async {
+            let _ = stopped.await;
+        }));
+        InProcess {
+            metrics_port,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("stops in time")
+                .expect("join")
+                .expect("stops cleanly");
+        }
+    }
+}
+
+/// The consumer binary as a child process, configured through APP__ variables.
+pub fn spawn_process(settings: &Settings) -> Child {
+    let c = &settings.consumer;
+    Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("APP_CONFIG_DIR", "/nonexistent")
+        .env("APP__KAFKA__BROKERS", settings.kafka.brokers.join(","))
+        .env("APP__DATABASE__URL", &settings.database.url)
+        .env("APP__CONSUMER__TOPICS", c.topics.join(","))
+        .env("APP__CONSUMER__METRICS_HOST", "127.0.0.1")
+        .env("APP__CONSUMER__METRICS_PORT", "0")
+        .env("APP__CONSUMER__LEASE_TTL_MS", c.lease_ttl_ms.to_string())
+        .env(
+            "APP__CONSUMER__LEASE_RENEW_MS",
+            c.lease_renew_ms.to_string(),
+        )
+        .env(
+            "APP__CONSUMER__PARTITION_REFRESH_MS",
+            c.partition_refresh_ms.to_string(),
+        )
+        .env(
+            "APP__CONSUMER__FETCH_MAX_WAIT_MS",
+            c.fetch_max_wait_ms.to_string(),
+        )
+        .env("APP__LOG__FILTER", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the consumer binary")
+}
+
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+}
+
+/// Waits for a child to exit, with a deadline.
+pub async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    testkit::poll_until(timeout, "the consumer to exit", || {
+        let status = child.try_wait().expect("try_wait");
+        async move { status }
+    })
+    .await
+    .expect("exits in time")
+}

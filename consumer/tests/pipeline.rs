@@ -1,0 +1,408 @@
+//! The consumer against the real broker and the real PostgreSQL: end to end, exactly once
+//! under crashes, several consumers, poison records, database restarts, migrations.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use entity::prelude::*;
+use migration::MigratorTrait;
+use producer::partitioner::partition_for;
+use rand::Rng;
+use rskafka::record::Record;
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
+use settings::OffsetOutOfRange;
+
+const README_BODY: &str = r#"{"query":"mutation { register_kafka_event(event: {eventType: \"PAGE_VIEW\", userId: \"some_session_id\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"}) { id eventType } }"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_mutation_becomes_a_row_with_every_field_equal_within_two_seconds() {
+    let url = testkit::fresh_database().await.unwrap();
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let db = testkit::connect(&url).await.unwrap();
+    // The producer creates the topic; the consumer, started first, finds it.
+    let consumer = InProcess::start(settings.clone()).await;
+    let app = producer::Application::build(settings.clone())
+        .await
+        .unwrap();
+    let port = app.port();
+    let (stop_app, app_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = app_stopped.await;
+    }));
+    wait_for_count(
+        &db,
+        "SELECT count(*) FROM partition_leases",
+        4,
+        Duration::from_secs(20),
+    )
+    .await;
+
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/query"))
+        .header("content-type", "application/json")
+        .body(README_BODY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answered = Instant::now();
+    let id: uuid::Uuid = response["data"]["register_kafka_event"]["id"]
+        .as_str()
+        .expect("an id")
+        .parse()
+        .unwrap();
+    let row = testkit::poll_until(Duration::from_secs(2), "the row", || {
+        let db = &db;
+        async move { KafkaEvent::find_by_id(id).one(db).await.ok().flatten() }
+    })
+    .await
+    .expect("the row is visible within 2 s of the answer");
+    println!("row visible {:?} after the HTTP answer", answered.elapsed());
+    assert_eq!(row.event_type, "PAGE_VIEW");
+    assert_eq!(row.user_id, "some_session_id");
+    assert_eq!(row.path, "/test");
+    assert_eq!(row.search, "?q=foo");
+    assert_eq!(row.title, "Kafka Demo");
+    assert_eq!(row.url, "kafka.demo.com");
+    assert_eq!(row.referrer, None);
+    assert_eq!(row.topic, settings.consumer.topics[0]);
+    assert_eq!(row.partition, partition_for(b"some_session_id", 4));
+    let age = chrono::Utc::now().signed_duration_since(row.received_at);
+    assert!(
+        age >= chrono::Duration::zero() && age < chrono::Duration::seconds(10),
+        "{age}"
+    );
+
+    let metrics = consumer.metrics().await;
+    assert!(
+        metrics.contains("pageviews_events_stored_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pageviews_consumer_lag{topic="),
+        "{metrics}"
+    );
+    let _ = stop_app.send(());
+    server.await.unwrap().unwrap();
+    consumer.stop().await;
+    // A graceful stop gives the partitions back at once.
+    assert_eq!(count(&db, "SELECT count(*) FROM partition_leases").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_stored_exactly_once_while_the_consumer_is_killed_again_and_again() {
+    let s = setup().await;
+    let events = views(20_000, "crash");
+    let all_ids: HashSet<uuid::Uuid> = events.iter().map(|v| v.id).collect();
+
+    // Produce in the background, spread over the kills.
+    let producing = {
+        let kafka = testkit::kafka_client(&testkit::brokers()).await.unwrap();
+        let topic = s.topic.clone();
+        tokio::spawn(async move {
+            for chunk in events.chunks(400) {
+                produce(&kafka, &topic, chunk).await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+
+    let mut kills = 0;
+    while kills < 12 {
+        let mut child = spawn_process(&s.settings);
+        // Kill at a random moment once it has had the chance to claim and store something.
+        let alive_for = rand::rng().random_range(2_200..3_500);
+        tokio::time::sleep(Duration::from_millis(alive_for)).await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        kills += 1;
+    }
+    producing.await.unwrap();
+    let stored_before_last_run = count(&s.db, "SELECT count(*) FROM kafka_events").await;
+    assert!(
+        stored_before_last_run > 0,
+        "the killed consumers stored something"
+    );
+
+    let spawned_at = count(&s.db, "SELECT (extract(epoch FROM now()) * 1000)::bigint").await;
+    let mut last = spawn_process(&s.settings);
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        20_000,
+        Duration::from_secs(90),
+    )
+    .await;
+    // SIGTERM once the last consumer owns every partition: then "released" means something.
+    let owned_by_last = format!(
+        "SELECT count(*) FROM partition_leases l JOIN consumer_members m ON m.owner = l.owner \
+         WHERE l.expires_at > now() AND m.started_at >= to_timestamp({spawned_at} / 1000.0)"
+    );
+    wait_for_count(&s.db, &owned_by_last, 4, Duration::from_secs(20)).await;
+    terminate(&last);
+    let status = wait_exit(&mut last, Duration::from_secs(30)).await;
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+    assert_eq!(
+        count(&s.db, "SELECT count(*) FROM partition_leases").await,
+        0,
+        "released on SIGTERM"
+    );
+
+    let stored: HashSet<uuid::Uuid> = KafkaEvent::find()
+        .all(&s.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(stored, all_ids, "exactly the 20,000 ids");
+    assert_eq!(count(&s.db, "SELECT count(*) FROM dead_letters").await, 0);
+    assert_no_gaps_and_offsets_at_high_watermark(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_consumers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
+    let s = setup().await;
+    let mut a = spawn_process(&s.settings);
+    let mut b = spawn_process(&s.settings);
+    let owners_sql = "SELECT count(*) FROM (SELECT owner FROM partition_leases GROUP BY owner HAVING count(*) = 2) o";
+    wait_for_count(&s.db, owners_sql, 2, Duration::from_secs(30)).await;
+
+    produce(&s.kafka, &s.topic, &views(4_000, "first")).await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        4_000,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    a.kill().expect("SIGKILL a");
+    a.wait().unwrap();
+    produce(&s.kafka, &s.topic, &views(4_000, "second")).await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        8_000,
+        Duration::from_secs(60),
+    )
+    .await;
+    let single_owner = "SELECT count(*) FROM (SELECT owner FROM partition_leases GROUP BY owner HAVING count(*) = 4) o";
+    wait_for_count(&s.db, single_owner, 1, Duration::from_secs(10)).await;
+    assert_no_gaps_and_offsets_at_high_watermark(&s).await;
+
+    terminate(&b);
+    assert!(wait_exit(&mut b, Duration::from_secs(30)).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_become_dead_letters_and_the_events_after_them_are_stored() {
+    let s = setup().await;
+    let record = |value: Option<Vec<u8>>| Record {
+        key: Some(b"poison".to_vec()),
+        value,
+        headers: Default::default(),
+        timestamp: chrono::Utc::now(),
+    };
+    let mut nul = page_view("poison", 0);
+    nul.title = "a\0b".into();
+    let mut huge = page_view("poison", 1);
+    huge.title = "x".repeat(1024 * 1024);
+    let poison = vec![
+        record(Some(b"not json at all".to_vec())),
+        record(Some(
+            br#"{"id":"0191b3c4-0000-7000-8000-000000000000","eventType":"PAGE_VIEW"}"#.to_vec(),
+        )),
+        record(Some(nul.encode())),
+        record(Some(huge.encode())),
+        record(None),
+    ];
+    let good: Vec<_> = (0..3).map(|i| page_view("poison", 10 + i)).collect();
+    let good_records = good
+        .iter()
+        .map(|v| record(Some(v.encode())))
+        .collect::<Vec<_>>();
+    produce_raw(&s.kafka, &s.topic, 0, poison).await;
+    produce_raw(&s.kafka, &s.topic, 0, good_records).await;
+
+    let consumer = InProcess::start(s.settings.clone()).await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        3,
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM dead_letters",
+        5,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    let dead = DeadLetter::find().all(&s.db).await.unwrap();
+    let by_offset = |o: i64| dead.iter().find(|d| d.offset == o).expect("dead letter");
+    assert_eq!(
+        by_offset(0).value.as_deref(),
+        Some(&b"not json at all"[..]),
+        "raw bytes kept"
+    );
+    assert!(
+        by_offset(0).error.contains("not a page view"),
+        "{}",
+        by_offset(0).error
+    );
+    assert!(
+        by_offset(1).error.contains("missing field"),
+        "{}",
+        by_offset(1).error
+    );
+    assert!(by_offset(2).error.contains("NUL"), "{}", by_offset(2).error);
+    assert!(
+        by_offset(3).error.contains("title"),
+        "{}",
+        by_offset(3).error
+    );
+    assert_eq!(
+        by_offset(3).value.as_ref().map(Vec::len),
+        Some(huge.encode().len())
+    );
+    assert!(
+        by_offset(4).error.contains("no value"),
+        "{}",
+        by_offset(4).error
+    );
+    let metrics = consumer.metrics().await;
+    assert!(
+        metrics.contains("pageviews_dead_letters_total 5"),
+        "{metrics}"
+    );
+    consumer.stop().await;
+    assert_no_gaps_and_offsets_at_high_watermark(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
+    let pg = testkit::Postgres::start().expect("own PostgreSQL");
+    let url = testkit::fresh_database_on(&pg.admin_url()).await.unwrap();
+    let s = setup_on(&testkit::brokers(), &url).await;
+    let consumer = InProcess::start(s.settings.clone()).await;
+    produce(&s.kafka, &s.topic, &views(3_000, "before")).await;
+    testkit::poll_until(Duration::from_secs(30), "some events stored", || {
+        let db = &s.db;
+        async move { (count(db, "SELECT count(*) FROM kafka_events").await > 0).then_some(()) }
+    })
+    .await
+    .unwrap();
+
+    pg.stop().expect("stop PostgreSQL");
+    produce(&s.kafka, &s.topic, &views(3_000, "during")).await;
+    pg.resume().expect("start PostgreSQL again");
+    produce(&s.kafka, &s.topic, &views(3_000, "after")).await;
+
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        9_000,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_no_gaps_and_offsets_at_high_watermark(&s).await;
+    consumer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_offset_beyond_the_high_watermark_restarts_from_the_earliest_when_so_configured() {
+    let mut s = setup().await;
+    s.settings.consumer.on_offset_out_of_range = OffsetOutOfRange::Earliest;
+    produce(&s.kafka, &s.topic, &views(40, "lost")).await;
+    // As after an in-memory broker restart: the database remembers more than the broker has.
+    for partition in 0..PARTITIONS {
+        s.db.execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES ('{}', {partition}, 1000)",
+                s.topic
+            ),
+        ))
+        .await
+        .unwrap();
+    }
+    let consumer = InProcess::start(s.settings.clone()).await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        40,
+        Duration::from_secs(20),
+    )
+    .await;
+    consumer.stop().await;
+    assert_no_gaps_and_offsets_at_high_watermark(&s).await;
+}
+
+async fn schema_snapshot(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let sql = "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') \
+               FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> 'seaql_migrations' \
+               UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'seaql_migrations' ORDER BY 1";
+    db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_down_then_up_leaves_an_identical_schema() {
+    let url = testkit::fresh_database().await.unwrap();
+    let db = testkit::connect(&url).await.unwrap();
+    let before = schema_snapshot(&db).await;
+    assert!(
+        before.iter().any(|l| l.starts_with("kafka_events.id uuid")),
+        "{before:?}"
+    );
+    assert!(
+        before
+            .iter()
+            .any(|l| l.contains("idx_kafka_events_received_at")),
+        "{before:?}"
+    );
+
+    migration::Migrator::down(&db, None).await.unwrap();
+    assert!(
+        schema_snapshot(&db).await.is_empty(),
+        "down removes every table"
+    );
+    migration::Migrator::up(&db, None).await.unwrap();
+    assert_eq!(schema_snapshot(&db).await, before);
+}
+
+#[test]
+fn an_unreachable_database_stops_the_consumer_with_one_readable_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .env("APP_CONFIG_DIR", "/nonexistent")
+        .env(
+            "APP__DATABASE__URL",
+            "postgres://app:secret@127.0.0.1:1/analytics",
+        )
+        .env("APP__DATABASE__CONNECT_TIMEOUT_MS", "1000")
+        .output()
+        .expect("run the consumer");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("cannot connect to the database postgres://app:***@127.0.0.1:1/analytics"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("secret") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
