@@ -104,52 +104,66 @@ impl EventSink {
             source,
         })?;
 
-        let controller = client
-            .controller_client()
+        // Create only the missing topics: asking for an existing one makes rskafka log an error.
+        let list = || async {
+            let listed = within(
+                kafka.request_timeout(),
+                "listing topics",
+                client.list_topics(),
+            )
+            .await?
             .map_err(|source| SinkError::Connect {
                 brokers: brokers.clone(),
                 source,
             })?;
-        for event_type in &kafka.event_types {
-            let topic = kafka.topic_for(event_type);
-            let created = within(
-                kafka.request_timeout(),
-                &format!("creating topic {topic}"),
-                controller.create_topic(
-                    &topic,
-                    kafka.partitions,
-                    kafka.replication_factor,
-                    kafka.request_timeout_ms.min(i32::MAX as u64) as i32,
-                ),
+            // A topic that already existed keeps its own partition count.
+            Ok::<HashMap<String, i32>, SinkError>(
+                listed
+                    .into_iter()
+                    .map(|t| (t.name, t.partitions.len() as i32))
+                    .collect(),
             )
-            .await?;
-            match created {
-                Ok(()) => {
-                    tracing::info!(topic = %topic, partitions = kafka.partitions, "created topic")
-                }
-                Err(ClientError::ServerError {
-                    protocol_error: ProtocolError::TopicAlreadyExists,
-                    ..
-                }) => tracing::debug!(topic = %topic, "topic exists"),
-                Err(source) => return Err(SinkError::CreateTopic { topic, source }),
-            }
-        }
-
-        // A topic that already existed keeps its own partition count: read it back.
-        let listed = within(
-            kafka.request_timeout(),
-            "listing topics",
-            client.list_topics(),
-        )
-        .await?
-        .map_err(|source| SinkError::Connect {
-            brokers: brokers.clone(),
-            source,
-        })?;
-        let counts: HashMap<String, i32> = listed
-            .into_iter()
-            .map(|t| (t.name, t.partitions.len() as i32))
+        };
+        let mut counts = list().await?;
+        let missing: Vec<String> = kafka
+            .event_types
+            .iter()
+            .map(|t| kafka.topic_for(t))
+            .filter(|topic| !counts.contains_key(topic))
             .collect();
+        if !missing.is_empty() {
+            let controller = client
+                .controller_client()
+                .map_err(|source| SinkError::Connect {
+                    brokers: brokers.clone(),
+                    source,
+                })?;
+            for topic in missing {
+                let created = within(
+                    kafka.request_timeout(),
+                    &format!("creating topic {topic}"),
+                    controller.create_topic(
+                        &topic,
+                        kafka.partitions,
+                        kafka.replication_factor,
+                        kafka.request_timeout_ms.min(i32::MAX as u64) as i32,
+                    ),
+                )
+                .await?;
+                match created {
+                    Ok(()) => {
+                        tracing::info!(topic = %topic, partitions = kafka.partitions, "created topic")
+                    }
+                    // Another producer created it meanwhile.
+                    Err(ClientError::ServerError {
+                        protocol_error: ProtocolError::TopicAlreadyExists,
+                        ..
+                    }) => {}
+                    Err(source) => return Err(SinkError::CreateTopic { topic, source }),
+                }
+            }
+            counts = list().await?;
+        }
 
         let compression = match kafka.compression {
             settings::Compression::None => Compression::NoCompression,
