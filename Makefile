@@ -17,6 +17,9 @@ migrate: ## Apply migrations (same as `sea-orm-cli migrate up -d migration`)
 	@echo "== applying migrations to $(DATABASE_URL)"
 	@DATABASE_URL='$(DATABASE_URL)' cargo run --quiet -p migration -- up
 
+bench: ## Ingest, storage and end-to-end latency against the machine's ceilings (about 4 minutes)
+	@bash scripts/bench.sh
+
 status: ## What `make up` is running
 	@bash scripts/up.sh --status
 

@@ -1,0 +1,161 @@
+//! The load generator: closed-loop keep-alive HTTP clients, and latency statistics. The same
+//! client drives the scenario and its ceiling, so its own cost cancels out of the ratio.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub ok: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+pub fn stats(ok: u64, errors: u64, elapsed: Duration, mut latencies: Vec<Duration>) -> Stats {
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        if latencies.is_empty() {
+            0.0
+        } else {
+            let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+            latencies[i].as_secs_f64() * 1000.0
+        }
+    };
+    Stats {
+        ok,
+        errors,
+        seconds: elapsed.as_secs_f64(),
+        per_second: ok as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+        max_ms: pick(1.0),
+    }
+}
+
+/// Runs `clients` loops for `duration`, each calling `request(client_index, n)` back to back.
+/// A request returns Ok(true) when it succeeded.
+pub async fn closed_loop<F, Fut>(clients: usize, duration: Duration, request: F) -> Stats
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::with_capacity(clients);
+    for client in 0..clients {
+        let request = Arc::clone(&request);
+        let errors = Arc::clone(&errors);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t0 = Instant::now();
+                if request(client, n).await {
+                    latencies.push(t0.elapsed());
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        if let Ok(mut l) = task.await {
+            latencies.append(&mut l);
+        }
+    }
+    let elapsed = started.elapsed();
+    stats(
+        latencies.len() as u64,
+        errors.load(Ordering::Relaxed),
+        elapsed,
+        latencies,
+    )
+}
+
+/// POSTs `body` and says whether it came back 200 without GraphQL errors.
+pub async fn post_ok(http: &reqwest::Client, url: &str, body: String) -> bool {
+    match http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => match r.bytes().await {
+            // A substring check keeps the client cheap; an error answer always has this key.
+            Ok(b) => !b.windows(9).any(|w| w == b"\"errors\":"),
+            Err(_) => false,
+        },
+        _ => false,
+    }
+}
+
+/// The README's mutation for a visitor, with a client-chosen id when given.
+pub fn mutation_body(user: usize, id: Option<uuid::Uuid>) -> String {
+    let id = id
+        .map(|id| format!(", id: \\\"{id}\\\""))
+        .unwrap_or_default();
+    format!(
+        r#"{{"query":"mutation {{ register_kafka_event(event: {{eventType: \"PAGE_VIEW\", userId: \"user_{user}\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"{id}}}) {{ id eventType }} }}"}}"#
+    )
+}
+
+/// One batch mutation carrying `n` events.
+pub fn batch_body(first_user: usize, n: usize) -> String {
+    let events: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{eventType: \"PAGE_VIEW\", userId: \"user_{}\", path: \"/b\", search: \"\", title: \"Batch\", url: \"kafka.demo.com\"}}"#,
+                first_user + i
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"query":"mutation {{ register_kafka_events(events: [{}]) {{ id }} }}"}}"#,
+        events.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_sorted_latencies() {
+        let l = (1..=100).map(Duration::from_millis).collect();
+        let s = stats(100, 0, Duration::from_secs(1), l);
+        assert_eq!(s.p50_ms.round(), 51.0);
+        assert_eq!(s.p99_ms.round(), 99.0);
+        assert_eq!(s.max_ms.round(), 100.0);
+        assert_eq!(s.per_second.round(), 100.0);
+    }
+
+    #[test]
+    fn the_bodies_are_json() {
+        let one: serde_json::Value = serde_json::from_str(&mutation_body(3, None)).unwrap();
+        assert!(one["query"].as_str().unwrap().contains("user_3"));
+        let id = uuid::Uuid::nil();
+        let with_id: serde_json::Value = serde_json::from_str(&mutation_body(3, Some(id))).unwrap();
+        assert!(with_id["query"].as_str().unwrap().contains(&id.to_string()));
+        let batch: serde_json::Value = serde_json::from_str(&batch_body(0, 3)).unwrap();
+        assert_eq!(
+            batch["query"]
+                .as_str()
+                .unwrap()
+                .matches("PAGE_VIEW")
+                .count(),
+            3
+        );
+    }
+}

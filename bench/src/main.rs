@@ -1,0 +1,729 @@
+//! `make bench`: measures ingest, storage and end-to-end latency side by side with the
+//! machine's own ceilings, in one run, and prints one table (also written as JSON).
+//!
+//! Usage: `bench [--smoke] [--out FILE] [--results-md FILE]` against the broker and PostgreSQL
+//! named by `PAGEVIEWS_TEST_BROKERS` / `PAGEVIEWS_TEST_DATABASE_URL` (scripts/bench.sh starts
+//! them). `bench serve-producer|serve-consumer` is this binary re-executed as one component.
+
+mod load;
+mod procs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use entity::page_view::PageView;
+use load::{batch_body, closed_loop, mutation_body, post_ok, Stats};
+use procs::{wait_ready, Component};
+use producer::partitioner::partition_for;
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::producer::aggregator::RecordAggregator;
+use rskafka::client::producer::BatchProducerBuilder;
+use rskafka::client::ClientBuilder;
+use rskafka::record::Record;
+use rskafka::BackoffConfig;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde::Serialize;
+use settings::Settings;
+
+const PARTITIONS: i32 = 4;
+const BATCH: usize = 100;
+
+struct Params {
+    clients: usize,
+    ingest: Duration,
+    ceiling: Duration,
+    anchor: Duration,
+    batch: Duration,
+    storage_events: usize,
+    e2e_rate: u64,
+    e2e: Duration,
+}
+
+impl Params {
+    fn full() -> Self {
+        Params {
+            clients: 64,
+            ingest: Duration::from_secs(20),
+            ceiling: Duration::from_secs(10),
+            anchor: Duration::from_secs(10),
+            batch: Duration::from_secs(10),
+            storage_events: 200_000,
+            e2e_rate: 1_000,
+            e2e: Duration::from_secs(30),
+        }
+    }
+
+    /// A few hundred events: proves the harness works, measures nothing.
+    fn smoke() -> Self {
+        Params {
+            clients: 4,
+            ingest: Duration::from_millis(500),
+            ceiling: Duration::from_millis(300),
+            anchor: Duration::from_millis(300),
+            batch: Duration::from_millis(300),
+            storage_events: 400,
+            e2e_rate: 100,
+            e2e: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Results {
+    date: String,
+    nproc: usize,
+    memory_gib: f64,
+    smoke: bool,
+    ingest_single: Stats,
+    ceiling_a_healthz: Stats,
+    ceiling_b_raw_rskafka: Stats,
+    anchor_tutorial_style: Stats,
+    ingest_batches_requests: Stats,
+    ingest_batches_events_per_second: f64,
+    storage_events_per_second: f64,
+    storage_seconds: f64,
+    ceiling_c_copy_rows_per_second: f64,
+    end_to_end: Stats,
+    end_to_end_http: Stats,
+    rss_peak_mb: BTreeMap<String, f64>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve-producer") => procs::serve("producer"),
+        Some("serve-consumer") => procs::serve("consumer"),
+        _ => run_cli(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(args: &[String]) -> Result<()> {
+    let mut smoke = false;
+    let mut out = PathBuf::from("bench/results.json");
+    let mut results_md: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smoke" => smoke = true,
+            "--out" => out = PathBuf::from(it.next().context("--out needs a file")?),
+            "--results-md" => {
+                results_md = Some(PathBuf::from(
+                    it.next().context("--results-md needs a file")?,
+                ))
+            }
+            other => bail!(
+                "unknown argument {other:?} (expected --smoke, --out FILE, --results-md FILE)"
+            ),
+        }
+    }
+    let params = if smoke {
+        Params::smoke()
+    } else {
+        Params::full()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let results = runtime.block_on(run(&params, smoke))?;
+    let table = table(&results);
+    println!("{table}");
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("results written to {}", out.display());
+    if let Some(md) = results_md {
+        let text = format!(
+            "# Benchmark results\n\nLatest `make bench` run: {} on {} cores, {:.0} GiB memory. \
+             Figures are from one run; ratios compare figures measured minutes apart on the same machine.\n\n```\n{table}\n```\n",
+            results.date, results.nproc, results.memory_gib
+        );
+        std::fs::write(&md, text).with_context(|| format!("writing {}", md.display()))?;
+    }
+    Ok(())
+}
+
+fn say(what: &str) {
+    eprintln!("bench: {what}");
+}
+
+async fn run(p: &Params, smoke: bool) -> Result<Results> {
+    let brokers = testkit::brokers();
+    let admin = testkit::admin_database_url();
+    let mut r = Results {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        nproc: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        memory_gib: memory_gib(),
+        smoke,
+        ..Default::default()
+    };
+
+    // Scenarios 1 and 2: ingest, against a producer process.
+    let db_url = testkit::fresh_database_on(&admin).await?;
+    let mut s = testkit::settings(&brokers, &db_url, &testkit::unique_prefix());
+    s.server.port = testkit::free_port()?;
+    let topic = s.kafka.topic_for("PAGE_VIEW");
+    let producer = Component::spawn("producer", &s)?;
+    let base = format!("http://127.0.0.1:{}", s.server.port);
+    wait_ready(&format!("{base}/readyz"), Duration::from_secs(30)).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(p.clients)
+        .build()?;
+
+    say("1. ingest, single events");
+    let bodies: Arc<Vec<String>> = Arc::new((0..1000).map(|u| mutation_body(u, None)).collect());
+    let query = format!("{base}/query");
+    r.ingest_single = {
+        let (http, bodies, query) = (http.clone(), Arc::clone(&bodies), query.clone());
+        closed_loop(p.clients, p.ingest, move |c, n| {
+            let body = bodies[(c * 7919 + n as usize) % bodies.len()].clone();
+            let (http, query) = (http.clone(), query.clone());
+            async move { post_ok(&http, &query, body).await }
+        })
+        .await
+    };
+    say("   ceiling A: GET /healthz, same clients");
+    r.ceiling_a_healthz = {
+        let (http, url) = (http.clone(), format!("{base}/healthz"));
+        closed_loop(p.clients, p.ceiling, move |_, _| {
+            let (http, url) = (http.clone(), url.clone());
+            async move { matches!(http.get(&url).send().await, Ok(r) if r.status().is_success()) }
+        })
+        .await
+    };
+    say("   ceiling B: raw rskafka produce, same batching");
+    r.ceiling_b_raw_rskafka = raw_produce(&s, &topic, p.clients, p.ceiling).await?;
+    say("   anchor: tutorial-style, a client, a create-topic and a produce per event");
+    r.anchor_tutorial_style = tutorial_style(&brokers, &topic, p.clients, p.anchor).await;
+
+    say("2. ingest, batches of 100");
+    let batches: Arc<Vec<String>> =
+        Arc::new((0..20).map(|i| batch_body(i * BATCH, BATCH)).collect());
+    r.ingest_batches_requests = {
+        let (http, query) = (http.clone(), query.clone());
+        closed_loop(p.clients, p.batch, move |c, n| {
+            let body = batches[(c + n as usize) % batches.len()].clone();
+            let (http, query) = (http.clone(), query.clone());
+            async move { post_ok(&http, &query, body).await }
+        })
+        .await
+    };
+    r.ingest_batches_events_per_second = r.ingest_batches_requests.per_second * BATCH as f64;
+    r.rss_peak_mb
+        .insert("producer (ingest)".into(), producer.rss_peak_mb());
+    producer.stop().await?;
+
+    say("3. storage");
+    storage(p, &brokers, &admin, &mut r).await?;
+    say("4. end to end");
+    end_to_end(p, &brokers, &admin, &mut r).await?;
+    Ok(r)
+}
+
+fn memory_gib() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn event(n: u64) -> PageView {
+    PageView {
+        id: uuid::Uuid::now_v7(),
+        event_type: "PAGE_VIEW".into(),
+        user_id: format!("user_{}", n % 1000),
+        path: "/test".into(),
+        search: "?q=foo".into(),
+        title: "Kafka Demo".into(),
+        url: "kafka.demo.com".into(),
+        referrer: None,
+        received_at: chrono::Utc::now(),
+    }
+}
+
+fn record(view: &PageView) -> Record {
+    Record {
+        key: Some(view.user_id.as_bytes().to_vec()),
+        value: Some(view.encode()),
+        headers: Default::default(),
+        timestamp: view.received_at,
+    }
+}
+
+fn backoff() -> BackoffConfig {
+    BackoffConfig {
+        deadline: Some(Duration::from_secs(5)),
+        ..Default::default()
+    }
+}
+
+/// Ceiling B: what the broker takes with the producer's own batching, without HTTP/GraphQL.
+async fn raw_produce(
+    s: &Settings,
+    topic: &str,
+    clients: usize,
+    duration: Duration,
+) -> Result<Stats> {
+    let client = ClientBuilder::new(s.kafka.brokers.clone())
+        .backoff_config(backoff())
+        .build()
+        .await?;
+    let mut producers = Vec::new();
+    for partition in 0..PARTITIONS {
+        let pc = client
+            .partition_client(topic, partition, UnknownTopicHandling::Retry)
+            .await?;
+        producers.push(
+            BatchProducerBuilder::new(Arc::new(pc))
+                .with_linger(s.kafka.linger())
+                .build(RecordAggregator::new(s.kafka.max_batch_bytes)),
+        );
+    }
+    let producers = Arc::new(producers);
+    Ok(closed_loop(clients, duration, move |c, n| {
+        let producers = Arc::clone(&producers);
+        async move {
+            let view = event(c as u64 * 1_000_003 + n);
+            let partition = partition_for(view.user_id.as_bytes(), PARTITIONS) as usize;
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                producers[partition].produce(record(&view)),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok())
+        }
+    })
+    .await)
+}
+
+/// The anchor: what the original tutorial did for every event.
+async fn tutorial_style(brokers: &str, topic: &str, clients: usize, duration: Duration) -> Stats {
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+    closed_loop(clients, duration, move |c, n| {
+        let (brokers, topic) = (brokers.clone(), topic.clone());
+        async move {
+            let once = async {
+                let client = ClientBuilder::new(vec![brokers])
+                    .backoff_config(backoff())
+                    .build()
+                    .await?;
+                // "Already exists" every time but the first, as in the tutorial.
+                let _ = client
+                    .controller_client()?
+                    .create_topic(&topic, PARTITIONS, 1, 5_000)
+                    .await;
+                let view = event(c as u64 * 1_000_003 + n);
+                let partition = partition_for(view.user_id.as_bytes(), PARTITIONS);
+                let pc = client
+                    .partition_client(&topic, partition, UnknownTopicHandling::Retry)
+                    .await?;
+                pc.produce(vec![record(&view)], Compression::NoCompression)
+                    .await?;
+                Ok::<_, rskafka::client::error::Error>(())
+            };
+            tokio::time::timeout(Duration::from_secs(10), once)
+                .await
+                .is_ok_and(|r| r.is_ok())
+        }
+    })
+    .await
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64> {
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await?
+        .context("no row")?;
+    Ok(row.try_get_by_index::<i64>(0)?)
+}
+
+/// Scenario 3: a preloaded topic drained by a consumer process, against COPY of the same rows.
+async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Result<()> {
+    let db_url = testkit::fresh_database_on(admin).await?;
+    let s = testkit::settings(brokers, &db_url, &testkit::unique_prefix());
+    let topic = s.consumer.topics[0].clone();
+    let kafka = testkit::kafka_client(brokers).await?;
+    testkit::create_topic(&kafka, &topic, PARTITIONS).await?;
+    let events: Vec<PageView> = (0..p.storage_events as u64).map(event).collect();
+    let mut by_partition: HashMap<i32, Vec<Record>> = HashMap::new();
+    for v in &events {
+        by_partition
+            .entry(partition_for(v.user_id.as_bytes(), PARTITIONS))
+            .or_default()
+            .push(record(v));
+    }
+    let mut loads = Vec::new();
+    for (partition, records) in by_partition {
+        let pc = testkit::partition_client(&kafka, &topic, partition).await?;
+        loads.push(async move {
+            for chunk in records.chunks(1000) {
+                pc.produce(chunk.to_vec(), Compression::NoCompression)
+                    .await?;
+            }
+            Ok::<_, rskafka::client::error::Error>(())
+        });
+    }
+    for result in futures::future::join_all(loads).await {
+        result?;
+    }
+
+    let db = testkit::connect(&db_url).await?;
+    let started = Instant::now();
+    let consumer = Component::spawn("consumer", &s)?;
+    let target = p.storage_events as i64;
+    testkit::poll_until(Duration::from_secs(300), "all events stored", || {
+        let db = &db;
+        async move {
+            let stored = scalar(
+                db,
+                "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets",
+            )
+            .await
+            .unwrap_or(0);
+            (stored >= target).then_some(())
+        }
+    })
+    .await?;
+    let elapsed = started.elapsed();
+    r.storage_seconds = elapsed.as_secs_f64();
+    r.storage_events_per_second = target as f64 / elapsed.as_secs_f64();
+    let rows = scalar(&db, "SELECT count(*) FROM kafka_events").await?;
+    if rows != target {
+        bail!("storage stored {rows} rows, expected {target}");
+    }
+    r.rss_peak_mb
+        .insert("consumer (storage)".into(), consumer.rss_peak_mb());
+    consumer.stop().await?;
+
+    // Ceiling C: the same rows, COPY'd into an identical empty table on the same server.
+    db.execute_unprepared("CREATE TABLE copy_target (LIKE kafka_events INCLUDING ALL)")
+        .await?;
+    let mut csv = String::with_capacity(events.len() * 160);
+    for (i, v) in events.iter().enumerate() {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},,{},{},{},{}",
+            v.id,
+            v.user_id,
+            v.event_type,
+            v.path,
+            v.search,
+            v.title,
+            v.url,
+            v.received_at.to_rfc3339(),
+            topic,
+            partition_for(v.user_id.as_bytes(), PARTITIONS),
+            i
+        );
+    }
+    let pool = db.get_postgres_connection_pool();
+    let mut conn = pool.acquire().await?;
+    let copy_started = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY copy_target (id, user_id, event_type, path, search, title, url, referrer, received_at, topic, partition, \"offset\") FROM STDIN (FORMAT csv)",
+        )
+        .await?;
+    copy.send(csv.as_bytes()).await?;
+    let copied = copy.finish().await?;
+    let copy_seconds = copy_started.elapsed().as_secs_f64();
+    if copied != events.len() as u64 {
+        bail!("COPY wrote {copied} rows, expected {}", events.len());
+    }
+    r.ceiling_c_copy_rows_per_second = copied as f64 / copy_seconds;
+    Ok(())
+}
+
+/// Scenario 4: a steady rate through producer and consumer; latency from the HTTP answer to
+/// the row being visible in PostgreSQL.
+async fn end_to_end(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Result<()> {
+    let db_url = testkit::fresh_database_on(admin).await?;
+    let mut s = testkit::settings(brokers, &db_url, &testkit::unique_prefix());
+    s.server.port = testkit::free_port()?;
+    let consumer = Component::spawn("consumer", &s)?;
+    let producer = Component::spawn("producer", &s)?;
+    let base = format!("http://127.0.0.1:{}", s.server.port);
+    wait_ready(&format!("{base}/readyz"), Duration::from_secs(30)).await?;
+    let db = testkit::connect(&db_url).await?;
+    testkit::poll_until(
+        Duration::from_secs(30),
+        "the consumer to own the partitions",
+        || {
+            let db = &db;
+            async move {
+                (scalar(db, "SELECT count(*) FROM partition_leases")
+                    .await
+                    .unwrap_or(0)
+                    == PARTITIONS as i64)
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    consumer.reset_peak();
+    producer.reset_peak();
+
+    let http = reqwest::Client::new();
+    let answered: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
+    let http_latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let errors = Arc::new(AtomicU64::new(0));
+    let ticks_per_second = 100u64;
+    let per_tick = (p.e2e_rate / ticks_per_second).max(1);
+    let ticks = (p.e2e.as_secs_f64() * ticks_per_second as f64) as u64;
+    let started = Instant::now();
+    let sender = {
+        let (answered, http_latencies, errors) = (
+            Arc::clone(&answered),
+            Arc::clone(&http_latencies),
+            Arc::clone(&errors),
+        );
+        let query = format!("{base}/query");
+        tokio::spawn(async move {
+            let mut inflight = Vec::new();
+            for tick in 0..ticks {
+                tokio::time::sleep_until(
+                    (started + Duration::from_millis(tick * 1000 / ticks_per_second)).into(),
+                )
+                .await;
+                for i in 0..per_tick {
+                    let (http, query) = (http.clone(), query.clone());
+                    let (answered, http_latencies, errors) = (
+                        Arc::clone(&answered),
+                        Arc::clone(&http_latencies),
+                        Arc::clone(&errors),
+                    );
+                    inflight.push(tokio::spawn(async move {
+                        let id = uuid::Uuid::now_v7();
+                        let t0 = Instant::now();
+                        let body = mutation_body(((tick * per_tick + i) % 1000) as usize, Some(id));
+                        if post_ok(&http, &query, body).await {
+                            let now = Instant::now();
+                            if let Ok(mut l) = http_latencies.lock() {
+                                l.push(now - t0);
+                            }
+                            if let Ok(mut a) = answered.lock() {
+                                a.insert(id, now);
+                            }
+                        } else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }));
+                }
+            }
+            for t in inflight {
+                let _ = t.await;
+            }
+        })
+    };
+
+    let mut visible: Vec<Duration> = Vec::new();
+    let deadline = started + p.e2e + Duration::from_secs(30);
+    loop {
+        let pending: Vec<uuid::Uuid> = answered
+            .lock()
+            .map(|a| a.keys().copied().collect())
+            .unwrap_or_default();
+        if pending.is_empty() && sender.is_finished() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("{} answered events never became visible", pending.len());
+        }
+        if !pending.is_empty() {
+            let list: Vec<String> = pending.iter().map(|id| format!("'{id}'")).collect();
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!(
+                        "SELECT id FROM kafka_events WHERE id IN ({})",
+                        list.join(",")
+                    ),
+                ))
+                .await?;
+            let now = Instant::now();
+            if let Ok(mut a) = answered.lock() {
+                for row in rows {
+                    if let Some(at) = row
+                        .try_get_by_index::<uuid::Uuid>(0)
+                        .ok()
+                        .and_then(|id| a.remove(&id))
+                    {
+                        visible.push(now.saturating_duration_since(at));
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let http_latencies = http_latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let errors = errors.load(Ordering::Relaxed);
+    r.end_to_end_http = load::stats(http_latencies.len() as u64, errors, p.e2e, http_latencies);
+    r.end_to_end = load::stats(visible.len() as u64, errors, elapsed, visible);
+    r.rss_peak_mb
+        .insert("producer (end to end)".into(), producer.rss_peak_mb());
+    r.rss_peak_mb
+        .insert("consumer (end to end)".into(), consumer.rss_peak_mb());
+    producer.stop().await?;
+    consumer.stop().await?;
+    Ok(())
+}
+
+fn table(r: &Results) -> String {
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let single = &r.ingest_single;
+    let a = ratio(single.per_second, r.ceiling_a_healthz.per_second);
+    let anchor = ratio(single.per_second, r.anchor_tutorial_style.per_second);
+    let storage = ratio(
+        r.storage_events_per_second,
+        r.ceiling_c_copy_rows_per_second,
+    );
+    let max_rss = r.rss_peak_mb.values().cloned().fold(0.0, f64::max);
+    let mut rows: Vec<[String; 5]> = vec![[
+        "scenario".into(),
+        "figure".into(),
+        "ceiling / anchor".into(),
+        "ratio".into(),
+        "target".into(),
+    ]];
+    rows.push([
+        "1. ingest, single".into(),
+        format!(
+            "{:.0} ev/s, p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms, {} errors",
+            single.per_second, single.p50_ms, single.p99_ms, single.max_ms, single.errors
+        ),
+        format!(
+            "A: GET /healthz {:.0} req/s",
+            r.ceiling_a_healthz.per_second
+        ),
+        format!("{:.0} %", a * 100.0),
+        format!("≥ 50 % of A: {}", verdict(a >= 0.5)),
+    ]);
+    rows.push([
+        "".into(),
+        "".into(),
+        format!(
+            "anchor: tutorial-style {:.0} ev/s",
+            r.anchor_tutorial_style.per_second
+        ),
+        format!("{anchor:.1}×"),
+        format!("≥ 20×: {}", verdict(anchor >= 20.0)),
+    ]);
+    rows.push([
+        "".into(),
+        "".into(),
+        format!(
+            "B: raw rskafka {:.0} ev/s (p99 {:.1} ms)",
+            r.ceiling_b_raw_rskafka.per_second, r.ceiling_b_raw_rskafka.p99_ms
+        ),
+        format!(
+            "{:.0} %",
+            ratio(single.per_second, r.ceiling_b_raw_rskafka.per_second) * 100.0
+        ),
+        "".into(),
+    ]);
+    rows.push([
+        "2. ingest, batches of 100".into(),
+        format!(
+            "{:.0} ev/s ({:.0} req/s, p99 {:.1} ms, {} errors)",
+            r.ingest_batches_events_per_second,
+            r.ingest_batches_requests.per_second,
+            r.ingest_batches_requests.p99_ms,
+            r.ingest_batches_requests.errors
+        ),
+        format!(
+            "B: raw rskafka {:.0} ev/s",
+            r.ceiling_b_raw_rskafka.per_second
+        ),
+        format!(
+            "{:.0} %",
+            ratio(
+                r.ingest_batches_events_per_second,
+                r.ceiling_b_raw_rskafka.per_second
+            ) * 100.0
+        ),
+        "".into(),
+    ]);
+    rows.push([
+        "3. storage".into(),
+        format!(
+            "{:.0} ev/s ({:.1} s)",
+            r.storage_events_per_second, r.storage_seconds
+        ),
+        format!("C: COPY {:.0} rows/s", r.ceiling_c_copy_rows_per_second),
+        format!("{:.0} %", storage * 100.0),
+        format!("≥ 50 % of C: {}", verdict(storage >= 0.5)),
+    ]);
+    rows.push([
+        "4. end to end".into(),
+        format!(
+            "p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms ({} events, {} errors)",
+            r.end_to_end.p50_ms,
+            r.end_to_end.p99_ms,
+            r.end_to_end.max_ms,
+            r.end_to_end.ok,
+            r.end_to_end.errors
+        ),
+        format!("HTTP answer p99 {:.1} ms", r.end_to_end_http.p99_ms),
+        "".into(),
+        format!("p99 < 100 ms: {}", verdict(r.end_to_end.p99_ms < 100.0)),
+    ]);
+    for (name, mb) in &r.rss_peak_mb {
+        rows.push([
+            "5. memory".into(),
+            format!("{name}: peak RSS {mb:.1} MB"),
+            "".into(),
+            "".into(),
+            "".into(),
+        ]);
+    }
+    rows.push([
+        "".into(),
+        "".into(),
+        "".into(),
+        "".into(),
+        format!("each < 100 MB: {}", verdict(max_rss < 100.0)),
+    ]);
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            rows.iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}", w = *w))
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
+        }
+    }
+    out
+}

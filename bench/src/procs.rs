@@ -1,0 +1,133 @@
+//! Producer and consumer as child processes (this binary re-executed as `serve-producer` or
+//! `serve-consumer`), configured through `APP__` variables like any deployment, and their
+//! peak resident memory sampled from /proc.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use settings::Settings;
+
+pub struct Component {
+    pub child: Child,
+    rss_peak_kb: Arc<AtomicU64>,
+    sampling: Arc<AtomicBool>,
+}
+
+impl Component {
+    pub fn spawn(kind: &str, s: &Settings) -> Result<Self> {
+        let exe = std::env::current_exe().context("locating the bench binary")?;
+        let child = Command::new(exe)
+            .arg(format!("serve-{kind}"))
+            .env("APP_CONFIG_DIR", "/nonexistent")
+            .env("APP__SERVER__HOST", "127.0.0.1")
+            .env("APP__SERVER__PORT", s.server.port.to_string())
+            .env("APP__KAFKA__BROKERS", s.kafka.brokers.join(","))
+            .env("APP__KAFKA__TOPIC_PREFIX", &s.kafka.topic_prefix)
+            .env("APP__DATABASE__URL", &s.database.url)
+            .env("APP__CONSUMER__TOPICS", s.consumer.topics.join(","))
+            .env("APP__CONSUMER__METRICS_HOST", "127.0.0.1")
+            .env("APP__CONSUMER__METRICS_PORT", "0")
+            .env("APP__LOG__FILTER", "warn,rskafka=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting the {kind}"))?;
+        let rss_peak_kb = Arc::new(AtomicU64::new(0));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let pid = child.id();
+        {
+            let peak = Arc::clone(&rss_peak_kb);
+            let sampling = Arc::clone(&sampling);
+            tokio::spawn(async move {
+                while sampling.load(Ordering::Relaxed) {
+                    if let Some(kb) = rss_kb(pid) {
+                        peak.fetch_max(kb, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+        Ok(Component {
+            child,
+            rss_peak_kb,
+            sampling,
+        })
+    }
+
+    /// Peak RSS since the last reset, in MB.
+    pub fn rss_peak_mb(&self) -> f64 {
+        self.rss_peak_kb.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+
+    pub fn reset_peak(&self) {
+        self.rss_peak_kb.store(0, Ordering::Relaxed);
+    }
+
+    /// SIGTERM, then wait (a graceful stop flushes and releases partitions).
+    pub async fn stop(mut self) -> Result<()> {
+        self.sampling.store(false, Ordering::Relaxed);
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.child.kill()?;
+        bail!("component did not stop within 30 s after SIGTERM")
+    }
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Waits for `url` to answer 200.
+pub async fn wait_ready(url: &str, timeout: Duration) -> Result<()> {
+    let http = reqwest::Client::new();
+    testkit::poll_until(timeout, url, || {
+        let http = &http;
+        async move {
+            match http.get(url).send().await {
+                Ok(r) if r.status().is_success() => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await
+}
+
+/// Runs one component in this process from `APP__` settings (the child side of `spawn`).
+pub fn serve(kind: &str) -> Result<()> {
+    let settings = Settings::load()?;
+    settings.log.init()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = settings::shutdown_signal()?;
+        match kind {
+            "producer" => {
+                let app = producer::Application::build(settings).await?;
+                app.run_until(shutdown).await?;
+            }
+            "consumer" => {
+                let consumer = consumer::Consumer::build(settings).await?;
+                consumer.run_until(shutdown).await?;
+            }
+            other => bail!("unknown component {other}"),
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,60 @@
+//! A tiny run of the whole benchmark harness (a few hundred events) so it cannot rot.
+//! It asserts that every scenario ran and produced figures, not how fast anything was.
+
+#[test]
+fn a_smoke_run_of_every_scenario_writes_a_complete_results_file() {
+    let out = std::env::temp_dir().join(format!("bench-smoke-{}.json", uuid::Uuid::new_v4()));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["--smoke", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run the bench binary");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "bench --smoke failed: {}\n{stdout}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for scenario in [
+        "1. ingest, single",
+        "2. ingest, batches",
+        "3. storage",
+        "4. end to end",
+        "5. memory",
+    ] {
+        assert!(
+            stdout.contains(scenario),
+            "table lacks {scenario}:\n{stdout}"
+        );
+    }
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("results file")).expect("JSON");
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(results["smoke"], true);
+    for key in [
+        "ingest_single",
+        "ceiling_a_healthz",
+        "ceiling_b_raw_rskafka",
+        "anchor_tutorial_style",
+    ] {
+        assert!(
+            results[key]["ok"].as_u64().unwrap_or(0) > 0,
+            "{key} acknowledged nothing: {results}"
+        );
+    }
+    assert!(
+        results["ingest_batches_events_per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    assert!(results["storage_events_per_second"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(
+        results["ceiling_c_copy_rows_per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    assert!(results["end_to_end"]["ok"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(results["rss_peak_mb"].as_object().map(|m| m.len()), Some(4));
+}
