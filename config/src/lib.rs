@@ -231,8 +231,11 @@ impl Settings {
                 &format!("{bad:?} is not a valid topic name"),
             );
         }
-        if c.fetch_max_bytes < 1024 {
-            return invalid("consumer.fetch_max_bytes", "must be at least 1024");
+        if (c.fetch_max_bytes.max(0) as usize) < self.kafka.max_batch_bytes + 65536 {
+            return invalid(
+                "consumer.fetch_max_bytes",
+                "must be at least kafka.max_batch_bytes + 65536, or the largest record batch cannot be fetched",
+            );
         }
         if c.fetch_max_wait_ms < 0 {
             return invalid("consumer.fetch_max_wait_ms", "must not be negative");

@@ -61,6 +61,7 @@ pub enum StartError {
 pub struct Context {
     pub settings: Settings,
     pub db: DatabaseConnection,
+    /// For metadata only; each partition worker has a client (a connection) of its own.
     pub kafka: Client,
     pub metrics: Metrics,
     pub owner: Uuid,
@@ -70,6 +71,27 @@ pub struct Consumer {
     ctx: Arc<Context>,
     metrics_listener: TcpListener,
     metrics_port: u16,
+}
+
+/// A Kafka client whose retries stop at the request timeout (rskafka's default retries forever;
+/// the poll loops do their own retrying).
+pub async fn connect_kafka(kafka: &settings::KafkaSettings) -> Result<Client, String> {
+    let backoff = BackoffConfig {
+        init_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(1),
+        base: 2.0,
+        deadline: Some(kafka.request_timeout()),
+    };
+    tokio::time::timeout(
+        kafka.request_timeout(),
+        ClientBuilder::new(kafka.brokers.clone())
+            .client_id(kafka.client_id.clone())
+            .backoff_config(backoff)
+            .build(),
+    )
+    .await
+    .map_err(|_| format!("timed out after {:?}", kafka.request_timeout()))?
+    .map_err(|e| e.to_string())
 }
 
 /// The URL without its password, for messages.
@@ -106,30 +128,12 @@ impl Consumer {
                 .map_err(StartError::Migrate)?;
         }
 
-        let brokers = settings.kafka.brokers.join(",");
-        let backoff = BackoffConfig {
-            init_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-            base: 2.0,
-            // rskafka retries forever by default; the poll loops do their own retrying.
-            deadline: Some(settings.kafka.request_timeout()),
-        };
-        let kafka = tokio::time::timeout(
-            settings.kafka.request_timeout(),
-            ClientBuilder::new(settings.kafka.brokers.clone())
-                .client_id(settings.kafka.client_id.clone())
-                .backoff_config(backoff)
-                .build(),
-        )
-        .await
-        .map_err(|_| StartError::Kafka {
-            brokers: brokers.clone(),
-            reason: format!("timed out after {:?}", settings.kafka.request_timeout()),
-        })?
-        .map_err(|e| StartError::Kafka {
-            brokers,
-            reason: e.to_string(),
-        })?;
+        let kafka = connect_kafka(&settings.kafka)
+            .await
+            .map_err(|reason| StartError::Kafka {
+                brokers: settings.kafka.brokers.join(","),
+                reason,
+            })?;
 
         let address = format!(
             "{}:{}",

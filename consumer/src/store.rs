@@ -11,8 +11,11 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait,
 };
 
-/// PostgreSQL allows 65,535 bind parameters per statement; an event row takes 12.
-const EVENT_ROWS_PER_INSERT: usize = 4_000;
+/// Rows per INSERT (12 bind parameters each, far below PostgreSQL's 65,535). Measured with
+/// `make bench`: 500-row statements stored faster than 4,000-row ones (56 % vs 49 % of COPY) and
+/// cut the consumer's peak memory from 160 MB to 54 MB (statement building and driver buffers
+/// grow with the statement).
+const EVENT_ROWS_PER_INSERT: usize = 500;
 /// A dead letter row takes 6.
 const DEAD_LETTER_ROWS_PER_INSERT: usize = 8_000;
 

@@ -70,7 +70,6 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
     s.consumer.lease_ttl_ms = 2000;
     s.consumer.lease_renew_ms = 250;
     s.consumer.partition_refresh_ms = 1000;
-    s.consumer.fetch_max_wait_ms = 100;
     s
 }
 
