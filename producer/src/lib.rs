@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod partitioner;
+mod query_cache;
 pub mod schema;
 pub mod sink;
 
@@ -25,6 +26,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::GraphQLResponse;
 use settings::Settings;
 
+use crate::query_cache::QueryCache;
 use crate::schema::{build_schema, Ingest, IngestSchema};
 use crate::sink::{EventSink, SinkError};
 
@@ -126,6 +128,7 @@ fn http_server(
     let origins = settings.server.cors_allowed_origins.clone();
     let schema = web::Data::new(schema);
     let sink = web::Data::from(sink);
+    let queries = web::Data::new(QueryCache::default());
     let server = HttpServer::new(move || {
         App::new()
             .wrap(cors(&origins))
@@ -147,6 +150,7 @@ fn http_server(
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(schema.clone())
             .app_data(sink.clone())
+            .app_data(queries.clone())
             .route("/", web::get().to(graphiql))
             .route("/", web::post().to(graphql))
             .route("/query", web::post().to(graphql))
@@ -162,8 +166,12 @@ fn http_server(
 
 /// POST /query and POST /: a GraphQL request (or a batch of them) as JSON. Any content type is
 /// accepted, so `navigator.sendBeacon` (text/plain) works too.
-async fn graphql(schema: web::Data<IngestSchema>, body: web::Bytes) -> HttpResponse {
-    let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+async fn graphql(
+    schema: web::Data<IngestSchema>,
+    queries: web::Data<QueryCache>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let mut request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             return HttpResponse::BadRequest().json(serde_json::json!({
@@ -174,6 +182,10 @@ async fn graphql(schema: web::Data<IngestSchema>, body: web::Bytes) -> HttpRespo
             }))
         }
     };
+    match &mut request {
+        async_graphql::BatchRequest::Single(r) => queries.prepare(r),
+        async_graphql::BatchRequest::Batch(rs) => rs.iter_mut().for_each(|r| queries.prepare(r)),
+    }
     let response: GraphQLResponse = match schema.execute_batch(request).await {
         async_graphql::BatchResponse::Single(r) => with_codes(r).into(),
         async_graphql::BatchResponse::Batch(rs) => {

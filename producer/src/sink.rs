@@ -90,13 +90,15 @@ impl EventSink {
             base: 2.0,
             deadline: Some(kafka.produce_timeout()),
         };
+        let builder = || {
+            ClientBuilder::new(kafka.brokers.clone())
+                .client_id(kafka.client_id.clone())
+                .backoff_config(backoff.clone())
+        };
         let client = within(
             kafka.request_timeout(),
             &format!("connecting to {brokers}"),
-            ClientBuilder::new(kafka.brokers.clone())
-                .client_id(kafka.client_id.clone())
-                .backoff_config(backoff)
-                .build(),
+            builder().build(),
         )
         .await?
         .map_err(|source| SinkError::Connect {
@@ -179,10 +181,22 @@ impl EventSink {
                 .ok_or_else(|| SinkError::MissingTopic(topic.clone()))?;
             let mut partitions = Vec::with_capacity(count as usize);
             for partition in 0..count {
+                // A connection of each partition's own: a broker answers one connection's requests
+                // in order, so partitions sharing one would queue behind each other.
+                let own = within(
+                    kafka.request_timeout(),
+                    &format!("connecting to {brokers}"),
+                    builder().build(),
+                )
+                .await?
+                .map_err(|source| SinkError::Connect {
+                    brokers: brokers.clone(),
+                    source,
+                })?;
                 let pc = within(
                     kafka.request_timeout(),
                     &format!("opening {topic}/{partition}"),
-                    client.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry),
+                    own.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry),
                 )
                 .await?
                 .map_err(|source| SinkError::Partition {
