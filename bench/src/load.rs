@@ -101,13 +101,12 @@ pub async fn post_ok(http: &reqwest::Client, url: &str, body: String) -> bool {
     }
 }
 
-/// The README's mutation for a visitor, with a client-chosen id when given.
+/// The README's mutation as a frontend sends it: the same query text every time, the values in
+/// `variables` (and a client-chosen id when given).
 pub fn mutation_body(user: usize, id: Option<uuid::Uuid>) -> String {
-    let id = id
-        .map(|id| format!(", id: \\\"{id}\\\""))
-        .unwrap_or_default();
+    let id = id.map(|id| format!(r#","id":"{id}""#)).unwrap_or_default();
     format!(
-        r#"{{"query":"mutation {{ register_kafka_event(event: {{eventType: \"PAGE_VIEW\", userId: \"user_{user}\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"{id}}}) {{ id eventType }} }}"}}"#
+        r#"{{"query":"mutation($e: RegisterKafkaEventInput!) {{ register_kafka_event(event: $e) {{ id eventType }} }}","variables":{{"e":{{"eventType":"PAGE_VIEW","userId":"user_{user}","path":"/test","search":"?q=foo","title":"Kafka Demo","url":"kafka.demo.com"{id}}}}}}}"#
     )
 }
 
@@ -144,10 +143,10 @@ mod tests {
     #[test]
     fn the_bodies_are_json() {
         let one: serde_json::Value = serde_json::from_str(&mutation_body(3, None)).unwrap();
-        assert!(one["query"].as_str().unwrap().contains("user_3"));
+        assert_eq!(one["variables"]["e"]["userId"], "user_3");
         let id = uuid::Uuid::nil();
         let with_id: serde_json::Value = serde_json::from_str(&mutation_body(3, Some(id))).unwrap();
-        assert!(with_id["query"].as_str().unwrap().contains(&id.to_string()));
+        assert_eq!(with_id["variables"]["e"]["id"], id.to_string());
         let batch: serde_json::Value = serde_json::from_str(&batch_body(0, 3)).unwrap();
         assert_eq!(
             batch["query"]

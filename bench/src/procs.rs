@@ -19,7 +19,18 @@ pub struct Component {
 impl Component {
     pub fn spawn(kind: &str, s: &Settings) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the bench binary")?;
-        let child = Command::new(exe)
+        // PAGEVIEWS_BENCH_WRAP="valgrind --tool=massif" (say) runs the components under a profiler.
+        let wrap = std::env::var("PAGEVIEWS_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = command
             .arg(format!("serve-{kind}"))
             .env("APP_CONFIG_DIR", "/nonexistent")
             .env("APP__SERVER__HOST", "127.0.0.1")
