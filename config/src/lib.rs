@@ -47,6 +47,7 @@ pub struct Settings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    pub workers: usize,
     pub body_limit_bytes: usize,
     pub max_batch_size: usize,
     pub max_in_flight: usize,

@@ -129,6 +129,7 @@ fn http_server(
     let schema = web::Data::new(schema);
     let sink = web::Data::from(sink);
     let queries = web::Data::new(QueryCache::default());
+    let workers = settings.server.workers;
     let server = HttpServer::new(move || {
         App::new()
             .wrap(cors(&origins))
@@ -158,10 +159,13 @@ fn http_server(
             .route("/readyz", web::get().to(readyz))
     })
     .disable_signals()
-    .shutdown_timeout(settings.server.shutdown_timeout().as_secs().max(1))
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(settings.server.shutdown_timeout().as_secs().max(1));
+    let server = if workers > 0 {
+        server.workers(workers)
+    } else {
+        server
+    };
+    Ok(server.listen(listener)?.run())
 }
 
 /// POST /query and POST /: a GraphQL request (or a batch of them) as JSON. Any content type is
