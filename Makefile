@@ -18,7 +18,7 @@ migrate: ## Apply migrations (same as `sea-orm-cli migrate up -d migration`)
 	@DATABASE_URL='$(DATABASE_URL)' cargo run --quiet -p migration -- up
 
 bench: ## Ingest, storage and end-to-end latency against the machine's ceilings (about 4 minutes)
-	@bash scripts/bench.sh
+	@bash scripts/bench.sh $(BENCH_ARGS)
 
 status: ## What `make up` is running
 	@bash scripts/up.sh --status

@@ -10,19 +10,14 @@ echo "== building release binaries"
 cargo build --release --quiet -p bench
 
 run_dir=$(mktemp -d /tmp/pageviews-bench.XXXXXX)
-chmod 755 "$run_dir"
-cleanup() {
-    $stack stop-pid "$run_dir/tansu/tansu.pid" || true
-    $stack pg-stop "$run_dir/pg" || true
-    rm -rf "$run_dir"
-}
-trap cleanup EXIT
-port=$($stack free-port)
-$stack tansu-start "$run_dir/tansu" "$port" memory://tansu/
-export PAGEVIEWS_TEST_BROKERS="127.0.0.1:$port"
-port=$($stack free-port)
-$stack pg-start "$run_dir/pg" "$port"
-export PAGEVIEWS_TEST_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
+trap '$stack scratch-down "$run_dir"' EXIT
+exports=$($stack scratch-up "$run_dir")
+eval "$exports"
 
-echo "== running the benchmark (about 3 minutes)"
-./target/release/bench --out bench/results.json --results-md bench/RESULTS.md "$@"
+if [ $# -gt 0 ]; then
+    # A partial run (e.g. --only e2e) does not replace the recorded table.
+    ./target/release/bench --out bench/results.json "$@"
+else
+    echo "== running the benchmark (about 3 minutes)"
+    ./target/release/bench --out bench/results.json --results-md bench/RESULTS.md
+fi

@@ -7,6 +7,9 @@
 #   stack.sh pg-start DIR PORT            init (if needed) and start a PostgreSQL cluster in DIR
 #   stack.sh pg-stop DIR                  fast shutdown of that cluster
 #   stack.sh stop-pid FILE                stop the process whose pid is in FILE, wait for it
+#   stack.sh scratch-up DIR               broker (in memory) and PostgreSQL on free ports in DIR;
+#                                         prints the PAGEVIEWS_TEST_* exports for them
+#   stack.sh scratch-down DIR             stop both and remove DIR
 #   stack.sh free-port                    print a free TCP port on 127.0.0.1
 #   stack.sh wait-port PORT SECONDS       wait until 127.0.0.1:PORT accepts connections
 set -euo pipefail
@@ -76,7 +79,11 @@ pg_start() {
     local dir=$1 port=$2
     [ -x "$PG_BIN/initdb" ] || install_postgres
     mkdir -p "$dir"
-    [ "$(id -u)" = 0 ] && chown nobody:nogroup "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown nobody:nogroup "$dir"
+        as_pg_user test -x "$dir" \
+            || die "PostgreSQL runs as 'nobody' here and cannot reach $dir: make its parent folders traversable (chmod o+x)"
+    fi
     chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
         as_pg_user "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --no-locale >"$dir.initdb.log" 2>&1 \
@@ -115,6 +122,24 @@ stop_pid() {
     rm -f "$file"
 }
 
+scratch_up() {
+    local dir=$1 port
+    mkdir -p "$dir" && chmod 755 "$dir"
+    port=$(free_port)
+    tansu_start "$dir/tansu" "$port" memory://tansu/
+    echo "export PAGEVIEWS_TEST_BROKERS=127.0.0.1:$port"
+    port=$(free_port)
+    pg_start "$dir/pg" "$port"
+    echo "export PAGEVIEWS_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$port/postgres"
+}
+
+scratch_down() {
+    local dir=$1
+    stop_pid "$dir/tansu/tansu.pid" || true
+    pg_stop "$dir/pg" || true
+    rm -rf "$dir"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -123,7 +148,9 @@ case "$cmd" in
     pg-start) pg_start "$@" ;;
     pg-stop) pg_stop "$@" ;;
     stop-pid) stop_pid "$@" ;;
+    scratch-up) scratch_up "$@" ;;
+    scratch-down) scratch_down "$@" ;;
     free-port) free_port ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-tansu|tansu-start|pg-start|pg-stop|stop-pid|free-port|wait-port" ;;
+    *) die "usage: stack.sh ensure-tansu|tansu-start|pg-start|pg-stop|stop-pid|scratch-up|scratch-down|free-port|wait-port" ;;
 esac

@@ -95,8 +95,9 @@ struct Results {
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("serve-producer") => procs::serve("producer"),
-        Some("serve-consumer") => procs::serve("consumer"),
+        // This binary re-executed as one component (see procs.rs).
+        Some("serve-producer") => return settings::launch("producer", producer::serve),
+        Some("serve-consumer") => return settings::launch("consumer", consumer::serve),
         _ => run_cli(&args),
     };
     match result {

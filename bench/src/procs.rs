@@ -120,25 +120,3 @@ pub async fn wait_ready(url: &str, timeout: Duration) -> Result<()> {
     })
     .await
 }
-
-/// Runs one component in this process from `APP__` settings (the child side of `spawn`).
-pub fn serve(kind: &str) -> Result<()> {
-    let settings = Settings::load()?;
-    settings.log.init()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        let shutdown = settings::shutdown_signal()?;
-        match kind {
-            "producer" => {
-                let app = producer::Application::build(settings).await?;
-                app.run_until(shutdown).await?;
-            }
-            "consumer" => {
-                let consumer = consumer::Consumer::build(settings).await?;
-                consumer.run_until(shutdown).await?;
-            }
-            other => bail!("unknown component {other}"),
-        }
-        Ok(())
-    })
-}

@@ -5,8 +5,8 @@
 //! variables. [`Settings::load`] validates everything up front, so a wrong value stops a binary
 //! with one line naming the key instead of failing somewhere later.
 //!
-//! It also holds the two other things every binary does first: install logging
-//! ([`LogSettings::init`]) and the SIGTERM/SIGINT handlers ([`shutdown_signal`]).
+//! It also holds what every binary does first ([`launch`]): install logging, install the
+//! SIGTERM/SIGINT handlers, and report a failure as one line.
 //!
 //! Architecture Invariant: this is the only crate of the product that reads the environment.
 
@@ -313,6 +313,34 @@ impl LogSettings {
             .with_ansi(ansi)
             .init();
         Ok(())
+    }
+}
+
+/// What every binary does: load the settings, install logging and the signal handlers, start a
+/// runtime, then run `serve` until it returns. Any error ends the process with one line
+/// (`NAME: error: …` with its causes), never a panic backtrace.
+pub fn launch<S, F>(name: &str, serve: S) -> std::process::ExitCode
+where
+    S: FnOnce(Settings, std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> F,
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let run = || -> anyhow::Result<()> {
+        let settings = Settings::load()?;
+        settings.log.init()?;
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+        runtime.block_on(async {
+            let shutdown = shutdown_signal()
+                .map_err(|e| anyhow::anyhow!("installing signal handlers: {e}"))?;
+            serve(settings, Box::pin(shutdown)).await
+        })
+    };
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -203,6 +203,22 @@ impl Consumer {
     }
 }
 
+/// Builds the consumer and consumes until `shutdown` resolves (what the binary runs).
+pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let consumer = Consumer::build(settings)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("starting the consumer"))?;
+    tracing::info!(
+        metrics_port = consumer.metrics_port(),
+        owner = %consumer.owner(),
+        "consumer started; metrics at /metrics"
+    );
+    consumer
+        .run_until(shutdown)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("consuming"))
+}
+
 async fn render_metrics(ctx: web::Data<Context>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -78,6 +78,17 @@ impl Worker {
         stopped || self.stopping()
     }
 
+    fn observe(&self, next_offset: i64, high_watermark: i64) {
+        self.ctx.metrics.observe(
+            &self.topic,
+            self.partition,
+            PartitionState {
+                next_offset,
+                high_watermark,
+            },
+        );
+    }
+
     fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
@@ -167,14 +178,7 @@ impl Worker {
                     continue;
                 }
             };
-            self.ctx.metrics.observe(
-                &self.topic,
-                self.partition,
-                PartitionState {
-                    next_offset: next,
-                    high_watermark,
-                },
-            );
+            self.observe(next, high_watermark);
             let records = fresh_records(records, next);
             let Some(last) = records.last().map(|r| r.offset) else {
                 if next > high_watermark
@@ -192,14 +196,7 @@ impl Worker {
                     self.ctx
                         .metrics
                         .stored(committed.events, committed.dead_letters);
-                    self.ctx.metrics.observe(
-                        &self.topic,
-                        self.partition,
-                        PartitionState {
-                            next_offset: next,
-                            high_watermark,
-                        },
-                    );
+                    self.observe(next, high_watermark);
                 }
                 Err(e @ StoreError::OffsetMoved { .. }) => {
                     // Someone else stored past us: nothing of ours was written. Stop; the lease

@@ -103,6 +103,20 @@ impl Application {
     }
 }
 
+/// Builds the application and serves until `shutdown` resolves (what the binary runs).
+pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("starting the producer"))?;
+    tracing::info!(
+        port = app.port(),
+        "producer listening; GraphiQL at /, GraphQL at /query"
+    );
+    app.run_until(shutdown)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("serving HTTP"))
+}
+
 fn cors(origins: &[String]) -> Cors {
     let base = Cors::default()
         .allowed_methods(["GET", "POST", "OPTIONS"])

@@ -90,21 +90,22 @@ impl EventSink {
             base: 2.0,
             deadline: Some(kafka.produce_timeout()),
         };
-        let builder = || {
-            ClientBuilder::new(kafka.brokers.clone())
-                .client_id(kafka.client_id.clone())
-                .backoff_config(backoff.clone())
+        let connect = || async {
+            within(
+                kafka.request_timeout(),
+                &format!("connecting to {brokers}"),
+                ClientBuilder::new(kafka.brokers.clone())
+                    .client_id(kafka.client_id.clone())
+                    .backoff_config(backoff.clone())
+                    .build(),
+            )
+            .await?
+            .map_err(|source| SinkError::Connect {
+                brokers: brokers.clone(),
+                source,
+            })
         };
-        let client = within(
-            kafka.request_timeout(),
-            &format!("connecting to {brokers}"),
-            builder().build(),
-        )
-        .await?
-        .map_err(|source| SinkError::Connect {
-            brokers: brokers.clone(),
-            source,
-        })?;
+        let client = connect().await?;
 
         // Create only the missing topics: asking for an existing one makes rskafka log an error.
         let list = || async {
@@ -183,16 +184,7 @@ impl EventSink {
             for partition in 0..count {
                 // A connection of each partition's own: a broker answers one connection's requests
                 // in order, so partitions sharing one would queue behind each other.
-                let own = within(
-                    kafka.request_timeout(),
-                    &format!("connecting to {brokers}"),
-                    builder().build(),
-                )
-                .await?
-                .map_err(|source| SinkError::Connect {
-                    brokers: brokers.clone(),
-                    source,
-                })?;
+                let own = connect().await?;
                 let pc = within(
                     kafka.request_timeout(),
                     &format!("opening {topic}/{partition}"),
