@@ -407,6 +407,14 @@ mod tests {
     }
 
     #[test]
+    fn a_fetch_size_too_small_for_the_largest_batch_is_rejected() {
+        let mut s = Settings::defaults();
+        s.consumer.fetch_max_bytes = s.kafka.max_batch_bytes as i32;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("consumer.fetch_max_bytes"), "{err}");
+    }
+
+    #[test]
     fn topic_names_follow_kafkas_rule() {
         assert!(is_topic_name("PAGE_VIEW"));
         assert!(!is_topic_name("page view"));
