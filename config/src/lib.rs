@@ -174,8 +174,11 @@ impl Settings {
         if s.max_batch_size == 0 {
             return invalid("server.max_batch_size", "must be at least 1");
         }
-        if s.max_in_flight == 0 {
-            return invalid("server.max_in_flight", "must be at least 1");
+        if s.max_in_flight < s.max_batch_size {
+            return invalid(
+                "server.max_in_flight",
+                "must be at least server.max_batch_size, or a full batch could never be accepted",
+            );
         }
         if s.max_depth == 0 || s.max_complexity == 0 {
             return invalid(

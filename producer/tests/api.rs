@@ -198,10 +198,15 @@ async fn a_thousand_concurrent_mutations_get_distinct_ids_and_keep_each_visitors
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_and_recovers_when_it_returns() {
+async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_and_recovers() {
     // A broker of the test's own, persistent so that its topic survives the restart.
     let broker = testkit::Broker::start_sqlite().expect("broker");
-    let app = spawn_app_with(&broker.address(), |s| s.kafka.produce_timeout_ms = 2000).await;
+    let app = spawn_app_with(&broker.address(), |s| {
+        s.kafka.produce_timeout_ms = 2000;
+        s.server.max_in_flight = 1;
+        s.server.max_batch_size = 1;
+    })
+    .await;
     let ok = app.graphql(mutation("u", "/before")).await;
     assert!(ok["errors"].is_null(), "{ok}");
 
@@ -221,6 +226,38 @@ async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_and_recovers
         took < Duration::from_millis(2000 + 1500),
         "failed after {took:?}"
     );
+    // Two at once with a bound of 1: one waits out the timeout, the other is refused at once.
+    let app_ref = &app;
+    let timed = |path: &'static str| async move {
+        let app = app_ref;
+        let started = Instant::now();
+        let body = app.graphql(mutation("u", path)).await;
+        (
+            error_code(&body).map(str::to_owned),
+            body,
+            started.elapsed(),
+        )
+    };
+    let (a, b) = tokio::join!(timed("/a"), timed("/b"));
+    let (refused, waited) = if a.0.as_deref() == Some("OVERLOADED") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(refused.0.as_deref(), Some("OVERLOADED"), "{}", refused.1);
+    assert_eq!(refused.1["errors"][0]["extensions"]["retryable"], true);
+    assert!(
+        refused.2 < Duration::from_millis(500),
+        "refused at once, took {:?}",
+        refused.2
+    );
+    assert_eq!(
+        waited.0.as_deref(),
+        Some("KAFKA_UNAVAILABLE"),
+        "{}",
+        waited.1
+    );
+
     // The server keeps serving meanwhile.
     let health = app
         .http
