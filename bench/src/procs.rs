@@ -95,6 +95,17 @@ impl Component {
     }
 }
 
+/// A run that fails half-way must not leave its components running.
+impl Drop for Component {
+    fn drop(&mut self) {
+        self.sampling.store(false, Ordering::Relaxed);
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
