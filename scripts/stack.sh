@@ -11,6 +11,7 @@
 #                                         prints the PAGEVIEWS_TEST_* exports for them
 #   stack.sh scratch-down DIR             stop both and remove DIR
 #   stack.sh free-port                    print a free TCP port on 127.0.0.1
+#   stack.sh port-open PORT               succeed when 127.0.0.1:PORT accepts connections
 #   stack.sh wait-port PORT SECONDS       wait until 127.0.0.1:PORT accepts connections
 set -euo pipefail
 
@@ -151,6 +152,7 @@ case "$cmd" in
     scratch-up) scratch_up "$@" ;;
     scratch-down) scratch_down "$@" ;;
     free-port) free_port ;;
+    port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-tansu|tansu-start|pg-start|pg-stop|stop-pid|scratch-up|scratch-down|free-port|wait-port" ;;
+    *) die "usage: stack.sh ensure-tansu|tansu-start|pg-start|pg-stop|stop-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

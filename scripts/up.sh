@@ -15,7 +15,7 @@ HTTP_PORT=${APP__SERVER__PORT:-8080}
 METRICS_PORT=${APP__CONSUMER__METRICS_PORT:-9100}
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { $stack port-open "$1"; }
 url_part() { python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(getattr(p, sys.argv[2]) or '')" "$@"; }
 
 status() {

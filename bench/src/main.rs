@@ -22,12 +22,10 @@ use procs::{wait_ready, Component};
 use producer::partitioner::partition_for;
 use producer::sink::EventSink;
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
-use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
-use rskafka::BackoffConfig;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::Serialize;
-use settings::Settings;
+use settings::{KafkaSettings, Settings};
 
 const PARTITIONS: i32 = 4;
 const BATCH: usize = 100;
@@ -234,7 +232,7 @@ async fn ingest(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Resu
     say("   ceiling B: the producer's rskafka sink without HTTP/GraphQL");
     r.ceiling_b_raw_rskafka = raw_produce(&s, p.clients, p.ceiling).await?;
     say("   anchor: tutorial-style, a client, a create-topic and a produce per event");
-    r.anchor_tutorial_style = tutorial_style(brokers, &topic, p.clients, p.anchor).await;
+    r.anchor_tutorial_style = tutorial_style(&s.kafka, &topic, p.clients, p.anchor).await;
 
     say("2. ingest, batches of 100");
     let batches: Arc<Vec<String>> =
@@ -290,13 +288,6 @@ fn record(view: &PageView) -> Record {
     }
 }
 
-fn backoff() -> BackoffConfig {
-    BackoffConfig {
-        deadline: Some(Duration::from_secs(5)),
-        ..Default::default()
-    }
-}
-
 /// Ceiling B: what the broker takes through the producer's own sink (same rskafka batching,
 /// same connections), without HTTP and GraphQL.
 async fn raw_produce(s: &Settings, clients: usize, duration: Duration) -> Result<Stats> {
@@ -309,16 +300,20 @@ async fn raw_produce(s: &Settings, clients: usize, duration: Duration) -> Result
 }
 
 /// The anchor: what the original tutorial did for every event.
-async fn tutorial_style(brokers: &str, topic: &str, clients: usize, duration: Duration) -> Stats {
-    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+async fn tutorial_style(
+    kafka: &KafkaSettings,
+    topic: &str,
+    clients: usize,
+    duration: Duration,
+) -> Stats {
+    let (kafka, topic) = (Arc::new(kafka.clone()), topic.to_owned());
     closed_loop(clients, duration, move |c, n| {
-        let (brokers, topic) = (brokers.clone(), topic.clone());
+        let (kafka, topic) = (Arc::clone(&kafka), topic.clone());
         async move {
             let once = async {
-                let client = ClientBuilder::new(vec![brokers])
-                    .backoff_config(backoff())
-                    .build()
-                    .await?;
+                let client = consumer::connect_kafka(&kafka)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 // "Already exists" every time but the first, as in the tutorial.
                 let _ = client
                     .controller_client()?
@@ -331,7 +326,7 @@ async fn tutorial_style(brokers: &str, topic: &str, clients: usize, duration: Du
                     .await?;
                 pc.produce(vec![record(&view)], Compression::NoCompression)
                     .await?;
-                Ok::<_, rskafka::client::error::Error>(())
+                Ok::<_, anyhow::Error>(())
             };
             tokio::time::timeout(Duration::from_secs(10), once)
                 .await

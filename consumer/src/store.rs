@@ -2,7 +2,7 @@
 //! dead letters and the partition's next offset, so a crash at any moment leaves either all of
 //! them or none (Kafka's "storing offsets outside Kafka" pattern).
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use entity::page_view::PageView;
 use entity::{consumer_offset, dead_letter, kafka_event};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -157,7 +157,6 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
         events: 0,
         dead_letters: 0,
     };
-    let received = |t: DateTime<Utc>| -> sea_orm::prelude::DateTimeWithTimeZone { t.into() };
     for chunk in batch.events.chunks(EVENT_ROWS_PER_INSERT) {
         let rows = chunk.iter().map(|e| kafka_event::ActiveModel {
             id: Set(e.view.id),
@@ -168,7 +167,7 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
             title: Set(e.view.title.clone()),
             url: Set(e.view.url.clone()),
             referrer: Set(e.view.referrer.clone()),
-            received_at: Set(received(e.view.received_at)),
+            received_at: Set(e.view.received_at.into()),
             topic: Set(batch.topic.clone()),
             partition: Set(batch.partition),
             offset: Set(e.offset),

@@ -15,8 +15,6 @@ use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use settings::OffsetOutOfRange;
 
-const README_BODY: &str = r#"{"query":"mutation { register_kafka_event(event: {eventType: \"PAGE_VIEW\", userId: \"some_session_id\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"}) { id eventType } }"}"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_mutation_becomes_a_row_with_every_field_equal_within_two_seconds() {
     let url = testkit::fresh_database().await.unwrap();
@@ -43,7 +41,7 @@ async fn the_readme_mutation_becomes_a_row_with_every_field_equal_within_two_sec
     let response: serde_json::Value = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/query"))
         .header("content-type", "application/json")
-        .body(README_BODY)
+        .body(testkit::README_CURL_BODY)
         .send()
         .await
         .unwrap()

@@ -10,9 +10,6 @@ use serde_json::{json, Value};
 use settings::Settings;
 use tokio::sync::oneshot;
 
-/// The README's curl body, verbatim.
-const README_BODY: &str = r#"{"query":"mutation { register_kafka_event(event: {eventType: \"PAGE_VIEW\", userId: \"some_session_id\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"}) { id eventType } }"}"#;
-
 struct TestApp {
     base: String,
     settings: Settings,
@@ -119,7 +116,7 @@ async fn the_readme_curl_mutation_is_acknowledged_and_lands_on_the_page_view_top
     let app = spawn_app().await;
 
     for path in ["/query", "/"] {
-        let response = app.post(path, README_BODY).await;
+        let response = app.post(path, testkit::README_CURL_BODY).await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
         assert!(body["errors"].is_null(), "{body}");

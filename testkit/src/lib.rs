@@ -23,6 +23,9 @@ use rskafka::BackoffConfig;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use settings::Settings;
 
+/// The body of the README's curl mutation (the original tutorial's), verbatim.
+pub const README_CURL_BODY: &str = r#"{"query":"mutation { register_kafka_event(event: {eventType: \"PAGE_VIEW\", userId: \"some_session_id\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"}) { id eventType } }"}"#;
+
 /// The shared broker's bootstrap address.
 pub fn brokers() -> String {
     shared_env("PAGEVIEWS_TEST_BROKERS")
@@ -63,7 +66,7 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
         .kafka
         .event_types
         .iter()
-        .map(|t| format!("{topic_prefix}{t}"))
+        .map(|t| s.kafka.topic_for(t))
         .collect();
     s.consumer.metrics_host = "127.0.0.1".into();
     s.consumer.metrics_port = 0;
