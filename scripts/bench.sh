@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: release builds, a fresh broker (tansu, in memory, as in the tests) and PostgreSQL
+# `make bench`: release builds, a fresh Apache Kafka node (as in the tests) and PostgreSQL
 # on free ports, then every scenario in one run (bench/src/main.rs). Prints the table, writes
 # bench/results.json (git-ignored) and bench/RESULTS.md (committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="bash scripts/stack.sh"
-$stack ensure-tansu >/dev/null
+$stack ensure-kafka >/dev/null
 echo "== building release binaries"
 cargo build --release --quiet -p bench
 

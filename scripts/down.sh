@@ -13,6 +13,6 @@ fi
 for name in producer consumer; do
     if [ -f "$DATA/run/$name.pid" ]; then echo "stopping $name"; $stack stop-pid "$DATA/run/$name.pid"; fi
 done
-if [ -f "$DATA/tansu/tansu.pid" ]; then echo "stopping tansu"; $stack stop-pid "$DATA/tansu/tansu.pid"; fi
+if [ -f "$DATA/kafka/kafka.pid" ]; then echo "stopping Kafka"; $stack stop-pid "$DATA/kafka/kafka.pid"; fi
 if [ -f "$DATA/pg/postmaster.pid" ]; then echo "stopping the private PostgreSQL"; $stack pg-stop "$DATA/pg"; fi
 echo "stopped; data kept in .data/ (rm -rf .data for a clean slate)"

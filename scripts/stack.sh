@@ -1,40 +1,77 @@
 #!/usr/bin/env bash
-# The local stack without Docker: the tansu broker and a private PostgreSQL cluster.
-# One implementation, used by `make up`, `make test` and the Rust test harness (testkit).
+# The local stack without Docker: Apache Kafka (KRaft, from Maven Central jars) and a private
+# PostgreSQL cluster. One implementation, used by `make up`, `make test`, `make bench` and the Rust
+# test harness (testkit).
 #
-#   stack.sh ensure-tansu                 install the pinned broker once (cached), print its path
-#   stack.sh tansu-start DIR PORT ENGINE  run tansu in DIR (its working directory) on 127.0.0.1:PORT
+#   stack.sh ensure-kafka                 fetch the pinned Kafka jars once (cached), print their folder
+#   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
+#                                         in DIR (formatted on first start, kept after); waits until
+#                                         the broker is listed in the cluster metadata
+#   stack.sh cluster-start DIR N          N nodes in DIR/node-1..N on free ports (replication N,
+#                                         min.insync.replicas 2, short session timeouts); prints the
+#                                         bootstrap list once every broker is listed
+#   stack.sh kafka-node-start DIR         start a node DIR already holds (after a stop or a kill)
+#   stack.sh kafka-ready ADDR N SECONDS   wait until the metadata from ADDR lists N brokers
+#   stack.sh kafka-leader ADDR TOPIC P    print the node id leading partition P of TOPIC (-1: none)
 #   stack.sh pg-start DIR PORT            init (if needed) and start a PostgreSQL cluster in DIR
 #   stack.sh pg-stop DIR                  fast shutdown of that cluster
-#   stack.sh stop-pid FILE                stop the process whose pid is in FILE, wait for it
-#   stack.sh scratch-up DIR               broker (in memory) and PostgreSQL on free ports in DIR;
-#                                         prints the PAGEVIEWS_TEST_* exports for them
+#   stack.sh stop-pid FILE                SIGTERM the process whose pid is in FILE, wait for it
+#   stack.sh kill-pid FILE                SIGKILL it and wait until it is gone
+#   stack.sh scratch-up DIR               Kafka and PostgreSQL on free ports in DIR; prints the
+#                                         PAGEVIEWS_TEST_* exports for them
 #   stack.sh scratch-down DIR             stop both and remove DIR
 #   stack.sh free-port                    print a free TCP port on 127.0.0.1
 #   stack.sh port-open PORT               succeed when 127.0.0.1:PORT accepts connections
 #   stack.sh wait-port PORT SECONDS       wait until 127.0.0.1:PORT accepts connections
 set -euo pipefail
 
-TANSU_VERSION=0.6.0
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KAFKA_POM=$HERE/kafka/pom.xml
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")
 TOOLS_DIR=${PAGEVIEWS_TOOLS_DIR:-$HOME/.cache/pageviews-tools}
 PG_BIN=${PAGEVIEWS_PG_BIN:-/usr/lib/postgresql/15/bin}
 
 say() { echo "stack: $*" >&2; }
 die() { echo "stack: error: $*" >&2; exit 1; }
 
-tansu_bin() { echo "$TOOLS_DIR/bin/tansu"; }
+apt_install() {
+    command -v apt-get >/dev/null || die "$1 is missing and there is no apt-get to install it"
+    say "installing $* with apt-get"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >&2 \
+        || die "apt-get install $* failed"
+}
 
-ensure_tansu() {
-    local bin; bin=$(tansu_bin)
-    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-        echo "$bin"; return
-    fi
-    say "installing the tansu $TANSU_VERSION broker into $TOOLS_DIR (once; ~10 minutes on 2 cores)"
+java_major() { "$1" -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p'; }
+
+# Kafka 4 brokers need Java 17 or newer.
+java_bin() {
+    local candidate major
+    for candidate in "${JAVA_HOME:+$JAVA_HOME/bin/java}" "$(command -v java || true)" /usr/lib/jvm/java-17-openjdk-*/bin/java; do
+        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+        major=$(java_major "$candidate")
+        if [ -n "$major" ] && [ "$major" -ge 17 ]; then echo "$candidate"; return; fi
+    done
+    apt_install openjdk-17-jre-headless
+    ls /usr/lib/jvm/java-17-openjdk-*/bin/java | head -n 1
+}
+
+kafka_home() { echo "$TOOLS_DIR/kafka-$KAFKA_VERSION"; }
+
+ensure_kafka() {
+    local home tmp
+    home=$(kafka_home)
+    if [ -f "$home/complete" ]; then echo "$home"; return; fi
+    command -v mvn >/dev/null || apt_install maven
+    java_bin >/dev/null
+    say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $home (once)"
     mkdir -p "$TOOLS_DIR"
-    # --locked: without it the build does not compile; the storage features: without them it has no engine.
-    cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore,libsql \
-        --root "$TOOLS_DIR" >&2 || die "cargo install tansu failed (see above)"
-    echo "$bin"
+    tmp=$(mktemp -d "$TOOLS_DIR/.kafka-$KAFKA_VERSION.XXXXXX")
+    mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$tmp/libs" >&2 || { rm -rf "$tmp"; die "mvn could not fetch Kafka $KAFKA_VERSION (see above)"; }
+    touch "$tmp/complete"
+    # Another clone may have finished first: keep whichever landed.
+    mv -T "$tmp" "$home" 2>/dev/null || rm -rf "$tmp"
+    echo "$home"
 }
 
 free_port() {
@@ -52,19 +89,120 @@ wait_port() {
     return 1
 }
 
-tansu_start() {
-    local dir=$1 port=$2 engine=$3 bin
-    bin=$(ensure_tansu)
-    mkdir -p "$dir"
-    if port_open "$port"; then die "port $port is already in use; cannot start the broker there"; fi
-    # The working directory matters: a sqlite:// path is relative to it (absolute paths get mangled).
-    (cd "$dir" && exec nohup "$bin" broker \
-        --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine "$engine" >>"$dir/tansu.log" 2>&1 </dev/null) &
-    echo $! >"$dir/tansu.pid"
-    wait_port "$port" 30 || die "tansu did not listen on $port within 30 s; see $dir/tansu.log"
-    say "tansu broker on 127.0.0.1:$port ($engine), pid $(cat "$dir/tansu.pid"), log $dir/tansu.log"
+new_cluster_id() {
+    python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))'
+}
+
+# The properties of one combined broker+controller node.
+#   node_properties DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICATION
+node_properties() {
+    local dir=$1 id=$2 port=$3 cport=$4 voters=$5 rf=$6 min_isr
+    min_isr=$((rf < 2 ? 1 : 2))
+    cat "$HERE/kafka/broker.properties"
+    cat <<EOF
+
+# This node (written by scripts/stack.sh).
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+default.replication.factor=$rf
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$min_isr
+EOF
+    if [ "$rf" -gt 1 ]; then
+        cat <<EOF
+# Several nodes: a dead broker is fenced, and its partitions get new leaders, within seconds.
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+controller.quorum.election.timeout.ms=1000
+controller.quorum.fetch.timeout.ms=2000
+replica.lag.time.max.ms=5000
+EOF
+    fi
+}
+
+# Writes DIR/server.properties and formats the node's storage (KRaft, static quorum).
+#   kafka_node_init DIR NODE_ID PORT CONTROLLER_PORT VOTERS CLUSTER_ID REPLICATION
+kafka_node_init() {
+    local dir=$1 cluster=$6 home
+    home=$(ensure_kafka)
+    mkdir -p "$dir/data"
+    node_properties "$dir" "$2" "$3" "$4" "$5" "$7" >"$dir/server.properties"
+    "$(java_bin)" -Xmx256m -cp "$home/libs/*" -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
+        kafka.tools.StorageTool format --cluster-id="$cluster" -c "$dir/server.properties" \
+        >"$dir/format.log" 2>&1 || die "formatting $dir failed; see $dir/format.log"
+}
+
+node_port() { sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$1/server.properties"; }
+
+# Starts the node in DIR (made by kafka_node_init) and waits for its port.
+kafka_node_start() {
+    local dir=$1 home java port
+    [ -f "$dir/server.properties" ] || die "$dir holds no Kafka node"
+    home=$(ensure_kafka)
+    java=$(java_bin)
+    port=$(node_port "$dir")
+    if port_open "$port"; then die "port $port is already in use; cannot start the Kafka node of $dir there"; fi
+    (exec nohup "$java" -Xms64m -Xmx"${PAGEVIEWS_KAFKA_HEAP:-512m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
+        -cp "$home/libs/*" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null) &
+    echo $! >"$dir/kafka.pid"
+    wait_port "$port" 60 || die "Kafka did not listen on $port within 60 s; see $dir/kafka.log"
+}
+
+# Ready means the metadata lists N brokers, not merely an open port.
+kafka_ready() {
+    local address=$1 want=$2 secs=$3 i
+    for ((i = 0; i < secs * 4; i++)); do
+        [ "$(python3 "$HERE/kafka/probe.py" "$address" brokers 2>/dev/null | wc -l)" -ge "$want" ] && return 0
+        sleep 0.25
+    done
+    die "the Kafka metadata from $address did not list $want broker(s) within $secs s"
+}
+
+kafka_leader() { python3 "$HERE/kafka/probe.py" "$1" leader "$2" "$3"; }
+
+kafka_start() {
+    local dir=$1 port=$2 cport
+    if [ ! -f "$dir/server.properties" ]; then
+        cport=$(free_port)
+        kafka_node_init "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" "$(new_cluster_id)" 1
+    fi
+    kafka_node_start "$dir"
+    kafka_ready "127.0.0.1:$port" 1 90
+    say "Apache Kafka $KAFKA_VERSION on 127.0.0.1:$port, pid $(cat "$dir/kafka.pid"), data $dir/data, log $dir/kafka.log"
+}
+
+cluster_start() {
+    local dir=$1 n=$2 cluster i voters="" bootstrap=""
+    local -a ports cports
+    cluster=$(new_cluster_id)
+    for ((i = 1; i <= n; i++)); do
+        ports[i]=$(free_port)
+        cports[i]=$(free_port)
+        voters+="${voters:+,}$i@127.0.0.1:${cports[i]}"
+        bootstrap+="${bootstrap:+,}127.0.0.1:${ports[i]}"
+    done
+    for ((i = 1; i <= n; i++)); do
+        kafka_node_init "$dir/node-$i" "$i" "${ports[i]}" "${cports[i]}" "$voters" "$cluster" "$n"
+    done
+    # Started together: the controllers need a majority before any broker can register.
+    for ((i = 1; i <= n; i++)); do kafka_node_start "$dir/node-$i" & done
+    wait
+    kafka_ready "127.0.0.1:${ports[1]}" "$n" 120
+    say "Apache Kafka $KAFKA_VERSION cluster of $n nodes: $bootstrap"
+    echo "$bootstrap"
 }
 
 # PostgreSQL refuses to run as root: run it as an unprivileged user then.
@@ -104,10 +242,7 @@ pg_stop() {
 }
 
 install_postgres() {
-    command -v apt-get >/dev/null || die "no PostgreSQL server in $PG_BIN and no apt-get to install it"
-    say "installing PostgreSQL server binaries with apt-get"
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2 \
-        || die "apt-get install postgresql failed"
+    apt_install postgresql
     [ -x "$PG_BIN/initdb" ] || PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 }
 
@@ -123,11 +258,20 @@ stop_pid() {
     rm -f "$file"
 }
 
+kill_pid() {
+    local file=$1 pid i
+    [ -f "$file" ] || return 0
+    pid=$(cat "$file")
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$file"
+}
+
 scratch_up() {
     local dir=$1 port
     mkdir -p "$dir" && chmod 755 "$dir"
     port=$(free_port)
-    tansu_start "$dir/tansu" "$port" memory://tansu/
+    kafka_start "$dir/kafka" "$port"
     echo "export PAGEVIEWS_TEST_BROKERS=127.0.0.1:$port"
     port=$(free_port)
     pg_start "$dir/pg" "$port"
@@ -136,7 +280,7 @@ scratch_up() {
 
 scratch_down() {
     local dir=$1
-    stop_pid "$dir/tansu/tansu.pid" || true
+    stop_pid "$dir/kafka/kafka.pid" || true
     pg_stop "$dir/pg" || true
     rm -rf "$dir"
 }
@@ -144,15 +288,20 @@ scratch_down() {
 cmd=${1:-}
 shift || true
 case "$cmd" in
-    ensure-tansu) ensure_tansu ;;
-    tansu-start) tansu_start "$@" ;;
+    ensure-kafka) ensure_kafka ;;
+    kafka-start) kafka_start "$@" ;;
+    cluster-start) cluster_start "$@" ;;
+    kafka-node-start) kafka_node_start "$@" ;;
+    kafka-ready) kafka_ready "$@" ;;
+    kafka-leader) kafka_leader "$@" ;;
     pg-start) pg_start "$@" ;;
     pg-stop) pg_stop "$@" ;;
     stop-pid) stop_pid "$@" ;;
+    kill-pid) kill_pid "$@" ;;
     scratch-up) scratch_up "$@" ;;
     scratch-down) scratch_down "$@" ;;
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-tansu|tansu-start|pg-start|pg-stop|stop-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: everything the tests need, then fmt, clippy and the whole test suite.
-# Starts its own broker (tansu, in-memory) and PostgreSQL on free ports unless both
+# Starts its own Apache Kafka node and PostgreSQL on free ports unless both
 # PAGEVIEWS_TEST_BROKERS and PAGEVIEWS_TEST_DATABASE_URL name running ones, so it passes on a
 # fresh machine and next to a running `make up`.
 set -euo pipefail
@@ -10,7 +10,7 @@ stack="bash scripts/stack.sh"
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
-$stack ensure-tansu >/dev/null
+$stack ensure-kafka >/dev/null
 
 run_dir=$(mktemp -d /tmp/pageviews-test.XXXXXX)
 trap '$stack scratch-down "$run_dir"' EXIT

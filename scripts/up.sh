@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: the whole pipeline from a fresh clone, left running in the background.
-# Docker compose when a Docker engine answers; otherwise the local stack: tansu on 127.0.0.1:9092
-# (persistent sqlite engine), PostgreSQL (the one at the database URL, or a private cluster),
+# Docker compose when a Docker engine answers; otherwise the local stack: Apache Kafka (KRaft) on
+# 127.0.0.1:9092 with its data in .data/kafka, PostgreSQL (the one at the database URL, or a private cluster),
 # migrations, then consumer and producer. Idempotent: what already runs is left alone.
 # `up.sh --status` only reports.
 set -euo pipefail
@@ -19,9 +19,9 @@ port_open() { $stack port-open "$1"; }
 url_part() { python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(getattr(p, sys.argv[2]) or '')" "$@"; }
 
 status() {
-    for name in tansu producer consumer; do
+    for name in kafka producer consumer; do
         local pidfile=$DATA/run/$name.pid
-        [ "$name" = tansu ] && pidfile=$DATA/tansu/tansu.pid
+        [ "$name" = kafka ] && pidfile=$DATA/kafka/kafka.pid
         if alive "$pidfile"; then echo "$name: running, pid $(cat "$pidfile")"; else echo "$name: not running (started by make up)"; fi
     done
     if [ -f "$DATA/pg/postmaster.pid" ]; then echo "postgres: private cluster in $DATA/pg"; else echo "postgres: external (or not started)"; fi
@@ -53,18 +53,17 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     exit 0
 fi
 echo "== no Docker engine: starting the local stack (data and logs in .data/)"
-mkdir -p "$DATA/logs" "$DATA/run" "$DATA/tansu"
+mkdir -p "$DATA/logs" "$DATA/run"
 
-echo "== the broker (tansu, pinned; built once and cached)"
-$stack ensure-tansu >/dev/null
-broker_port=$(url_part "//$APP__KAFKA__BROKERS" port)
-if alive "$DATA/tansu/tansu.pid"; then
-    echo "tansu already running, pid $(cat "$DATA/tansu/tansu.pid")"
+echo "== the broker (Apache Kafka, pinned in scripts/kafka/pom.xml; fetched once and cached)"
+$stack ensure-kafka >/dev/null
+broker_port=$(url_part "//${APP__KAFKA__BROKERS%%,*}" port)
+if alive "$DATA/kafka/kafka.pid"; then
+    echo "Kafka already running, pid $(cat "$DATA/kafka/kafka.pid")"
 elif port_open "$broker_port"; then
     echo "something already listens on $broker_port: using it as the broker"
 else
-    # sqlite keeps buffered events across broker restarts (relative path: see DEVELOPERS.md).
-    $stack tansu-start "$DATA/tansu" "$broker_port" sqlite://tansu.db
+    $stack kafka-start "$DATA/kafka" "$broker_port"
 fi
 
 echo "== PostgreSQL"

@@ -63,6 +63,7 @@ pub struct ServerSettings {
 pub enum Compression {
     None,
     Gzip,
+    Snappy,
 }
 
 #[derive(Debug, Clone, Deserialize)]

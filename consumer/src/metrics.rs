@@ -22,6 +22,33 @@ pub struct Metrics {
     events_stored: AtomicU64,
     dead_letters: AtomicU64,
     partitions: Mutex<BTreeMap<(String, i32), PartitionState>>,
+    skipped: PartitionCounter,
+    beyond_high_watermark: PartitionCounter,
+}
+
+/// A counter per topic and partition, kept after the partition is given up.
+#[derive(Default)]
+struct PartitionCounter(Mutex<BTreeMap<(String, i32), u64>>);
+
+impl PartitionCounter {
+    fn add(&self, topic: &str, partition: i32, n: u64) {
+        if let Ok(mut map) = self.0.lock() {
+            *map.entry((topic.to_owned(), partition)).or_default() += n;
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let map = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        for ((topic, partition), n) in &map {
+            let _ = writeln!(
+                out,
+                "{name}{{topic=\"{}\",partition=\"{partition}\"}} {n}",
+                escape_label(topic)
+            );
+        }
+    }
 }
 
 impl Metrics {
@@ -38,6 +65,16 @@ impl Metrics {
         if let Ok(mut map) = self.partitions.lock() {
             map.insert((topic.to_owned(), partition), state);
         }
+    }
+
+    /// Offsets given up because retention deleted them before they were stored.
+    pub fn skipped(&self, topic: &str, partition: i32, offsets: u64) {
+        self.skipped.add(topic, partition, offsets);
+    }
+
+    /// The stored offset was found beyond the high watermark (the broker lost records).
+    pub fn beyond_high_watermark(&self, topic: &str, partition: i32) {
+        self.beyond_high_watermark.add(topic, partition, 1);
     }
 
     pub fn forget(&self, topic: &str, partition: i32) {
@@ -107,6 +144,16 @@ impl Metrics {
                 );
             }
         }
+        self.skipped.render(
+            &mut out,
+            "pageviews_consumer_skipped_offsets_total",
+            "Offsets skipped because the broker deleted their records (retention) before they were stored.",
+        );
+        self.beyond_high_watermark.render(
+            &mut out,
+            "pageviews_consumer_beyond_high_watermark_total",
+            "Times the stored offset was found beyond the high watermark: the broker lost acknowledged records.",
+        );
         out
     }
 }

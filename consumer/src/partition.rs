@@ -1,9 +1,13 @@
 //! The poll loop of one partition: fetch, decode, commit, advance.
 //!
-//! It always processes a whole fetch response and resumes at the offset after its last record:
-//! Kafka returns whole record batches, and the local broker (tansu) loses the rest of a batch
-//! when a fetch starts in its middle. Offsets below the requested one and repeated offsets,
-//! which that broker may send, are dropped.
+//! It always processes a whole fetch response and resumes at the offset after its last record.
+//! Kafka returns whole record batches, so a response may start before the requested offset:
+//! offsets below it, and repeated ones, are dropped.
+//!
+//! An offset the broker calls out of range fell off one end of the log. Below the log start,
+//! retention deleted records nobody stored: they are gone, so the worker jumps to the earliest
+//! offset and counts the skipped offsets. Above the high watermark, the broker lost records it
+//! had acknowledged: `consumer.on_offset_out_of_range` decides.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +64,13 @@ impl Throttled {
     }
 }
 
+/// What a step asks of the poll loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
 pub struct Worker {
     pub ctx: Arc<Context>,
     pub topic: String,
@@ -68,14 +79,18 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Sleeps unless told to stop first; true when told to stop.
-    async fn pause(&mut self, wait: Duration) -> bool {
+    /// Sleeps unless told to stop first.
+    async fn pause(&mut self, wait: Duration) -> Flow {
         // A dropped sender (the coordinator is gone) also counts as "stop".
         let stopped = tokio::select! {
             _ = self.stop.wait_for(|stop| *stop) => true,
             () = tokio::time::sleep(wait) => false,
         };
-        stopped || self.stopping()
+        if stopped || self.stopping() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
     }
 
     fn observe(&self, next_offset: i64, high_watermark: i64) {
@@ -119,7 +134,7 @@ impl Worker {
                     &"timed out",
                 ),
             }
-            if self.pause(backoff.step()).await {
+            if self.pause(backoff.step()).await == Flow::Stop {
                 return;
             }
         };
@@ -135,7 +150,7 @@ impl Worker {
                     &e,
                 ),
             }
-            if self.pause(backoff.step()).await {
+            if self.pause(backoff.step()).await == Flow::Stop {
                 return;
             }
         };
@@ -159,16 +174,14 @@ impl Worker {
                     protocol_error: ProtocolError::OffsetOutOfRange,
                     ..
                 })) => {
-                    // Real Kafka says so; tansu answers empty (handled below).
-                    let high_watermark = client.get_offset(OffsetAt::Latest).await.unwrap_or(-1);
-                    if self.out_of_range(&client, &mut next, high_watermark).await {
+                    if self.offset_out_of_range(&client, &mut next).await == Flow::Stop {
                         break;
                     }
                     continue;
                 }
                 Ok(Err(e)) => {
                     log.warn(&self.topic, self.partition, "fetch failed", &e);
-                    if self.pause(backoff.step()).await {
+                    if self.pause(backoff.step()).await == Flow::Stop {
                         break;
                     }
                     continue;
@@ -181,8 +194,12 @@ impl Worker {
             self.observe(next, high_watermark);
             let records = fresh_records(records, next);
             let Some(last) = records.last().map(|r| r.offset) else {
+                // A broker that answers an offset past the end with nothing rather than an error.
                 if next > high_watermark
-                    && self.out_of_range(&client, &mut next, high_watermark).await
+                    && self
+                        .beyond_high_watermark(&client, &mut next, high_watermark)
+                        .await
+                        == Flow::Stop
                 {
                     break;
                 }
@@ -207,7 +224,7 @@ impl Worker {
                 Err(e) => {
                     // Rolled back: fetch the same records again once the database answers.
                     log.warn(&self.topic, self.partition, "storing a batch failed", &e);
-                    if self.pause(backoff.step()).await {
+                    if self.pause(backoff.step()).await == Flow::Stop {
                         break;
                     }
                 }
@@ -232,15 +249,72 @@ impl Worker {
         Ok(store::init_offset(&self.ctx.db, &self.topic, self.partition, earliest).await?)
     }
 
-    /// The stored offset is beyond the high watermark: the broker lost data. Follows the
-    /// setting; returns true when the worker should stop.
-    async fn out_of_range(
+    /// The broker refused `next` as out of range: finds out which end of the log it fell off.
+    async fn offset_out_of_range(&mut self, client: &PartitionClient, next: &mut i64) -> Flow {
+        let bounds = async {
+            let earliest = client.get_offset(OffsetAt::Earliest).await?;
+            let latest = client.get_offset(OffsetAt::Latest).await?;
+            Ok::<_, ClientError>((earliest, latest))
+        };
+        let limit = self.ctx.settings.kafka.request_timeout();
+        match tokio::time::timeout(limit, bounds).await {
+            Ok(Ok((earliest, _))) if *next < earliest => self.skip_deleted(next, earliest).await,
+            Ok(Ok((_, latest))) if *next > latest => {
+                self.beyond_high_watermark(client, next, latest).await
+            }
+            // Back in range: the log moved between the fetch and the look-up.
+            Ok(Ok(_)) => Flow::Continue,
+            Ok(Err(e)) => {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot read the partition's offsets");
+                self.pause(Duration::from_secs(1)).await
+            }
+            Err(_) => {
+                tracing::warn!(topic = %self.topic, partition = self.partition, "reading the partition's offsets timed out");
+                self.pause(Duration::from_secs(1)).await
+            }
+        }
+    }
+
+    /// The records below the log start were deleted (retention) before anyone stored them.
+    /// They cannot come back, so waiting would block the partition forever: move past them.
+    async fn skip_deleted(&mut self, next: &mut i64, earliest: i64) -> Flow {
+        let skipped = earliest - *next;
+        tracing::error!(
+            topic = %self.topic,
+            partition = self.partition,
+            from = *next,
+            to = earliest,
+            skipped,
+            "records were deleted by the broker's retention before they were stored; skipping to the log start"
+        );
+        match store::move_offset(&self.ctx.db, &self.topic, self.partition, *next, earliest).await {
+            Ok(()) => {
+                self.ctx
+                    .metrics
+                    .skipped(&self.topic, self.partition, skipped as u64);
+                *next = earliest;
+                Flow::Continue
+            }
+            Err(StoreError::OffsetMoved { .. }) => Flow::Stop,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot move the offset");
+                self.pause(Duration::from_secs(1)).await
+            }
+        }
+    }
+
+    /// The stored offset is beyond the high watermark: the broker lost records it had
+    /// acknowledged. Follows `consumer.on_offset_out_of_range`.
+    async fn beyond_high_watermark(
         &mut self,
         client: &PartitionClient,
         next: &mut i64,
         high_watermark: i64,
-    ) -> bool {
+    ) -> Flow {
         let policy = self.ctx.settings.consumer.on_offset_out_of_range;
+        self.ctx
+            .metrics
+            .beyond_high_watermark(&self.topic, self.partition);
         tracing::error!(
             topic = %self.topic,
             partition = self.partition,
@@ -252,10 +326,20 @@ impl Worker {
         match policy {
             OffsetOutOfRange::Wait => self.pause(Duration::from_secs(5)).await,
             OffsetOutOfRange::Earliest => {
-                let earliest = match client.get_offset(OffsetAt::Earliest).await {
-                    Ok(earliest) => earliest,
-                    Err(e) => {
+                let limit = self.ctx.settings.kafka.request_timeout();
+                let earliest = match tokio::time::timeout(
+                    limit,
+                    client.get_offset(OffsetAt::Earliest),
+                )
+                .await
+                {
+                    Ok(Ok(earliest)) => earliest,
+                    Ok(Err(e)) => {
                         tracing::warn!(error = %e, "cannot read the earliest offset");
+                        return self.pause(Duration::from_secs(1)).await;
+                    }
+                    Err(_) => {
+                        tracing::warn!("reading the earliest offset timed out");
                         return self.pause(Duration::from_secs(1)).await;
                     }
                 };
@@ -265,9 +349,9 @@ impl Worker {
                     Ok(()) => {
                         tracing::warn!(topic = %self.topic, partition = self.partition, from = *next, to = earliest, "restarting from the earliest offset");
                         *next = earliest;
-                        false
+                        Flow::Continue
                     }
-                    Err(StoreError::OffsetMoved { .. }) => true,
+                    Err(StoreError::OffsetMoved { .. }) => Flow::Stop,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot reset the offset");
                         self.pause(Duration::from_secs(1)).await

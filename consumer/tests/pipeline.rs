@@ -210,7 +210,7 @@ async fn poison_records_become_dead_letters_and_the_events_after_them_are_stored
     let mut nul = page_view("poison", 0);
     nul.title = "a\0b".into();
     let mut huge = page_view("poison", 1);
-    huge.title = "x".repeat(1024 * 1024);
+    huge.title = "x".repeat(64 * 1024);
     let poison = vec![
         record(Some(b"not json at all".to_vec())),
         record(Some(
@@ -287,7 +287,7 @@ async fn poison_records_become_dead_letters_and_the_events_after_them_are_stored
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
-    let pg = testkit::Postgres::start().expect("own PostgreSQL");
+    let pg = testkit::Postgres::start().await.expect("own PostgreSQL");
     let url = testkit::fresh_database_on(&pg.admin_url()).await.unwrap();
     let s = setup_on(&testkit::brokers(), &url).await;
     let consumer = InProcess::start(s.settings.clone()).await;
@@ -299,9 +299,9 @@ async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
     .await
     .unwrap();
 
-    pg.stop().expect("stop PostgreSQL");
+    pg.stop().await.expect("stop PostgreSQL");
     produce(&s.kafka, &s.topic, &views(3_000, "during")).await;
-    pg.resume().expect("start PostgreSQL again");
+    pg.resume().await.expect("start PostgreSQL again");
     produce(&s.kafka, &s.topic, &views(3_000, "after")).await;
 
     wait_for_count(

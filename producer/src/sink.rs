@@ -171,6 +171,7 @@ impl EventSink {
         let compression = match kafka.compression {
             settings::Compression::None => Compression::NoCompression,
             settings::Compression::Gzip => Compression::Gzip,
+            settings::Compression::Snappy => Compression::Snappy,
         };
         let mut topics = HashMap::new();
         for event_type in &kafka.event_types {

@@ -197,7 +197,7 @@ async fn a_thousand_concurrent_mutations_get_distinct_ids_and_keep_each_visitors
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_and_recovers() {
     // A broker of the test's own, persistent so that its topic survives the restart.
-    let broker = testkit::Broker::start_sqlite().expect("broker");
+    let broker = testkit::Broker::start().await.expect("broker");
     let app = spawn_app_with(&broker.address(), |s| {
         s.kafka.produce_timeout_ms = 2000;
         s.server.max_in_flight = 1;
@@ -207,7 +207,7 @@ async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_a
     let ok = app.graphql(mutation("u", "/before")).await;
     assert!(ok["errors"].is_null(), "{ok}");
 
-    broker.stop().expect("stop broker");
+    broker.stop().await.expect("stop broker");
     let started = Instant::now();
     let failed = app.graphql(mutation("u", "/during")).await;
     let took = started.elapsed();
@@ -271,7 +271,7 @@ async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_a
         .unwrap();
     assert_eq!(ready.status(), 503);
 
-    broker.resume().expect("restart broker");
+    broker.resume().await.expect("restart broker");
     let recovered = testkit::poll_until(
         Duration::from_secs(30),
         "a mutation to succeed again",

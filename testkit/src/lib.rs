@@ -1,17 +1,17 @@
 //! Test harness for the integration tests: the real broker and the real PostgreSQL.
 //!
-//! `make test` (scripts/test.sh) starts one tansu broker and one PostgreSQL cluster on free ports
-//! and passes them in `PAGEVIEWS_TEST_BROKERS` and `PAGEVIEWS_TEST_DATABASE_URL`. Each test then
-//! takes its own database ([`fresh_database`]) and its own topics ([`unique_prefix`]), so tests
-//! run in parallel without seeing each other's data. Tests that stop a broker or a database get
-//! their own processes ([`Broker::start`], [`Postgres::start`]), started by `scripts/stack.sh`,
-//! the same script `make up` uses.
+//! `make test` (scripts/test.sh) starts one Apache Kafka node and one PostgreSQL cluster on free
+//! ports and passes them in `PAGEVIEWS_TEST_BROKERS` and `PAGEVIEWS_TEST_DATABASE_URL`. Each test
+//! then takes its own database ([`fresh_database`]) and its own topics ([`unique_prefix`]), so
+//! tests run in parallel without seeing each other's data. Tests that stop or kill a broker or a
+//! database get their own processes ([`Broker::start`], [`Cluster::start`], [`Postgres::start`]),
+//! started by `scripts/stack.sh`, the same script `make up` uses, through `tokio::process` so
+//! that a test's own runtime keeps serving the system under test meanwhile.
 //!
 //! Architecture Invariant: no mocks. Everything here talks to real processes.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,13 +51,18 @@ pub fn unique_prefix() -> String {
     format!("t{}_", uuid::Uuid::new_v4().simple())
 }
 
+/// `host:port,host:port` as a list.
+fn bootstrap(brokers: &str) -> Vec<String> {
+    brokers.split(',').map(str::to_owned).collect()
+}
+
 /// Settings for a test: the checked-in defaults pointed at the given broker and database, on
 /// free ports, with short leases so takeovers happen within a test's patience.
 pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settings {
     let mut s = Settings::defaults();
     s.server.host = "127.0.0.1".into();
     s.server.port = 0;
-    s.kafka.brokers = vec![brokers.to_owned()];
+    s.kafka.brokers = bootstrap(brokers);
     s.kafka.topic_prefix = topic_prefix.to_owned();
     s.kafka.produce_timeout_ms = 3000;
     s.kafka.request_timeout_ms = 5000;
@@ -111,7 +116,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
         .with_context(|| format!("connecting to {url}"))
 }
 
-/// A Kafka client whose retries stop after `deadline` (rskafka's default retries forever).
+/// A Kafka client whose retries stop after a deadline (rskafka's default retries forever).
+/// `brokers` may list several, comma-separated.
 pub async fn kafka_client(brokers: &str) -> Result<Client> {
     let backoff = BackoffConfig {
         deadline: Some(Duration::from_secs(10)),
@@ -119,7 +125,7 @@ pub async fn kafka_client(brokers: &str) -> Result<Client> {
     };
     tokio::time::timeout(
         Duration::from_secs(15),
-        ClientBuilder::new(vec![brokers.to_owned()])
+        ClientBuilder::new(bootstrap(brokers))
             .backoff_config(backoff)
             .build(),
     )
@@ -128,13 +134,26 @@ pub async fn kafka_client(brokers: &str) -> Result<Client> {
     .context("connecting to the broker")
 }
 
-/// Creates a topic (tansu has no automatic topic creation).
+/// Creates a topic with one replica (the brokers never create topics on their own).
 pub async fn create_topic(client: &Client, topic: &str, partitions: i32) -> Result<()> {
-    client
-        .controller_client()?
-        .create_topic(topic, partitions, 1, 5_000)
-        .await
-        .with_context(|| format!("creating topic {topic}"))
+    create_replicated_topic(client, topic, partitions, 1).await
+}
+
+pub async fn create_replicated_topic(
+    client: &Client,
+    topic: &str,
+    partitions: i32,
+    replication: i16,
+) -> Result<()> {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        client
+            .controller_client()?
+            .create_topic(topic, partitions, replication, 10_000),
+    )
+    .await
+    .with_context(|| format!("creating topic {topic} timed out"))?
+    .with_context(|| format!("creating topic {topic}"))
 }
 
 pub async fn partition_client(
@@ -142,11 +161,13 @@ pub async fn partition_client(
     topic: &str,
     partition: i32,
 ) -> Result<Arc<PartitionClient>> {
-    Ok(Arc::new(
-        client
-            .partition_client(topic, partition, UnknownTopicHandling::Retry)
-            .await?,
-    ))
+    let opened = tokio::time::timeout(
+        Duration::from_secs(20),
+        client.partition_client(topic, partition, UnknownTopicHandling::Retry),
+    )
+    .await
+    .with_context(|| format!("opening {topic}/{partition} timed out"))??;
+    Ok(Arc::new(opened))
 }
 
 /// Reads every record of a partition up to its high watermark, each offset once.
@@ -206,11 +227,14 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn stack(args: &[&str]) -> Result<String> {
-    let out = Command::new("bash")
+/// Runs `scripts/stack.sh` without blocking the runtime; its stdout, trimmed.
+async fn stack(args: &[&str]) -> Result<String> {
+    let out = tokio::process::Command::new("bash")
         .arg(repo_root().join("scripts/stack.sh"))
         .args(args)
+        .kill_on_drop(true)
         .output()
+        .await
         .context("running scripts/stack.sh")?;
     if !out.status.success() {
         bail!(
@@ -222,8 +246,19 @@ fn stack(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// For `Drop`, where nothing can be awaited.
+fn stack_blocking(args: &[&str]) {
+    let _ = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/stack.sh"))
+        .args(args)
+        .output();
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> Result<u16> {
-    Ok(stack(&["free-port"])?.parse()?)
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn scratch_dir(kind: &str) -> PathBuf {
@@ -233,32 +268,24 @@ fn scratch_dir(kind: &str) -> PathBuf {
     ))
 }
 
-/// A broker of a test's own, which the test may stop and start again on the same port.
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// An Apache Kafka node of a test's own, which the test may stop, kill and start again on the
+/// same port with its data kept.
 pub struct Broker {
     dir: PathBuf,
     port: u16,
-    engine: String,
 }
 
 impl Broker {
-    /// Starts tansu with the in-memory engine on a free port (a restart loses everything).
-    pub fn start() -> Result<Self> {
-        Self::start_with("memory://tansu/")
-    }
-
-    /// Starts tansu with the persistent sqlite engine: topics and records survive a restart.
-    pub fn start_sqlite() -> Result<Self> {
-        // Relative to the broker's working directory (an absolute path gets mangled).
-        Self::start_with("sqlite://tansu.db")
-    }
-
-    fn start_with(engine: &str) -> Result<Self> {
+    pub async fn start() -> Result<Self> {
         let broker = Broker {
-            dir: scratch_dir("tansu"),
+            dir: scratch_dir("kafka"),
             port: free_port()?,
-            engine: engine.into(),
         };
-        broker.resume()?;
+        stack(&["kafka-start", &path(&broker.dir), &broker.port.to_string()]).await?;
         Ok(broker)
     }
 
@@ -266,25 +293,107 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn stop(&self) -> Result<()> {
-        stack(&["stop-pid", &self.dir.join("tansu.pid").to_string_lossy()]).map(drop)
+    /// SIGTERM: a controlled shutdown.
+    pub async fn stop(&self) -> Result<()> {
+        stack(&["stop-pid", &path(&self.dir.join("kafka.pid"))])
+            .await
+            .map(drop)
     }
 
-    /// Starts it again on the same port (an in-memory broker comes back empty).
-    pub fn resume(&self) -> Result<()> {
-        stack(&[
-            "tansu-start",
-            &self.dir.to_string_lossy(),
-            &self.port.to_string(),
-            &self.engine,
-        ])
-        .map(drop)
+    /// SIGKILL: the process dies at once, as in a crash.
+    pub async fn kill(&self) -> Result<()> {
+        stack(&["kill-pid", &path(&self.dir.join("kafka.pid"))])
+            .await
+            .map(drop)
+    }
+
+    /// Starts it again on the same port with the same data; returns once it is in the metadata.
+    pub async fn resume(&self) -> Result<()> {
+        stack(&["kafka-start", &path(&self.dir), &self.port.to_string()])
+            .await
+            .map(drop)
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.stop();
+        stack_blocking(&["kill-pid", &path(&self.dir.join("kafka.pid"))]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A KRaft cluster of a test's own: every node a broker and a controller, topics replicated to
+/// every node with `min.insync.replicas = 2`, short session timeouts so elections are quick.
+pub struct Cluster {
+    dir: PathBuf,
+    bootstrap: String,
+    nodes: usize,
+}
+
+impl Cluster {
+    pub async fn start(nodes: usize) -> Result<Self> {
+        let dir = scratch_dir("cluster");
+        let started = stack(&["cluster-start", &path(&dir), &nodes.to_string()]).await;
+        let mut cluster = Cluster {
+            dir,
+            bootstrap: String::new(),
+            nodes,
+        };
+        // Set after the value exists, so that a failed start still removes what it made.
+        cluster.bootstrap = started?;
+        Ok(cluster)
+    }
+
+    /// Every node's address, comma-separated.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn node_dir(&self, node: i32) -> PathBuf {
+        self.dir.join(format!("node-{node}"))
+    }
+
+    /// The node id leading `topic`/`partition`, once one does.
+    pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
+        for address in self.bootstrap.split(',') {
+            let answer = stack(&["kafka-leader", address, topic, &partition.to_string()]).await;
+            if let Ok(leader) = answer.and_then(|a| Ok(a.parse::<i32>()?)) {
+                if leader >= 0 {
+                    return Ok(leader);
+                }
+            }
+        }
+        bail!("no node leads {topic}/{partition}")
+    }
+
+    /// SIGKILL one node.
+    pub async fn kill(&self, node: i32) -> Result<()> {
+        stack(&["kill-pid", &path(&self.node_dir(node).join("kafka.pid"))])
+            .await
+            .map(drop)
+    }
+
+    /// Starts a stopped node again and waits until every node is listed in the metadata.
+    pub async fn restart(&self, node: i32) -> Result<()> {
+        stack(&["kafka-node-start", &path(&self.node_dir(node))]).await?;
+        let first_alive = if node == 1 { 2 } else { 1 };
+        let address = self
+            .bootstrap
+            .split(',')
+            .nth(first_alive - 1)
+            .unwrap_or_default();
+        stack(&["kafka-ready", address, &self.nodes.to_string(), "120"])
+            .await
+            .map(drop)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in 1..=self.nodes {
+            let pid = self.node_dir(node as i32).join("kafka.pid");
+            stack_blocking(&["kill-pid", &path(&pid)]);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -296,12 +405,12 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    pub fn start() -> Result<Self> {
+    pub async fn start() -> Result<Self> {
         let pg = Postgres {
             dir: scratch_dir("pg"),
             port: free_port()?,
         };
-        pg.resume()?;
+        pg.resume().await?;
         Ok(pg)
     }
 
@@ -312,23 +421,20 @@ impl Postgres {
         )
     }
 
-    pub fn stop(&self) -> Result<()> {
-        stack(&["pg-stop", &self.dir.to_string_lossy()]).map(drop)
+    pub async fn stop(&self) -> Result<()> {
+        stack(&["pg-stop", &path(&self.dir)]).await.map(drop)
     }
 
-    pub fn resume(&self) -> Result<()> {
-        stack(&[
-            "pg-start",
-            &self.dir.to_string_lossy(),
-            &self.port.to_string(),
-        ])
-        .map(drop)
+    pub async fn resume(&self) -> Result<()> {
+        stack(&["pg-start", &path(&self.dir), &self.port.to_string()])
+            .await
+            .map(drop)
     }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = self.stop();
+        stack_blocking(&["pg-stop", &path(&self.dir)]);
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(self.dir.with_extension("initdb.log"));
     }

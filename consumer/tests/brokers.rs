@@ -1,0 +1,469 @@
+//! The whole pipeline (producer, Apache Kafka, consumer, PostgreSQL) when brokers die: a
+//! partition leader SIGKILLed in a three-broker KRaft cluster and then restarted, a single
+//! broker SIGKILLed and restarted, and the two ways a stored offset falls off the log.
+//!
+//! "Lost" and "duplicated" are counted against what the producer acknowledged: every
+//! acknowledged id must be in `kafka_events`, once, and nothing may be stored that the producer
+//! never accepted.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use producer::partitioner::partition_for;
+use rskafka::client::partition::OffsetAt;
+use rskafka::record::Record;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde_json::{json, Value};
+use settings::{OffsetOutOfRange, Settings};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The producer's HTTP server inside the test process.
+struct Producer {
+    base: String,
+    http: reqwest::Client,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// What the producer answered to one mutation.
+#[derive(Debug)]
+enum Answer {
+    Acked(Uuid),
+    Refused {
+        code: String,
+        retryable: bool,
+        ids: Vec<Uuid>,
+    },
+}
+
+impl Producer {
+    async fn start(settings: Settings) -> Self {
+        let app = producer::Application::build(settings)
+            .await
+            .expect("the producer starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        Producer {
+            base,
+            http,
+            stop,
+            task,
+        }
+    }
+
+    async fn post(&self, user: &str, path: &str) -> Answer {
+        let body = json!({
+            "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+            "variables": {"e": {"eventType": "PAGE_VIEW", "userId": user, "path": path,
+                                "search": "", "title": "t", "url": "faults.example"}},
+        });
+        let answer: Value = self
+            .http
+            .post(format!("{}/query", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("the producer answers over HTTP")
+            .json()
+            .await
+            .expect("a JSON answer");
+        if let Some(id) = answer["data"]["register_kafka_event"]["id"].as_str() {
+            return Answer::Acked(id.parse().expect("a UUID"));
+        }
+        let ext = &answer["errors"][0]["extensions"];
+        Answer::Refused {
+            code: ext["code"].as_str().unwrap_or("none").to_owned(),
+            retryable: ext["retryable"].as_bool().unwrap_or(false),
+            ids: ext["eventIds"]
+                .as_array()
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|i| i.as_str()?.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the producer stops in time")
+            .expect("join")
+            .expect("the producer stops cleanly");
+    }
+}
+
+/// Every answer the posting clients got.
+#[derive(Default)]
+struct Tally {
+    acked: Vec<Uuid>,
+    refused: Vec<(String, bool, Vec<Uuid>)>,
+}
+
+impl Tally {
+    fn record(&mut self, answer: Answer) {
+        match answer {
+            Answer::Acked(id) => self.acked.push(id),
+            Answer::Refused {
+                code,
+                retryable,
+                ids,
+            } => self.refused.push((code, retryable, ids)),
+        }
+    }
+}
+
+/// Clients that post page views one after another until told to stop.
+struct Load {
+    tally: Arc<Mutex<Tally>>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(producer: &Arc<Producer>, visitors: usize) -> Self {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..visitors)
+            .map(|v| {
+                let (producer, tally, stop) = (producer.clone(), tally.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let answer = producer
+                            .post(&format!("visitor-{v}"), &format!("/p/{n}"))
+                            .await;
+                        tally.lock().expect("tally").record(answer);
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            tally,
+            stop,
+            clients,
+        }
+    }
+
+    fn acked(&self) -> usize {
+        self.tally.lock().expect("tally").acked.len()
+    }
+
+    /// Waits until `more` events beyond those acknowledged so far are acknowledged.
+    async fn until_acked(&self, more: usize, what: &str) {
+        let target = self.acked() + more;
+        testkit::poll_until(Duration::from_secs(120), what, || async {
+            (self.acked() >= target).then_some(())
+        })
+        .await
+        .expect("acknowledgements resume");
+    }
+
+    async fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            client.await.expect("a posting client");
+        }
+        Arc::try_unwrap(self.tally)
+            .ok()
+            .expect("no other owner")
+            .into_inner()
+            .expect("tally")
+    }
+}
+
+async fn stored_ids(db: &DatabaseConnection) -> Vec<Uuid> {
+    db.query_all_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT id FROM kafka_events",
+    ))
+    .await
+    .expect("query")
+    .into_iter()
+    .map(|row| row.try_get_by_index::<Uuid>(0).expect("an id"))
+    .collect()
+}
+
+/// Every acknowledged id stored exactly once, nothing stored that was never sent, and every
+/// partition's stored offset at its high watermark (the consumer followed the leaders).
+async fn assert_exactly_the_acknowledged_events(db: &DatabaseConnection, tally: &Tally) {
+    for (code, retryable, _) in &tally.refused {
+        assert!(
+            *retryable && (code == "KAFKA_UNAVAILABLE" || code == "OVERLOADED"),
+            "only retryable refusals while a broker is down, got {code}"
+        );
+    }
+    let acked: HashSet<Uuid> = tally.acked.iter().copied().collect();
+    assert_eq!(acked.len(), tally.acked.len(), "distinct acknowledged ids");
+    let stored = testkit::poll_until(
+        Duration::from_secs(120),
+        "every acknowledged event stored",
+        || async {
+            let stored = stored_ids(db).await;
+            let set: HashSet<Uuid> = stored.iter().copied().collect();
+            acked.is_subset(&set).then_some(stored)
+        },
+    )
+    .await
+    .expect("0 acknowledged events lost");
+    let unique: HashSet<Uuid> = stored.iter().copied().collect();
+    assert_eq!(unique.len(), stored.len(), "0 duplicated");
+    let sent: HashSet<Uuid> = tally
+        .refused
+        .iter()
+        .flat_map(|(_, _, ids)| ids.iter().copied())
+        .chain(acked.iter().copied())
+        .collect();
+    assert!(unique.is_subset(&sent), "nothing stored that was not sent");
+    println!(
+        "acknowledged {}, refused (retryable) {}, stored {}",
+        acked.len(),
+        tally.refused.len(),
+        stored.len()
+    );
+}
+
+async fn assert_offsets_reach_the_high_watermarks(
+    db: &DatabaseConnection,
+    brokers: &str,
+    topic: &str,
+) {
+    let kafka = testkit::kafka_client(brokers).await.expect("kafka");
+    for partition in 0..PARTITIONS {
+        let pc = testkit::partition_client(&kafka, topic, partition)
+            .await
+            .expect("partition");
+        let high_watermark =
+            tokio::time::timeout(Duration::from_secs(20), pc.get_offset(OffsetAt::Latest))
+                .await
+                .expect("in time")
+                .expect("high watermark");
+        let sql = format!(
+            "SELECT coalesce(max(next_offset), 0) FROM consumer_offsets WHERE topic = '{topic}' AND partition = {partition}"
+        );
+        wait_for_count(db, &sql, high_watermark, Duration::from_secs(60)).await;
+    }
+}
+
+async fn leases_taken(db: &DatabaseConnection) {
+    wait_for_count(
+        db,
+        "SELECT count(*) FROM partition_leases",
+        i64::from(PARTITIONS),
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_leader_killed_and_restarted_in_a_three_broker_cluster_loses_and_duplicates_no_acknowledged_event(
+) {
+    let cluster = testkit::Cluster::start(3).await.expect("a 3-node cluster");
+    let url = testkit::fresh_database().await.expect("database");
+    let mut settings = testkit::settings(cluster.bootstrap(), &url, &testkit::unique_prefix());
+    settings.kafka.replication_factor = 3;
+    let topic = settings.consumer.topics[0].clone();
+    let db = testkit::connect(&url).await.expect("db");
+    let producer = Arc::new(Producer::start(settings.clone()).await);
+    let consumer = InProcess::start(settings.clone()).await;
+    leases_taken(&db).await;
+
+    let load = Load::start(&producer, 6);
+    load.until_acked(300, "acknowledgements before the kill")
+        .await;
+    // The leader of a partition that is sure to take writes: visitor-0's.
+    let partition = partition_for(b"visitor-0", PARTITIONS);
+    let leader = cluster.leader(&topic, partition).await.expect("a leader");
+    cluster.kill(leader).await.expect("SIGKILL the leader");
+    load.until_acked(300, "acknowledgements after the election, no restart")
+        .await;
+    let new_leader = cluster.leader(&topic, partition).await.expect("a leader");
+    assert_ne!(
+        new_leader, leader,
+        "another broker leads partition {partition}"
+    );
+
+    cluster
+        .restart(leader)
+        .await
+        .expect("the killed broker rejoins");
+    load.until_acked(300, "acknowledgements with all three brokers")
+        .await;
+    let tally = load.finish().await;
+
+    assert_exactly_the_acknowledged_events(&db, &tally).await;
+    assert_offsets_reach_the_high_watermarks(&db, cluster.bootstrap(), &topic).await;
+    consumer.stop().await;
+    Arc::try_unwrap(producer)
+        .ok()
+        .expect("sole owner")
+        .stop()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_broker_killed_and_restarted_keeps_every_acknowledged_event_and_the_producer_recovers(
+) {
+    let broker = testkit::Broker::start().await.expect("a broker");
+    let url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::settings(&broker.address(), &url, &testkit::unique_prefix());
+    let topic = settings.consumer.topics[0].clone();
+    let db = testkit::connect(&url).await.expect("db");
+    let producer = Arc::new(Producer::start(settings.clone()).await);
+    let consumer = InProcess::start(settings.clone()).await;
+    leases_taken(&db).await;
+
+    let load = Load::start(&producer, 4);
+    load.until_acked(300, "acknowledgements before the kill")
+        .await;
+    broker.kill().await.expect("SIGKILL the broker");
+    let during = producer.post("alone", "/during").await;
+    assert!(
+        matches!(&during, Answer::Refused { code, retryable: true, .. } if code == "KAFKA_UNAVAILABLE"),
+        "{during:?}"
+    );
+    broker.resume().await.expect("the broker restarts");
+    load.until_acked(
+        300,
+        "acknowledgements after the restart, no producer restart",
+    )
+    .await;
+    let mut tally = load.finish().await;
+    tally.record(during);
+
+    assert_exactly_the_acknowledged_events(&db, &tally).await;
+    assert_offsets_reach_the_high_watermarks(&db, &broker.address(), &topic).await;
+    consumer.stop().await;
+    Arc::try_unwrap(producer)
+        .ok()
+        .expect("sole owner")
+        .stop()
+        .await;
+}
+
+async fn set_stored_offset(s: &Setup, partition: i32, offset: i64) {
+    s.db.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!(
+            "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES ('{}', {partition}, {offset})",
+            s.topic
+        ),
+    ))
+    .await
+    .expect("stored offset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_deleted_below_the_log_start_before_they_were_stored_are_skipped_logged_and_counted(
+) {
+    let s = setup().await;
+    let records: Vec<Record> = views(100, "retention")
+        .iter()
+        .map(|v| Record {
+            key: Some(v.user_id.as_bytes().to_vec()),
+            value: Some(v.encode()),
+            headers: Default::default(),
+            timestamp: v.received_at,
+        })
+        .collect();
+    produce_raw(&s.kafka, &s.topic, 0, records).await;
+    // What retention does to a log nobody consumed: its start moves past unstored records.
+    let pc = testkit::partition_client(&s.kafka, &s.topic, 0)
+        .await
+        .expect("partition");
+    tokio::time::timeout(Duration::from_secs(20), pc.delete_records(60, 10_000))
+        .await
+        .expect("in time")
+        .expect("delete records");
+    set_stored_offset(&s, 0, 0).await;
+
+    let consumer = InProcess::start(s.settings.clone()).await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        40,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        count(&s.db, "SELECT min(\"offset\") FROM kafka_events").await,
+        60
+    );
+    let metrics = consumer.metrics().await;
+    let skipped = format!(
+        "pageviews_consumer_skipped_offsets_total{{topic=\"{}\",partition=\"0\"}} 60",
+        s.topic
+    );
+    assert!(metrics.contains(&skipped), "{metrics}");
+    consumer.stop().await;
+    let next = count(
+        &s.db,
+        &format!(
+            "SELECT next_offset FROM consumer_offsets WHERE topic = '{}' AND partition = 0",
+            s.topic
+        ),
+    )
+    .await;
+    assert_eq!(next, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_offset_beyond_the_high_watermark_waits_without_skipping_when_so_configured() {
+    let mut s = setup().await;
+    s.settings.consumer.on_offset_out_of_range = OffsetOutOfRange::Wait;
+    produce(&s.kafka, &s.topic, &views(40, "kept")).await;
+    // As after a broker lost its data: the database remembers more than the broker has.
+    for partition in 0..PARTITIONS {
+        set_stored_offset(&s, partition, 1000).await;
+    }
+    let consumer = InProcess::start(s.settings.clone()).await;
+    // Seen twice on every partition: it looked, waited, looked again.
+    testkit::poll_until(
+        Duration::from_secs(60),
+        "the consumer to report the lost records twice per partition",
+        || async {
+            let metrics = consumer.metrics().await;
+            (0..PARTITIONS)
+                .all(|p| {
+                    let prefix = format!(
+                        "pageviews_consumer_beyond_high_watermark_total{{topic=\"{}\",partition=\"{p}\"}} ",
+                        s.topic
+                    );
+                    metrics
+                        .lines()
+                        .filter_map(|l| l.strip_prefix(&prefix))
+                        .any(|n| n.parse::<u64>().is_ok_and(|n| n >= 2))
+                })
+                .then_some(())
+        },
+    )
+    .await
+    .expect("the metric says why the consumer waits");
+    assert_eq!(count(&s.db, "SELECT count(*) FROM kafka_events").await, 0);
+    assert_eq!(
+        count(
+            &s.db,
+            "SELECT count(*) FROM consumer_offsets WHERE next_offset = 1000"
+        )
+        .await,
+        i64::from(PARTITIONS),
+        "no offset moved"
+    );
+    consumer.stop().await;
+}
