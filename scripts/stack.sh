@@ -4,6 +4,7 @@
 # test harness (testkit).
 #
 #   stack.sh ensure-kafka                 fetch the pinned Kafka jars once (cached), print their folder
+#   stack.sh ensure-check-jsonschema      install check-jsonschema once (cached venv), print its path
 #   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
 #                                         in DIR (formatted on first start, kept after); waits until
 #                                         the broker is listed in the cluster metadata
@@ -72,6 +73,19 @@ ensure_kafka() {
     # Another clone may have finished first: keep whichever landed.
     mv -T "$tmp" "$home" 2>/dev/null || rm -rf "$tmp"
     echo "$home"
+}
+
+CHECK_JSONSCHEMA_VERSION=0.39.0
+
+ensure_check_jsonschema() {
+    local venv=$TOOLS_DIR/check-jsonschema-$CHECK_JSONSCHEMA_VERSION
+    if [ ! -x "$venv/bin/check-jsonschema" ]; then
+        python3 -m venv "$venv" >&2 || { apt_install python3-venv && python3 -m venv "$venv" >&2; } \
+            || die "cannot create a Python venv in $venv"
+        "$venv/bin/pip" install -q "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" >&2 \
+            || die "pip could not install check-jsonschema $CHECK_JSONSCHEMA_VERSION"
+    fi
+    echo "$venv/bin/check-jsonschema"
 }
 
 free_port() {
@@ -289,6 +303,7 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
     ensure-kafka) ensure_kafka ;;
+    ensure-check-jsonschema) ensure_check_jsonschema ;;
     kafka-start) kafka_start "$@" ;;
     cluster-start) cluster_start "$@" ;;
     kafka-node-start) kafka_node_start "$@" ;;
@@ -303,5 +318,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

@@ -7,10 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="bash scripts/stack.sh"
 
+skipped=()
 for component in rustfmt clippy; do
-    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+    rustup component list --installed 2>/dev/null | grep -q "^$component" \
+        || rustup component add "$component" || skipped+=("$component")
 done
+loud() { printf '\n!!!!!!!! %s !!!!!!!!\n\n' "$*" >&2; }
 $stack ensure-kafka >/dev/null
+check_jsonschema=$($stack ensure-check-jsonschema)
 
 run_dir=$(mktemp -d /tmp/pageviews-test.XXXXXX)
 trap '$stack scratch-down "$run_dir"' EXIT
@@ -21,9 +25,19 @@ if [ -z "${PAGEVIEWS_TEST_BROKERS:-}" ] || [ -z "${PAGEVIEWS_TEST_DATABASE_URL:-
     eval "$exports"
 fi
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+echo "== docker-compose.yaml against the Compose specification"
+"$check_jsonschema" --builtin-schema vendor.compose-spec docker-compose.yaml
+if [[ " ${skipped[*]} " == *" rustfmt "* ]]; then
+    loud "SKIPPED cargo fmt --check: the rustfmt component is missing and could not be added"
+else
+    echo "== cargo fmt --check"
+    cargo fmt --all -- --check
+fi
+if [[ " ${skipped[*]} " == *" clippy "* ]]; then
+    loud "SKIPPED cargo clippy: the clippy component is missing and could not be added"
+else
+    echo "== cargo clippy --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
+fi
 echo "== cargo test (broker $PAGEVIEWS_TEST_BROKERS, database $PAGEVIEWS_TEST_DATABASE_URL)"
 cargo test --workspace

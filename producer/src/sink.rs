@@ -165,7 +165,19 @@ impl EventSink {
                     Err(source) => return Err(SinkError::CreateTopic { topic, source }),
                 }
             }
-            counts = list().await?;
+            // Kafka creates a topic asynchronously: its metadata may lag the answer a little.
+            let deadline = tokio::time::Instant::now() + kafka.request_timeout();
+            loop {
+                counts = list().await?;
+                let all_listed = kafka
+                    .event_types
+                    .iter()
+                    .all(|t| counts.get(&kafka.topic_for(t)).is_some_and(|c| *c > 0));
+                if all_listed || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
 
         let compression = match kafka.compression {
