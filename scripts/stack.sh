@@ -4,6 +4,7 @@
 # test harness (testkit).
 #
 #   stack.sh ensure-kafka                 fetch the pinned Kafka jars once (cached), print their folder
+#   stack.sh java                         print a Java 17+ binary (installed with apt when missing)
 #   stack.sh ensure-check-jsonschema      install check-jsonschema once (cached venv), print its path
 #   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
 #                                         in DIR (formatted on first start, kept after); waits until
@@ -304,6 +305,7 @@ shift || true
 case "$cmd" in
     ensure-kafka) ensure_kafka ;;
     ensure-check-jsonschema) ensure_check_jsonschema ;;
+    java) java_bin ;;
     kafka-start) kafka_start "$@" ;;
     cluster-start) cluster_start "$@" ;;
     kafka-node-start) kafka_node_start "$@" ;;
@@ -318,5 +320,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|java|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

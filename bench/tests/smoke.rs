@@ -48,6 +48,13 @@ fn a_smoke_run_of_every_scenario_writes_a_complete_results_file() {
             .unwrap_or(0.0)
             > 0.0
     );
+    assert!(
+        results["ceiling_d_java_producer"]["per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0,
+        "Kafka's Java producer ran: {results}"
+    );
     assert!(results["storage_events_per_second"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(
         results["ceiling_c_copy_rows_per_second"]
