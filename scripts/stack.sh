@@ -68,8 +68,14 @@ ensure_kafka() {
     say "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $home (once)"
     mkdir -p "$TOOLS_DIR"
     tmp=$(mktemp -d "$TOOLS_DIR/.kafka-$KAFKA_VERSION.XXXXXX")
-    mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$tmp/libs" >&2 || { rm -rf "$tmp"; die "mvn could not fetch Kafka $KAFKA_VERSION (see above)"; }
+    # Maven's own output only when it fails (it prints colour codes even when quiet).
+    if ! mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$tmp/libs" >"$tmp.log" 2>&1; then
+        cat "$tmp.log" >&2
+        rm -rf "$tmp" "$tmp.log"
+        die "mvn could not fetch Kafka $KAFKA_VERSION (see above)"
+    fi
+    rm -f "$tmp.log"
     touch "$tmp/complete"
     # Another clone may have finished first: keep whichever landed.
     mv -T "$tmp" "$home" 2>/dev/null || rm -rf "$tmp"
