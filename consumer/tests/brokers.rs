@@ -261,30 +261,53 @@ async fn assert_offsets_reach_the_high_watermarks(
     }
 }
 
-async fn leases_taken(db: &DatabaseConnection) {
-    wait_for_count(
-        db,
-        "SELECT count(*) FROM partition_leases",
-        i64::from(PARTITIONS),
-        Duration::from_secs(60),
-    )
-    .await;
+/// Producer and consumer in this process, on `brokers` and a fresh database.
+struct Pipeline {
+    topic: String,
+    db: DatabaseConnection,
+    producer: Arc<Producer>,
+    consumer: InProcess,
+}
+
+impl Pipeline {
+    /// Returns once the consumer owns every partition of the topic the producer created.
+    async fn start(brokers: &str, replication: i16) -> Self {
+        let url = testkit::fresh_database().await.expect("database");
+        let mut settings = testkit::settings(brokers, &url, &testkit::unique_prefix());
+        settings.kafka.replication_factor = replication;
+        let db = testkit::connect(&url).await.expect("db");
+        let producer = Arc::new(Producer::start(settings.clone()).await);
+        let consumer = InProcess::start(settings.clone()).await;
+        wait_for_count(
+            &db,
+            "SELECT count(*) FROM partition_leases",
+            i64::from(PARTITIONS),
+            Duration::from_secs(60),
+        )
+        .await;
+        Pipeline {
+            topic: settings.consumer.topics[0].clone(),
+            db,
+            producer,
+            consumer,
+        }
+    }
+
+    async fn stop(self) {
+        self.consumer.stop().await;
+        let producer = Arc::try_unwrap(self.producer).ok().expect("sole owner");
+        producer.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_leader_killed_and_restarted_in_a_three_broker_cluster_loses_and_duplicates_no_acknowledged_event(
 ) {
     let cluster = testkit::Cluster::start(3).await.expect("a 3-node cluster");
-    let url = testkit::fresh_database().await.expect("database");
-    let mut settings = testkit::settings(cluster.bootstrap(), &url, &testkit::unique_prefix());
-    settings.kafka.replication_factor = 3;
-    let topic = settings.consumer.topics[0].clone();
-    let db = testkit::connect(&url).await.expect("db");
-    let producer = Arc::new(Producer::start(settings.clone()).await);
-    let consumer = InProcess::start(settings.clone()).await;
-    leases_taken(&db).await;
+    let p = Pipeline::start(cluster.bootstrap(), 3).await;
+    let topic = p.topic.clone();
 
-    let load = Load::start(&producer, 6);
+    let load = Load::start(&p.producer, 6);
     load.until_acked(300, "acknowledgements before the kill")
         .await;
     // The leader of a partition that is sure to take writes: visitor-0's.
@@ -307,33 +330,22 @@ async fn a_partition_leader_killed_and_restarted_in_a_three_broker_cluster_loses
         .await;
     let tally = load.finish().await;
 
-    assert_exactly_the_acknowledged_events(&db, &tally).await;
-    assert_offsets_reach_the_high_watermarks(&db, cluster.bootstrap(), &topic).await;
-    consumer.stop().await;
-    Arc::try_unwrap(producer)
-        .ok()
-        .expect("sole owner")
-        .stop()
-        .await;
+    assert_exactly_the_acknowledged_events(&p.db, &tally).await;
+    assert_offsets_reach_the_high_watermarks(&p.db, cluster.bootstrap(), &topic).await;
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_broker_killed_and_restarted_keeps_every_acknowledged_event_and_the_producer_recovers(
 ) {
     let broker = testkit::Broker::start().await.expect("a broker");
-    let url = testkit::fresh_database().await.expect("database");
-    let settings = testkit::settings(&broker.address(), &url, &testkit::unique_prefix());
-    let topic = settings.consumer.topics[0].clone();
-    let db = testkit::connect(&url).await.expect("db");
-    let producer = Arc::new(Producer::start(settings.clone()).await);
-    let consumer = InProcess::start(settings.clone()).await;
-    leases_taken(&db).await;
+    let p = Pipeline::start(&broker.address(), 1).await;
 
-    let load = Load::start(&producer, 4);
+    let load = Load::start(&p.producer, 4);
     load.until_acked(300, "acknowledgements before the kill")
         .await;
     broker.kill().await.expect("SIGKILL the broker");
-    let during = producer.post("alone", "/during").await;
+    let during = p.producer.post("alone", "/during").await;
     assert!(
         matches!(&during, Answer::Refused { code, retryable: true, .. } if code == "KAFKA_UNAVAILABLE"),
         "{during:?}"
@@ -347,26 +359,9 @@ async fn a_single_broker_killed_and_restarted_keeps_every_acknowledged_event_and
     let mut tally = load.finish().await;
     tally.record(during);
 
-    assert_exactly_the_acknowledged_events(&db, &tally).await;
-    assert_offsets_reach_the_high_watermarks(&db, &broker.address(), &topic).await;
-    consumer.stop().await;
-    Arc::try_unwrap(producer)
-        .ok()
-        .expect("sole owner")
-        .stop()
-        .await;
-}
-
-async fn set_stored_offset(s: &Setup, partition: i32, offset: i64) {
-    s.db.execute_raw(Statement::from_string(
-        DbBackend::Postgres,
-        format!(
-            "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES ('{}', {partition}, {offset})",
-            s.topic
-        ),
-    ))
-    .await
-    .expect("stored offset");
+    assert_exactly_the_acknowledged_events(&p.db, &tally).await;
+    assert_offsets_reach_the_high_watermarks(&p.db, &broker.address(), &p.topic).await;
+    p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -320,17 +320,9 @@ async fn a_stored_offset_beyond_the_high_watermark_restarts_from_the_earliest_wh
     let mut s = setup().await;
     s.settings.consumer.on_offset_out_of_range = OffsetOutOfRange::Earliest;
     produce(&s.kafka, &s.topic, &views(40, "lost")).await;
-    // As after an in-memory broker restart: the database remembers more than the broker has.
+    // As after a broker lost its data: the database remembers more than the broker has.
     for partition in 0..PARTITIONS {
-        s.db.execute_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!(
-                "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES ('{}', {partition}, 1000)",
-                s.topic
-            ),
-        ))
-        .await
-        .unwrap();
+        set_stored_offset(&s, partition, 1000).await;
     }
     let consumer = InProcess::start(s.settings.clone()).await;
     wait_for_count(

@@ -266,3 +266,16 @@ pub async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::Ex
     .await
     .expect("exits in time")
 }
+
+/// Writes a partition's stored offset, as if a consumer had got that far.
+pub async fn set_stored_offset(s: &Setup, partition: i32, offset: i64) {
+    s.db.execute_raw(Statement::from_string(
+        DbBackend::Postgres,
+        format!(
+            "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES ('{}', {partition}, {offset})",
+            s.topic
+        ),
+    ))
+    .await
+    .expect("stored offset");
+}
