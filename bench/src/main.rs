@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use entity::page_view::PageView;
+use event::partitioner::partition_for;
+use event::PageView;
 use load::{batch_body, closed_loop, mutation_body, post_ok, Stats};
 use procs::{wait_ready, Component};
-use producer::partitioner::partition_for;
 use producer::sink::EventSink;
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::record::Record;
@@ -280,23 +280,18 @@ fn memory_gib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The README's page view, as user `n % 1000`.
 fn event(n: u64) -> PageView {
-    PageView {
-        id: uuid::Uuid::now_v7(),
-        event_type: "PAGE_VIEW".into(),
-        user_id: format!("user_{}", n % 1000),
-        path: "/test".into(),
-        search: "?q=foo".into(),
-        title: "Kafka Demo".into(),
-        url: "kafka.demo.com".into(),
-        referrer: None,
-        received_at: chrono::Utc::now(),
-    }
+    let mut view = testkit::page_view(&format!("user_{}", n % 1000), "/test");
+    view.fields.search = "?q=foo".into();
+    view.fields.title = "Kafka Demo".into();
+    view.fields.url = "kafka.demo.com".into();
+    view
 }
 
 fn record(view: &PageView) -> Record {
     Record {
-        key: Some(view.user_id.as_bytes().to_vec()),
+        key: Some(view.fields.user_id.as_bytes().to_vec()),
         value: Some(view.encode()),
         headers: Default::default(),
         timestamp: view.received_at,
@@ -400,16 +395,14 @@ async fn tutorial_style(
         let (kafka, topic) = (Arc::clone(&kafka), topic.clone());
         async move {
             let once = async {
-                let client = consumer::connect_kafka(&kafka)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                let client = event::kafka::connect_with(&kafka, kafka.request_timeout()).await?;
                 // "Already exists" every time but the first, as in the tutorial.
                 let _ = client
                     .controller_client()?
                     .create_topic(&topic, PARTITIONS, 1, 5_000)
                     .await;
                 let view = event(c as u64 * 1_000_003 + n);
-                let partition = partition_for(view.user_id.as_bytes(), PARTITIONS);
+                let partition = partition_for(view.fields.user_id.as_bytes(), PARTITIONS);
                 let pc = client
                     .partition_client(&topic, partition, UnknownTopicHandling::Retry)
                     .await?;
@@ -433,6 +426,31 @@ async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64> {
     Ok(row.try_get_by_index::<i64>(0)?)
 }
 
+/// A table's column names in their order.
+async fn table_columns(db: &DatabaseConnection, table: &str) -> Result<Vec<String>> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+            [table.into()],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?)
+}
+
+/// One CSV cell: empty for NULL, otherwise quoted.
+fn csv_cell(value: Option<&serde_json::Value>) -> String {
+    let text = match value {
+        None | Some(serde_json::Value::Null) => return String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
 /// Scenario 3: a preloaded topic drained by a consumer process, against COPY of the same rows.
 async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Result<()> {
     let db_url = testkit::fresh_database_on(admin).await?;
@@ -444,7 +462,7 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
     let mut by_partition: HashMap<i32, Vec<Record>> = HashMap::new();
     for v in &events {
         by_partition
-            .entry(partition_for(v.user_id.as_bytes(), PARTITIONS))
+            .entry(partition_for(v.fields.user_id.as_bytes(), PARTITIONS))
             .or_default()
             .push(record(v));
     }
@@ -494,31 +512,22 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
     // Ceiling C: the same rows, COPY'd into an identical empty table on the same server.
     db.execute_unprepared("CREATE TABLE copy_target (LIKE kafka_events INCLUDING ALL)")
         .await?;
-    let mut csv = String::with_capacity(events.len() * 160);
+    let columns = table_columns(&db, "kafka_events").await?;
+    let mut csv = String::with_capacity(events.len() * 200);
     for (i, v) in events.iter().enumerate() {
-        let _ = writeln!(
-            csv,
-            "{},{},{},{},{},{},{},,{},{},{},{}",
-            v.id,
-            v.user_id,
-            v.event_type,
-            v.path,
-            v.search,
-            v.title,
-            v.url,
-            v.received_at.to_rfc3339(),
-            topic,
-            partition_for(v.user_id.as_bytes(), PARTITIONS),
-            i
-        );
+        let partition = partition_for(v.fields.user_id.as_bytes(), PARTITIONS);
+        let mut row = consumer::store::event_row(v, &topic, partition, i as i64);
+        let now = serde_json::Value::from(chrono::Utc::now().to_rfc3339());
+        row.insert("created_at".into(), now.clone());
+        row.insert("updated_at".into(), now);
+        let cells: Vec<String> = columns.iter().map(|c| csv_cell(row.get(c))).collect();
+        let _ = writeln!(csv, "{}", cells.join(","));
     }
     let pool = db.get_postgres_connection_pool();
     let mut conn = pool.acquire().await?;
     let copy_started = Instant::now();
     let mut copy = conn
-        .copy_in_raw(
-            "COPY copy_target (id, user_id, event_type, path, search, title, url, referrer, received_at, topic, partition, \"offset\") FROM STDIN (FORMAT csv)",
-        )
+        .copy_in_raw("COPY copy_target FROM STDIN (FORMAT csv)")
         .await?;
     copy.send(csv.as_bytes()).await?;
     let copied = copy.finish().await?;

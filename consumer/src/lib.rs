@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use migration::MigratorTrait;
-use rskafka::client::{Client, ClientBuilder};
-use rskafka::BackoffConfig;
+use rskafka::client::Client;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use settings::Settings;
 use tokio::sync::watch;
@@ -47,8 +46,8 @@ pub enum StartError {
     },
     #[error("cannot apply migrations: {0}")]
     Migrate(#[source] DbErr),
-    #[error("cannot reach the Kafka brokers {brokers}: {reason}")]
-    Kafka { brokers: String, reason: String },
+    #[error(transparent)]
+    Kafka(#[from] event::kafka::KafkaError),
     #[error("cannot listen on {address} for metrics: {source}")]
     Bind {
         address: String,
@@ -71,27 +70,6 @@ pub struct Consumer {
     ctx: Arc<Context>,
     metrics_listener: TcpListener,
     metrics_port: u16,
-}
-
-/// A Kafka client whose retries stop at the request timeout (rskafka's default retries forever;
-/// the poll loops do their own retrying).
-pub async fn connect_kafka(kafka: &settings::KafkaSettings) -> Result<Client, String> {
-    let backoff = BackoffConfig {
-        init_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_secs(1),
-        base: 2.0,
-        deadline: Some(kafka.request_timeout()),
-    };
-    tokio::time::timeout(
-        kafka.request_timeout(),
-        ClientBuilder::new(kafka.brokers.clone())
-            .client_id(kafka.client_id.clone())
-            .backoff_config(backoff)
-            .build(),
-    )
-    .await
-    .map_err(|_| format!("timed out after {:?}", kafka.request_timeout()))?
-    .map_err(|e| e.to_string())
 }
 
 /// The URL without its password, for messages.
@@ -128,12 +106,9 @@ impl Consumer {
                 .map_err(StartError::Migrate)?;
         }
 
-        let kafka = connect_kafka(&settings.kafka)
-            .await
-            .map_err(|reason| StartError::Kafka {
-                brokers: settings.kafka.brokers.join(","),
-                reason,
-            })?;
+        // The poll loops do their own retrying: rskafka's stops at the request timeout.
+        let kafka =
+            event::kafka::connect_with(&settings.kafka, settings.kafka.request_timeout()).await?;
 
         let address = format!(
             "{}:{}",

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use producer::partitioner::partition_for;
+use event::partitioner::partition_for;
 use rskafka::client::partition::OffsetAt;
 use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -371,7 +371,7 @@ async fn records_deleted_below_the_log_start_before_they_were_stored_are_skipped
     let records: Vec<Record> = views(100, "retention")
         .iter()
         .map(|v| Record {
-            key: Some(v.user_id.as_bytes().to_vec()),
+            key: Some(v.fields.user_id.as_bytes().to_vec()),
             value: Some(v.encode()),
             headers: Default::default(),
             timestamp: v.received_at,

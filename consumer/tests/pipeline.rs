@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use entity::prelude::*;
+use event::partitioner::partition_for;
 use migration::MigratorTrait;
-use producer::partitioner::partition_for;
 use rand::Rng;
 use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
@@ -208,9 +208,9 @@ async fn poison_records_become_dead_letters_and_the_events_after_them_are_stored
         timestamp: chrono::Utc::now(),
     };
     let mut nul = page_view("poison", 0);
-    nul.title = "a\0b".into();
+    nul.fields.title = "a\0b".into();
     let mut huge = page_view("poison", 1);
-    huge.title = "x".repeat(64 * 1024);
+    huge.fields.title = "x".repeat(64 * 1024);
     let poison = vec![
         record(Some(b"not json at all".to_vec())),
         record(Some(

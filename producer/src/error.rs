@@ -2,7 +2,7 @@
 //! what went wrong on our side (retry, with the same event ids so the retry is idempotent).
 
 use async_graphql::ErrorExtensions;
-use entity::page_view::FieldError;
+use event::page_view::FieldError;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@
 //! Architecture Invariant: the producer knows nothing of PostgreSQL; Kafka is its only output.
 
 pub mod error;
-pub mod partitioner;
+
 mod query_cache;
 pub mod schema;
 pub mod sink;

@@ -8,7 +8,8 @@ use async_graphql::{
     ID,
 };
 use chrono::{SecondsFormat, Utc};
-use entity::page_view::{check_text, PageView, MAX_EVENT_TYPE};
+use event::page_view::{check_text, MAX_EVENT_TYPE};
+use event::{PageFields, PageView};
 use uuid::Uuid;
 
 use crate::error::IngestError;
@@ -22,19 +23,14 @@ pub struct Ingest {
     pub max_batch_size: usize,
 }
 
+/// An acknowledged event: the client's fields as stored, and where Kafka put it.
 #[derive(SimpleObject)]
 pub struct Event {
     pub id: ID,
-    pub event_type: Option<String>,
-    pub path: Option<String>,
-    pub search: Option<String>,
-    pub title: Option<String>,
-    pub url: Option<String>,
-    pub user_id: Option<String>,
-    /// The page the visitor came from, if the client sent it.
-    pub referrer: Option<String>,
+    #[graphql(flatten)]
+    pub fields: PageFields,
     /// When the server received the event (RFC 3339, UTC).
-    pub received_at: Option<String>,
+    pub received_at: String,
     /// The Kafka partition that acknowledged the event.
     pub partition: Option<i32>,
     /// The event's offset in that partition.
@@ -46,18 +42,14 @@ pub struct PingResponse {
     pub message: String,
 }
 
+/// The tutorial's input: the page view's fields, and an optional idempotency key.
 #[derive(InputObject)]
 #[graphql(name = "RegisterKafkaEventInput")]
 pub struct RegisterKafkaEventInput {
-    pub event_type: String,
-    pub user_id: String,
-    pub path: String,
-    pub search: String,
-    pub title: String,
-    pub url: String,
+    #[graphql(flatten)]
+    pub fields: PageFields,
     /// Optional idempotency key (a UUID): sending the same id again never stores a second event.
     pub id: Option<String>,
-    pub referrer: Option<String>,
 }
 
 pub struct Query;
@@ -106,7 +98,7 @@ async fn register_one(
 ) -> Result<Event, IngestError> {
     let view = to_page_view(&ingest.sink, event)?;
     let delivery = ingest.sink.send(std::slice::from_ref(&view)).await?;
-    Ok(to_event(view, delivery.first().copied()))
+    Ok(Event::from((view, delivery.first().copied())))
 }
 
 async fn register_many(
@@ -127,7 +119,7 @@ async fn register_many(
     Ok(views
         .into_iter()
         .zip(deliveries)
-        .map(|(v, d)| to_event(v, Some(d)))
+        .map(|(v, d)| Event::from((v, Some(d))))
         .collect())
 }
 
@@ -145,10 +137,11 @@ pub fn build_schema(ingest: Ingest, settings: &settings::ServerSettings) -> Inge
 
 /// Validates the input and stamps it with an id and the receive time.
 fn to_page_view(sink: &EventSink, input: RegisterKafkaEventInput) -> Result<PageView, IngestError> {
-    check_text("eventType", &input.event_type, MAX_EVENT_TYPE)?;
-    if !sink.accepts(&input.event_type) {
+    let fields = input.fields;
+    check_text("eventType", &fields.event_type, MAX_EVENT_TYPE)?;
+    if !sink.accepts(&fields.event_type) {
         return Err(IngestError::UnknownEventType(
-            input.event_type,
+            fields.event_type,
             sink.event_types(),
         ));
     }
@@ -157,36 +150,24 @@ fn to_page_view(sink: &EventSink, input: RegisterKafkaEventInput) -> Result<Page
         // v7: time-ordered and unique, unlike the tutorial's Unix-second ids.
         None => Uuid::now_v7(),
     };
-    let view = PageView {
+    fields.validate()?;
+    Ok(PageView {
         id,
-        event_type: input.event_type,
-        user_id: input.user_id,
-        path: input.path,
-        search: input.search,
-        title: input.title,
-        url: input.url,
-        referrer: input.referrer,
+        fields,
         received_at: Utc::now(),
-    };
-    view.validate()?;
-    Ok(view)
+    })
 }
 
-fn to_event(view: PageView, delivery: Option<Delivery>) -> Event {
-    Event {
-        id: ID(view.id.to_string()),
-        received_at: Some(
-            view.received_at
+impl From<(PageView, Option<Delivery>)> for Event {
+    fn from((view, delivery): (PageView, Option<Delivery>)) -> Self {
+        Event {
+            id: ID(view.id.to_string()),
+            fields: view.fields,
+            received_at: view
+                .received_at
                 .to_rfc3339_opts(SecondsFormat::Micros, true),
-        ),
-        event_type: Some(view.event_type),
-        path: Some(view.path),
-        search: Some(view.search),
-        title: Some(view.title),
-        url: Some(view.url),
-        user_id: Some(view.user_id),
-        referrer: view.referrer,
-        partition: delivery.map(|d| d.partition),
-        offset: delivery.map(|d| d.offset),
+            partition: delivery.map(|d| d.partition),
+            offset: delivery.map(|d| d.offset),
+        }
     }
 }

@@ -6,31 +6,31 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::page_view::PageView;
+use event::kafka::{self, within, KafkaError};
+use event::partitioner::partition_for;
+use event::PageView;
 use futures::future::join_all;
 use rskafka::client::error::{Error as ClientError, ProtocolError};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::client::producer::aggregator::RecordAggregator;
 use rskafka::client::producer::{BatchProducer, BatchProducerBuilder};
-use rskafka::client::{Client, ClientBuilder};
+use rskafka::client::Client;
 use rskafka::record::Record;
-use rskafka::BackoffConfig;
 use settings::KafkaSettings;
 use tokio::sync::Semaphore;
 
 use crate::error::IngestError;
-use crate::partitioner::partition_for;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot reach the Kafka brokers {brokers}: {source}")]
-    Connect {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("cannot list the topics on {brokers}: {source}")]
+    List {
         brokers: String,
         #[source]
         source: ClientError,
     },
-    #[error("timed out after {0:?} {1}")]
-    Timeout(Duration, String),
     #[error("cannot create topic {topic}: {source}")]
     CreateTopic {
         topic: String,
@@ -67,124 +67,16 @@ pub struct EventSink {
     request_timeout: Duration,
 }
 
-async fn within<T, E>(
-    limit: Duration,
-    what: &str,
-    fut: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<Result<T, E>, SinkError> {
-    tokio::time::timeout(limit, fut)
-        .await
-        .map_err(|_| SinkError::Timeout(limit, what.to_owned()))
-}
+/// Partition counts by topic name.
+type TopicCounts = HashMap<String, i32>;
 
 impl EventSink {
-    /// Connects, creates the configured topics ("already exists" is fine) and opens every
-    /// partition. Fails with a readable error instead of retrying forever.
+    /// Connects, creates the configured topics that are missing and opens every partition.
+    /// Fails with a readable error instead of retrying forever.
     pub async fn connect(kafka: &KafkaSettings, max_in_flight: usize) -> Result<Self, SinkError> {
-        let brokers = kafka.brokers.join(",");
-        // rskafka retries forever by default; the deadline makes every call give up in time,
-        // including the batch flushes that run on after a caller stopped waiting.
-        let backoff = BackoffConfig {
-            init_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(500),
-            base: 2.0,
-            deadline: Some(kafka.produce_timeout()),
-        };
-        let connect = || async {
-            within(
-                kafka.request_timeout(),
-                &format!("connecting to {brokers}"),
-                ClientBuilder::new(kafka.brokers.clone())
-                    .client_id(kafka.client_id.clone())
-                    .backoff_config(backoff.clone())
-                    .build(),
-            )
-            .await?
-            .map_err(|source| SinkError::Connect {
-                brokers: brokers.clone(),
-                source,
-            })
-        };
-        let client = connect().await?;
-
-        // Create only the missing topics: asking for an existing one makes rskafka log an error.
-        let list = || async {
-            let listed = within(
-                kafka.request_timeout(),
-                "listing topics",
-                client.list_topics(),
-            )
-            .await?
-            .map_err(|source| SinkError::Connect {
-                brokers: brokers.clone(),
-                source,
-            })?;
-            // A topic that already existed keeps its own partition count.
-            Ok::<HashMap<String, i32>, SinkError>(
-                listed
-                    .into_iter()
-                    .map(|t| (t.name, t.partitions.len() as i32))
-                    .collect(),
-            )
-        };
-        let mut counts = list().await?;
-        let missing: Vec<String> = kafka
-            .event_types
-            .iter()
-            .map(|t| kafka.topic_for(t))
-            .filter(|topic| !counts.contains_key(topic))
-            .collect();
-        if !missing.is_empty() {
-            let controller = client
-                .controller_client()
-                .map_err(|source| SinkError::Connect {
-                    brokers: brokers.clone(),
-                    source,
-                })?;
-            for topic in missing {
-                let created = within(
-                    kafka.request_timeout(),
-                    &format!("creating topic {topic}"),
-                    controller.create_topic(
-                        &topic,
-                        kafka.partitions,
-                        kafka.replication_factor,
-                        kafka.request_timeout_ms.min(i32::MAX as u64) as i32,
-                    ),
-                )
-                .await?;
-                match created {
-                    Ok(()) => {
-                        tracing::info!(topic = %topic, partitions = kafka.partitions, "created topic")
-                    }
-                    // Another producer created it meanwhile.
-                    Err(ClientError::ServerError {
-                        protocol_error: ProtocolError::TopicAlreadyExists,
-                        ..
-                    }) => {}
-                    Err(source) => return Err(SinkError::CreateTopic { topic, source }),
-                }
-            }
-            // Kafka creates a topic asynchronously: its metadata may lag the answer a little.
-            let deadline = tokio::time::Instant::now() + kafka.request_timeout();
-            loop {
-                counts = list().await?;
-                let all_listed = kafka
-                    .event_types
-                    .iter()
-                    .all(|t| counts.get(&kafka.topic_for(t)).is_some_and(|c| *c > 0));
-                if all_listed || tokio::time::Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-
-        let compression = match kafka.compression {
-            settings::Compression::None => Compression::NoCompression,
-            settings::Compression::Gzip => Compression::Gzip,
-            settings::Compression::Snappy => Compression::Snappy,
-        };
+        // The deadline also bounds the batch flushes that run on after a caller stopped waiting.
+        let client = kafka::connect_with(kafka, kafka.produce_timeout()).await?;
+        let counts = ensure_topics(&client, kafka).await?;
         let mut topics = HashMap::new();
         for event_type in &kafka.event_types {
             let topic = kafka.topic_for(event_type);
@@ -193,32 +85,9 @@ impl EventSink {
                 .copied()
                 .filter(|c| *c > 0)
                 .ok_or_else(|| SinkError::MissingTopic(topic.clone()))?;
-            let mut partitions = Vec::with_capacity(count as usize);
-            for partition in 0..count {
-                // A connection of each partition's own: a broker answers one connection's requests
-                // in order, so partitions sharing one would queue behind each other.
-                let own = connect().await?;
-                let pc = within(
-                    kafka.request_timeout(),
-                    &format!("opening {topic}/{partition}"),
-                    own.partition_client(topic.clone(), partition, UnknownTopicHandling::Retry),
-                )
-                .await?
-                .map_err(|source| SinkError::Partition {
-                    topic: topic.clone(),
-                    partition,
-                    source,
-                })?;
-                partitions.push(
-                    BatchProducerBuilder::new(Arc::new(pc))
-                        .with_linger(kafka.linger())
-                        .with_compression(compression)
-                        .build(RecordAggregator::new(kafka.max_batch_bytes)),
-                );
-            }
+            let partitions = open_producers(&client, kafka, &topic, count).await?;
             topics.insert(event_type.clone(), TopicProducers { partitions });
         }
-
         Ok(EventSink {
             client,
             topics,
@@ -251,13 +120,14 @@ impl EventSink {
 
         let mut produces = Vec::with_capacity(events.len());
         for event in events {
-            let producers = self.topics.get(&event.event_type).ok_or_else(|| {
-                IngestError::UnknownEventType(event.event_type.clone(), self.event_types())
+            let fields = &event.fields;
+            let producers = self.topics.get(&fields.event_type).ok_or_else(|| {
+                IngestError::UnknownEventType(fields.event_type.clone(), self.event_types())
             })?;
             let partition =
-                partition_for(event.user_id.as_bytes(), producers.partitions.len() as i32);
+                partition_for(fields.user_id.as_bytes(), producers.partitions.len() as i32);
             let record = Record {
-                key: Some(event.user_id.as_bytes().to_vec()),
+                key: Some(fields.user_id.as_bytes().to_vec()),
                 value: Some(event.encode()),
                 headers: BTreeMap::new(),
                 timestamp: event.received_at,
@@ -293,14 +163,130 @@ impl EventSink {
         )
     }
 
-    /// Sends whatever is still lingering in the batch producers.
+    /// Sends whatever is still lingering in the batch producers, each within the produce timeout.
     pub async fn flush(&self) {
         for producers in self.topics.values() {
             for p in &producers.partitions {
-                if let Err(e) = p.flush().await {
-                    tracing::warn!(error = %e, "flush at shutdown failed");
+                match within(self.produce_timeout, "flushing at shutdown", p.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "flush at shutdown failed"),
+                    Err(e) => tracing::warn!(error = %e, "flush at shutdown failed"),
                 }
             }
         }
     }
+}
+
+async fn list_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCounts, SinkError> {
+    let listed = within(
+        kafka.request_timeout(),
+        "listing topics",
+        client.list_topics(),
+    )
+    .await?
+    .map_err(|source| SinkError::List {
+        brokers: kafka.brokers.join(","),
+        source,
+    })?;
+    // A topic that already existed keeps its own partition count.
+    Ok(listed
+        .into_iter()
+        .map(|t| (t.name, t.partitions.len() as i32))
+        .collect())
+}
+
+/// Creates the configured topics that do not exist yet ("already exists" is fine: another
+/// producer was first) and returns every topic's partition count once all are listed.
+async fn ensure_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCounts, SinkError> {
+    let wanted: Vec<String> = kafka
+        .event_types
+        .iter()
+        .map(|t| kafka.topic_for(t))
+        .collect();
+    let counts = list_topics(client, kafka).await?;
+    // Asking for an existing topic would make rskafka log an error: create only the missing.
+    let missing: Vec<&String> = wanted.iter().filter(|t| !counts.contains_key(*t)).collect();
+    if missing.is_empty() {
+        return Ok(counts);
+    }
+    let controller = client
+        .controller_client()
+        .map_err(|source| SinkError::List {
+            brokers: kafka.brokers.join(","),
+            source,
+        })?;
+    for topic in missing {
+        let created = within(
+            kafka.request_timeout(),
+            &format!("creating topic {topic}"),
+            controller.create_topic(
+                topic,
+                kafka.partitions,
+                kafka.replication_factor,
+                kafka.request_timeout_ms.min(i32::MAX as u64) as i32,
+            ),
+        )
+        .await?;
+        match created {
+            Ok(()) => {
+                tracing::info!(topic = %topic, partitions = kafka.partitions, "created topic")
+            }
+            Err(ClientError::ServerError {
+                protocol_error: ProtocolError::TopicAlreadyExists,
+                ..
+            }) => {}
+            Err(source) => {
+                return Err(SinkError::CreateTopic {
+                    topic: topic.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    // Kafka creates a topic asynchronously: its metadata may lag the answer a little.
+    let deadline = tokio::time::Instant::now() + kafka.request_timeout();
+    loop {
+        let counts = list_topics(client, kafka).await?;
+        let all_listed = wanted.iter().all(|t| counts.get(t).is_some_and(|c| *c > 0));
+        if all_listed || tokio::time::Instant::now() >= deadline {
+            return Ok(counts);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One batch producer per partition. Each partition client holds a connection of its own to
+/// the partition's leader, so partitions never queue behind each other.
+async fn open_producers(
+    client: &Client,
+    kafka: &KafkaSettings,
+    topic: &str,
+    count: i32,
+) -> Result<Vec<BatchProducer<RecordAggregator>>, SinkError> {
+    let compression = match kafka.compression {
+        settings::Compression::None => Compression::NoCompression,
+        settings::Compression::Gzip => Compression::Gzip,
+        settings::Compression::Snappy => Compression::Snappy,
+    };
+    let mut producers = Vec::with_capacity(count as usize);
+    for partition in 0..count {
+        let pc = within(
+            kafka.request_timeout(),
+            &format!("opening {topic}/{partition}"),
+            client.partition_client(topic.to_owned(), partition, UnknownTopicHandling::Retry),
+        )
+        .await?
+        .map_err(|source| SinkError::Partition {
+            topic: topic.to_owned(),
+            partition,
+            source,
+        })?;
+        producers.push(
+            BatchProducerBuilder::new(Arc::new(pc))
+                .with_linger(kafka.linger())
+                .with_compression(compression)
+                .build(RecordAggregator::new(kafka.max_batch_bytes)),
+        );
+    }
+    Ok(producers)
 }

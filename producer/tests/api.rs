@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use entity::page_view::PageView;
-use producer::partitioner::partition_for;
+use event::partitioner::partition_for;
+use event::PageView;
 use producer::Application;
 use serde_json::{json, Value};
 use settings::Settings;
@@ -130,12 +130,12 @@ async fn the_readme_curl_mutation_is_acknowledged_and_lands_on_the_page_view_top
     assert_eq!(records.len(), 2, "exactly the two events");
     for (partition, _, view) in &records {
         assert_eq!(*partition, partition_for(b"some_session_id", 4));
-        assert_eq!(view.event_type, "PAGE_VIEW");
-        assert_eq!(view.user_id, "some_session_id");
-        assert_eq!(view.path, "/test");
-        assert_eq!(view.search, "?q=foo");
-        assert_eq!(view.title, "Kafka Demo");
-        assert_eq!(view.url, "kafka.demo.com");
+        assert_eq!(view.fields.event_type, "PAGE_VIEW");
+        assert_eq!(view.fields.user_id, "some_session_id");
+        assert_eq!(view.fields.path, "/test");
+        assert_eq!(view.fields.search, "?q=foo");
+        assert_eq!(view.fields.title, "Kafka Demo");
+        assert_eq!(view.fields.url, "kafka.demo.com");
         assert!(view.received_at <= chrono::Utc::now());
     }
     assert_ne!(records[0].2.id, records[1].2.id);
@@ -174,11 +174,10 @@ async fn a_thousand_concurrent_mutations_get_distinct_ids_and_keep_each_visitors
     let mut by_visitor: HashMap<&str, Vec<(i32, i64, &str)>> = HashMap::new();
     for (partition, offset, view) in &records {
         assert!(ids.contains(view.id.to_string().as_str()));
-        by_visitor.entry(view.user_id.as_str()).or_default().push((
-            *partition,
-            *offset,
-            view.path.as_str(),
-        ));
+        by_visitor
+            .entry(view.fields.user_id.as_str())
+            .or_default()
+            .push((*partition, *offset, view.fields.path.as_str()));
     }
     for (visitor, mut seen) in by_visitor {
         let expected_partition = partition_for(visitor.as_bytes(), 4);
@@ -431,7 +430,10 @@ async fn a_batch_is_acknowledged_with_a_partition_and_offset_per_event_and_a_cli
         .iter()
         .find(|(_, _, v)| v.id.to_string() == id)
         .expect("stored with the client's id");
-    assert_eq!(stored.2.referrer.as_deref(), Some("https://ref.example/"));
+    assert_eq!(
+        stored.2.fields.referrer.as_deref(),
+        Some("https://ref.example/")
+    );
     assert_eq!(records.len(), 2);
     app.shutdown().await;
 }

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use event::{PageFields, PageView};
 use migration::MigratorTrait;
 use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
-use rskafka::client::{Client, ClientBuilder};
-use rskafka::BackoffConfig;
+use rskafka::client::Client;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use settings::Settings;
 
@@ -119,19 +119,28 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
 /// A Kafka client whose retries stop after a deadline (rskafka's default retries forever).
 /// `brokers` may list several, comma-separated.
 pub async fn kafka_client(brokers: &str) -> Result<Client> {
-    let backoff = BackoffConfig {
-        deadline: Some(Duration::from_secs(10)),
-        ..Default::default()
-    };
-    tokio::time::timeout(
-        Duration::from_secs(15),
-        ClientBuilder::new(bootstrap(brokers))
-            .backoff_config(backoff)
-            .build(),
+    event::kafka::connect(
+        &bootstrap(brokers),
+        "pageviews-test",
+        Duration::from_secs(10),
     )
     .await
-    .context("connecting to the broker timed out")?
     .context("connecting to the broker")
+}
+
+/// A valid page view of `user` on `path` (the other fields take their defaults).
+pub fn page_view(user: &str, path: &str) -> PageView {
+    PageView {
+        id: uuid::Uuid::now_v7(),
+        fields: PageFields {
+            event_type: "PAGE_VIEW".into(),
+            user_id: user.into(),
+            path: path.into(),
+            url: "example.com".into(),
+            ..Default::default()
+        },
+        received_at: chrono::Utc::now(),
+    }
 }
 
 /// Creates a topic with one replica (the brokers never create topics on their own).

@@ -6,16 +6,14 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chrono::Utc;
-use entity::page_view::PageView;
-use producer::partitioner::partition_for;
+use event::partitioner::partition_for;
+use event::PageView;
 use rskafka::client::partition::Compression;
 use rskafka::client::Client;
 use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use settings::Settings;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
 pub const PARTITIONS: i32 = 4;
 
@@ -49,17 +47,7 @@ pub async fn setup_on(brokers: &str, database_url: &str) -> Setup {
 }
 
 pub fn page_view(user: &str, seq: usize) -> PageView {
-    PageView {
-        id: Uuid::now_v7(),
-        event_type: "PAGE_VIEW".into(),
-        user_id: user.into(),
-        path: format!("/page/{seq}"),
-        search: "?q=1".into(),
-        title: "Title".into(),
-        url: "example.com".into(),
-        referrer: None,
-        received_at: Utc::now(),
-    }
+    testkit::page_view(user, &format!("/page/{seq}"))
 }
 
 pub fn views(n: usize, tag: &str) -> Vec<PageView> {
@@ -73,10 +61,10 @@ pub async fn produce(kafka: &Client, topic: &str, views: &[PageView]) {
     let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
     for v in views {
         by_partition
-            .entry(partition_for(v.user_id.as_bytes(), PARTITIONS))
+            .entry(partition_for(v.fields.user_id.as_bytes(), PARTITIONS))
             .or_default()
             .push(Record {
-                key: Some(v.user_id.as_bytes().to_vec()),
+                key: Some(v.fields.user_id.as_bytes().to_vec()),
                 value: Some(v.encode()),
                 headers: Default::default(),
                 timestamp: v.received_at,

@@ -15,18 +15,34 @@ pub const MAX_TITLE: usize = 1024;
 pub const MAX_URL: usize = 2048;
 pub const MAX_REFERRER: usize = 2048;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the client says about a page view: the tutorial's fields plus the optional referrer.
+/// Declared here once; the GraphQL input and output types and the stored row follow from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject, async_graphql::InputObject),
+    graphql(input_name = "PageFieldsInput")
+)]
 #[serde(rename_all = "camelCase")]
-pub struct PageView {
-    pub id: Uuid,
+pub struct PageFields {
     pub event_type: String,
     pub user_id: String,
     pub path: String,
     pub search: String,
     pub title: String,
     pub url: String,
+    /// The page the visitor came from, if the client sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
+}
+
+/// A page view as produced to Kafka: the client's fields, an id and the receive time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageView {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub fields: PageFields,
     pub received_at: DateTime<Utc>,
 }
 
@@ -71,7 +87,7 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Fi
     Ok(())
 }
 
-impl PageView {
+impl PageFields {
     /// Every rule a stored event follows.
     pub fn validate(&self) -> Result<(), FieldError> {
         if self.event_type.is_empty() {
@@ -91,12 +107,14 @@ impl PageView {
         }
         Ok(())
     }
+}
 
+impl PageView {
     /// Parses and validates a record value.
     pub fn decode(value: Option<&[u8]>) -> Result<Self, DecodeError> {
         let bytes = value.ok_or(DecodeError::Empty)?;
         let view: PageView = serde_json::from_slice(bytes)?;
-        view.validate()?;
+        view.fields.validate()?;
         Ok(view)
     }
 
@@ -113,13 +131,13 @@ mod tests {
     fn sample() -> PageView {
         PageView {
             id: Uuid::now_v7(),
-            event_type: "PAGE_VIEW".into(),
-            user_id: "u1".into(),
-            path: "/".into(),
-            search: "".into(),
-            title: "Home".into(),
-            url: "example.com".into(),
-            referrer: None,
+            fields: PageFields {
+                event_type: "PAGE_VIEW".into(),
+                user_id: "u1".into(),
+                path: "/".into(),
+                url: "example.com".into(),
+                ..Default::default()
+            },
             received_at: Utc::now(),
         }
     }
@@ -133,9 +151,25 @@ mod tests {
     #[test]
     fn a_nul_byte_is_named_with_its_field() {
         let mut v = sample();
-        v.title = "a\0b".into();
+        v.fields.title = "a\0b".into();
         let err = PageView::decode(Some(&v.encode())).unwrap_err().to_string();
         assert!(err.contains("title") && err.contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn the_wire_format_is_flat_camel_case_json() {
+        let v = sample();
+        let json: serde_json::Value = serde_json::from_slice(&v.encode()).unwrap();
+        assert_eq!(json["eventType"], "PAGE_VIEW");
+        assert_eq!(json["userId"], "u1");
+        assert!(
+            json["receivedAt"].is_string() && json.get("fields").is_none(),
+            "{json}"
+        );
+        assert!(
+            json.get("referrer").is_none(),
+            "an absent referrer is left out: {json}"
+        );
     }
 
     #[test]
