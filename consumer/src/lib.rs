@@ -28,8 +28,8 @@ use migration::MigratorTrait;
 use rskafka::client::Client;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use settings::Settings;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::leases::{Leases, PartitionKey};
@@ -143,7 +143,8 @@ impl Consumer {
     }
 
     /// Consumes until `shutdown` resolves; then finishes or rolls back the batches in flight,
-    /// releases the partitions and returns.
+    /// releases the partitions and returns. Returns an error, after the same clean-up, when a
+    /// task the consumer depends on (the coordinator, the metrics server) ends by itself.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let ctx = Arc::clone(&self.ctx);
         let metrics_ctx = Arc::clone(&ctx);
@@ -161,21 +162,38 @@ impl Consumer {
         .listen(self.metrics_listener)?
         .run();
         let server_handle = server.handle();
-        let server = tokio::spawn(server);
+        let mut server = tokio::spawn(server);
 
-        let (stop, stopped) = watch::channel(false);
-        let coordinator = tokio::spawn(coordinate(Arc::clone(&ctx), stopped));
-        shutdown.await;
-        tracing::info!("shutting down: finishing the batches in flight");
-        let _ = stop.send(true);
-        if let Err(e) = coordinator.await {
-            tracing::error!(error = %e, "the coordinator failed");
+        let stop = CancellationToken::new();
+        let mut coordinator = tokio::spawn(Coordinator::new(ctx, stop.child_token()).run());
+        let outcome = tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutting down: finishing the batches in flight");
+                Ok(())
+            }
+            ended = &mut coordinator => Err(died("the partition coordinator", ended.err())),
+            ended = &mut server => Err(died("the metrics server", ended.err())),
+        };
+        stop.cancel();
+        if !coordinator.is_finished() {
+            if let Err(e) = coordinator.await {
+                tracing::error!(error = %e, "the coordinator failed while stopping");
+            }
         }
         server_handle.stop(true).await;
-        let _ = server.await;
+        if !server.is_finished() {
+            let _ = server.await;
+        }
         tracing::info!("consumer stopped");
-        Ok(())
+        outcome
     }
+}
+
+/// The error for a task that ended although nothing asked it to.
+fn died(task: &str, error: Option<tokio::task::JoinError>) -> std::io::Error {
+    let why = error.map_or_else(|| "it returned".to_owned(), |e| e.to_string());
+    tracing::error!(task, why = %why, "a task the consumer depends on ended; stopping");
+    std::io::Error::other(format!("{task} ended unexpectedly ({why})"))
 }
 
 /// Builds the consumer and consumes until `shutdown` resolves (what the binary runs).
@@ -200,15 +218,16 @@ async fn render_metrics(ctx: web::Data<Context>) -> HttpResponse {
         .body(ctx.metrics.render())
 }
 
+/// A partition worker and the token that stops it.
 struct Running {
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     handle: JoinHandle<()>,
 }
 
 impl Running {
     /// Lets the worker finish its batch; aborting rolls an unfinished transaction back.
     async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         let mut handle = self.handle;
         if tokio::time::timeout(Duration::from_secs(15), &mut handle)
             .await
@@ -248,145 +267,200 @@ async fn list_partitions(ctx: &Context) -> anyhow::Result<(BTreeSet<PartitionKey
 }
 
 /// Heartbeats, renews leases, balances partitions between the live consumers, and runs one
-/// worker per owned partition, until told to stop.
-async fn coordinate(ctx: Arc<Context>, mut stopped: watch::Receiver<bool>) {
-    let settings = &ctx.settings.consumer;
-    let leases = Leases::new(ctx.db.clone(), ctx.owner, settings.lease_ttl());
-    let mut partitions: BTreeSet<PartitionKey> = BTreeSet::new();
-    let mut next_refresh = Instant::now();
-    let mut next_lag_log = Instant::now() + settings.lag_log_interval();
-    let mut last_renewal = Instant::now();
-    let mut running: BTreeMap<PartitionKey, Running> = BTreeMap::new();
-    let mut tick = tokio::time::interval(settings.lease_renew());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// worker per owned partition, until its token is cancelled.
+struct Coordinator {
+    ctx: Arc<Context>,
+    leases: Leases,
+    stop: CancellationToken,
+    partitions: BTreeSet<PartitionKey>,
+    running: BTreeMap<PartitionKey, Running>,
+    next_refresh: Instant,
+    next_lag_log: Instant,
+    last_renewal: Instant,
+}
 
-    loop {
-        tokio::select! {
-            _ = stopped.wait_for(|s| *s) => break,
-            _ = tick.tick() => {}
+impl Coordinator {
+    fn new(ctx: Arc<Context>, stop: CancellationToken) -> Self {
+        let settings = &ctx.settings.consumer;
+        Coordinator {
+            leases: Leases::new(ctx.db.clone(), ctx.owner, settings.lease_ttl()),
+            next_lag_log: Instant::now() + settings.lag_log_interval(),
+            ctx,
+            stop,
+            partitions: BTreeSet::new(),
+            running: BTreeMap::new(),
+            next_refresh: Instant::now(),
+            last_renewal: Instant::now(),
         }
+    }
 
-        if Instant::now() >= next_refresh {
-            match list_partitions(&ctx).await {
-                Ok((found, all_present)) => {
-                    if found != partitions {
-                        tracing::info!(
-                            partitions = found.len(),
-                            "partitions of the configured topics"
-                        );
-                    }
-                    partitions = found;
-                    // A topic that does not exist yet (the producer creates it) is looked for
-                    // again soon, not after the full refresh interval.
-                    next_refresh = Instant::now()
-                        + if all_present {
-                            settings.partition_refresh()
-                        } else {
-                            Duration::from_secs(1)
-                        };
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.ctx.settings.consumer.lease_renew());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            self.refresh().await;
+            self.reap();
+            self.rebalance().await;
+            self.log_lag();
+        }
+        self.stop_all().await;
+        if let Err(e) = self.leases.leave().await {
+            tracing::warn!(error = %e, "cannot release the partitions; they are taken over when the leases expire");
+        }
+    }
+
+    /// Re-reads the topics' partitions when due.
+    async fn refresh(&mut self) {
+        if Instant::now() < self.next_refresh {
+            return;
+        }
+        let settings = &self.ctx.settings.consumer;
+        let retry_soon = Instant::now() + Duration::from_secs(1);
+        match list_partitions(&self.ctx).await {
+            Ok((found, all_present)) => {
+                if found != self.partitions {
+                    tracing::info!(
+                        partitions = found.len(),
+                        "partitions of the configured topics"
+                    );
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot list the topics' partitions; retrying");
-                    next_refresh = Instant::now() + Duration::from_secs(1);
-                }
+                self.partitions = found;
+                // A topic that does not exist yet (the producer creates it) is looked for
+                // again soon, not after the full refresh interval.
+                self.next_refresh = if all_present {
+                    Instant::now() + settings.partition_refresh()
+                } else {
+                    retry_soon
+                };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the topics' partitions; retrying");
+                self.next_refresh = retry_soon;
             }
         }
+    }
 
-        // Workers that ended by themselves (their offset moved under them) are dropped here and
-        // restarted below if the partition is still ours.
-        running.retain(|_, r| !r.handle.is_finished());
+    /// Forgets workers that ended by themselves (their offset moved under them); `rebalance`
+    /// starts them again if the partition is still ours.
+    fn reap(&mut self) {
+        self.running.retain(|_, r| !r.handle.is_finished());
+    }
 
-        match balance(&ctx, &leases, &partitions, &mut running).await {
-            Ok(()) => last_renewal = Instant::now(),
+    async fn rebalance(&mut self) {
+        match self.balance().await {
+            Ok(()) => self.last_renewal = Instant::now(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot renew partition leases; retrying");
-                if last_renewal.elapsed() > settings.lease_ttl() && !running.is_empty() {
+                let ttl = self.ctx.settings.consumer.lease_ttl();
+                if self.last_renewal.elapsed() > ttl && !self.running.is_empty() {
                     // Our leases have expired: others may own these partitions now.
                     tracing::warn!(
                         "leases expired; stopping all partitions until the database answers"
                     );
-                    for (_, r) in std::mem::take(&mut running) {
-                        r.stop().await;
-                    }
+                    self.stop_all().await;
                 }
             }
         }
+    }
 
-        if Instant::now() >= next_lag_log {
-            next_lag_log = Instant::now() + settings.lag_log_interval();
-            for ((topic, partition), state) in ctx.metrics.partitions() {
-                tracing::info!(topic = %topic, partition, next_offset = state.next_offset, high_watermark = state.high_watermark, lag = state.lag(), "lag");
+    /// One round of membership and partition balancing.
+    async fn balance(&mut self) -> Result<(), DbErr> {
+        let live = self.leases.heartbeat().await?;
+        let mut owned = self.leases.renew().await?;
+        self.stop_lost(&owned).await;
+        owned.retain(|k| self.partitions.contains(k));
+        let share = self.partitions.len().div_ceil(live);
+        self.give_back_extra(&mut owned, share, live).await?;
+        self.claim_share(&mut owned, share).await?;
+        for key in owned {
+            self.start_worker(key);
+        }
+        Ok(())
+    }
+
+    /// Stops the workers of partitions whose lease we lost or that the broker no longer lists.
+    async fn stop_lost(&mut self, owned: &BTreeSet<PartitionKey>) {
+        let lost: Vec<PartitionKey> = self
+            .running
+            .keys()
+            .filter(|k| !owned.contains(*k) || !self.partitions.contains(*k))
+            .cloned()
+            .collect();
+        for key in lost {
+            if let Some(r) = self.running.remove(&key) {
+                tracing::info!(topic = %key.0, partition = key.1, "partition no longer ours");
+                r.stop().await;
             }
         }
     }
 
-    for (_, r) in std::mem::take(&mut running) {
-        r.stop().await;
+    /// Over our share (another consumer joined): hands the extra partitions back.
+    async fn give_back_extra(
+        &mut self,
+        owned: &mut BTreeSet<PartitionKey>,
+        share: usize,
+        live: usize,
+    ) -> Result<(), DbErr> {
+        while owned.len() > share {
+            let Some(key) = owned.pop_last() else { break };
+            if let Some(r) = self.running.remove(&key) {
+                r.stop().await;
+            }
+            self.leases.release(&key.0, key.1).await?;
+            tracing::info!(topic = %key.0, partition = key.1, live, "released partition for another consumer");
+        }
+        Ok(())
     }
-    if let Err(e) = leases.leave().await {
-        tracing::warn!(error = %e, "cannot release the partitions; they are taken over when the leases expire");
-    }
-}
 
-/// One round of membership and partition balancing.
-async fn balance(
-    ctx: &Arc<Context>,
-    leases: &Leases,
-    partitions: &BTreeSet<PartitionKey>,
-    running: &mut BTreeMap<PartitionKey, Running>,
-) -> Result<(), DbErr> {
-    let live = leases.heartbeat().await?;
-    let mut owned = leases.renew().await?;
+    /// Under our share: claims free or expired partitions.
+    async fn claim_share(
+        &mut self,
+        owned: &mut BTreeSet<PartitionKey>,
+        share: usize,
+    ) -> Result<(), DbErr> {
+        for key in &self.partitions {
+            if owned.len() >= share {
+                break;
+            }
+            if !owned.contains(key) && self.leases.try_claim(&key.0, key.1).await? {
+                owned.insert(key.clone());
+            }
+        }
+        Ok(())
+    }
 
-    // Lost (expired and maybe taken) or gone from the broker: stop.
-    let lost: Vec<PartitionKey> = running
-        .keys()
-        .filter(|k| !owned.contains(*k) || !partitions.contains(*k))
-        .cloned()
-        .collect();
-    for key in lost {
-        if let Some(r) = running.remove(&key) {
-            tracing::info!(topic = %key.0, partition = key.1, "partition no longer ours");
-            r.stop().await;
-        }
-    }
-    owned.retain(|k| partitions.contains(k));
-
-    let share = partitions.len().div_ceil(live);
-    // Over our share (another consumer joined): hand the extra partitions back.
-    while owned.len() > share {
-        let Some(key) = owned.pop_last() else { break };
-        if let Some(r) = running.remove(&key) {
-            r.stop().await;
-        }
-        leases.release(&key.0, key.1).await?;
-        tracing::info!(topic = %key.0, partition = key.1, live, "released partition for another consumer");
-    }
-    // Under our share: claim free or expired partitions.
-    for key in partitions {
-        if owned.len() >= share {
-            break;
-        }
-        if !owned.contains(key) && leases.try_claim(&key.0, key.1).await? {
-            owned.insert(key.clone());
-        }
-    }
-    for key in owned {
-        running.entry(key.clone()).or_insert_with(|| {
-            let (stop, stopped) = watch::channel(false);
-            let worker = Worker {
-                ctx: Arc::clone(ctx),
-                topic: key.0.clone(),
-                partition: key.1,
-                stop: stopped,
-            };
+    fn start_worker(&mut self, key: PartitionKey) {
+        let ctx = &self.ctx;
+        let stop = &self.stop;
+        self.running.entry(key).or_insert_with_key(|key| {
+            let token = stop.child_token();
+            let worker = Worker::new(Arc::clone(ctx), key.0.clone(), key.1, token.clone());
             Running {
-                stop,
+                stop: token,
                 handle: tokio::spawn(worker.run()),
             }
         });
     }
-    Ok(())
+
+    async fn stop_all(&mut self) {
+        for (_, r) in std::mem::take(&mut self.running) {
+            r.stop().await;
+        }
+    }
+
+    fn log_lag(&mut self) {
+        if Instant::now() < self.next_lag_log {
+            return;
+        }
+        self.next_lag_log = Instant::now() + self.ctx.settings.consumer.lag_log_interval();
+        for ((topic, partition), state) in self.ctx.metrics.partitions() {
+            tracing::info!(topic = %topic, partition, next_offset = state.next_offset, high_watermark = state.high_watermark, lag = state.lag(), "lag");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,11 +17,21 @@ use rskafka::client::error::{Error as ClientError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::record::RecordAndOffset;
 use settings::OffsetOutOfRange;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::metrics::PartitionState;
 use crate::store::{self, Batch, DeadLetter, StoreError, StoredEvent};
 use crate::Context;
+
+/// What a step asks of the poll loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+    /// Try again after this long (a broker or database error, or a broker that lost data).
+    Retry(Duration),
+}
 
 /// Exponential backoff for retrying after broker or database errors.
 struct Backoff {
@@ -51,187 +61,137 @@ struct Throttled {
 }
 
 impl Throttled {
-    fn warn(&mut self, topic: &str, partition: i32, what: &str, error: &dyn std::fmt::Display) {
+    fn warn(&mut self, what: &str, error: &dyn std::fmt::Display) {
         if self
             .last
             .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
         {
             self.last = Some(Instant::now());
-            tracing::warn!(topic, partition, error = %error, "{what}; retrying");
+            tracing::warn!(error = %error, "{what}; retrying");
         } else {
-            tracing::debug!(topic, partition, error = %error, "{what}; retrying");
+            tracing::debug!(error = %error, "{what}; retrying");
         }
     }
 }
 
-/// What a step asks of the poll loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
-    Continue,
-    Stop,
-}
-
+/// One partition's consumer. Every line it logs carries the partition's `topic`/`partition` span.
 pub struct Worker {
-    pub ctx: Arc<Context>,
-    pub topic: String,
-    pub partition: i32,
-    pub stop: watch::Receiver<bool>,
+    ctx: Arc<Context>,
+    topic: String,
+    partition: i32,
+    stop: CancellationToken,
+    backoff: Backoff,
+    log: Throttled,
 }
 
 impl Worker {
-    /// Sleeps unless told to stop first.
-    async fn pause(&mut self, wait: Duration) -> Flow {
-        // A dropped sender (the coordinator is gone) also counts as "stop".
-        let stopped = tokio::select! {
-            _ = self.stop.wait_for(|stop| *stop) => true,
-            () = tokio::time::sleep(wait) => false,
-        };
-        if stopped || self.stopping() {
-            Flow::Stop
-        } else {
-            Flow::Continue
+    pub fn new(ctx: Arc<Context>, topic: String, partition: i32, stop: CancellationToken) -> Self {
+        Worker {
+            ctx,
+            topic,
+            partition,
+            stop,
+            backoff: Backoff::new(),
+            log: Throttled { last: None },
         }
     }
 
-    fn observe(&self, next_offset: i64, high_watermark: i64) {
-        self.ctx.metrics.observe(
-            &self.topic,
-            self.partition,
-            PartitionState {
-                next_offset,
-                high_watermark,
-            },
-        );
-    }
-
-    fn stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-
+    /// Consumes until stopped, or until the stored offset moves under it (another owner).
     pub async fn run(mut self) {
-        tracing::info!(topic = %self.topic, partition = self.partition, "consuming partition");
-        let mut backoff = Backoff::new();
-        let mut log = Throttled { last: None };
-        let request_timeout = self.ctx.settings.kafka.request_timeout();
+        let span =
+            tracing::info_span!("partition", topic = %self.topic, partition = self.partition);
+        async move {
+            tracing::info!("consuming partition");
+            self.consume().await;
+            self.ctx.metrics.forget(&self.topic, self.partition);
+            tracing::info!("stopped consuming partition");
+        }
+        .instrument(span)
+        .await
+    }
 
-        let client = loop {
-            let opened = tokio::time::timeout(
-                request_timeout,
-                self.ctx.kafka.partition_client(
-                    self.topic.clone(),
-                    self.partition,
-                    UnknownTopicHandling::Retry,
-                ),
-            )
-            .await;
-            match opened {
-                Ok(Ok(client)) => break client,
-                Ok(Err(e)) => log.warn(&self.topic, self.partition, "cannot open partition", &e),
-                Err(_) => log.warn(
-                    &self.topic,
-                    self.partition,
-                    "cannot open partition",
-                    &"timed out",
-                ),
-            }
-            if self.pause(backoff.step()).await == Flow::Stop {
+    async fn consume(&mut self) {
+        let Some(client) = self.open().await else {
+            return;
+        };
+        let Some(mut next) = self.start(&client).await else {
+            return;
+        };
+        loop {
+            let flow = match self.poll_once(&client, &mut next).await {
+                Flow::Retry(wait) => self.pause(wait).await,
+                flow => flow,
+            };
+            if flow == Flow::Stop {
                 return;
             }
-        };
-        backoff.reset();
+        }
+    }
 
-        let mut next = loop {
-            match self.start_offset(&client).await {
-                Ok(offset) => break offset,
-                Err(e) => log.warn(
-                    &self.topic,
-                    self.partition,
-                    "cannot read the stored offset",
-                    &e,
-                ),
-            }
-            if self.pause(backoff.step()).await == Flow::Stop {
-                return;
-            }
-        };
-        backoff.reset();
+    /// Sleeps unless told to stop first.
+    async fn pause(&self, wait: Duration) -> Flow {
+        tokio::select! {
+            () = self.stop.cancelled() => Flow::Stop,
+            () = tokio::time::sleep(wait) => Flow::Continue,
+        }
+    }
 
-        let ctx = Arc::clone(&self.ctx);
-        let consumer = &ctx.settings.consumer;
-        let fetch_timeout =
-            request_timeout + Duration::from_millis(consumer.fetch_max_wait_ms.max(0) as u64);
-        while !self.stopping() {
-            let fetched = tokio::select! {
-                _ = self.stop.wait_for(|stop| *stop) => break,
-                fetched = tokio::time::timeout(
-                    fetch_timeout,
-                    client.fetch_records(next, 1..consumer.fetch_max_bytes, consumer.fetch_max_wait_ms),
-                ) => fetched,
+    /// Logs the failure (throttled) and asks for a retry after the next backoff step.
+    fn retry(&mut self, what: &str, error: &dyn std::fmt::Display) -> Flow {
+        self.log.warn(what, error);
+        Flow::Retry(self.backoff.step())
+    }
+
+    /// After a failed step: logs it and waits the next backoff step; `Stop` if told to stop.
+    async fn after_failure(&mut self, what: &str, error: &(dyn std::fmt::Display + Sync)) -> Flow {
+        match self.retry(what, error) {
+            Flow::Retry(wait) => self.pause(wait).await,
+            flow => flow,
+        }
+    }
+
+    /// A client for this partition, on a connection of its own to the partition's leader.
+    async fn open(&mut self) -> Option<PartitionClient> {
+        let limit = self.ctx.settings.kafka.request_timeout();
+        loop {
+            let opening = self.ctx.kafka.partition_client(
+                self.topic.clone(),
+                self.partition,
+                UnknownTopicHandling::Retry,
+            );
+            let error = match tokio::time::timeout(limit, opening).await {
+                Ok(Ok(client)) => {
+                    self.backoff.reset();
+                    return Some(client);
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("timed out after {limit:?}"),
             };
-            let (records, high_watermark) = match fetched {
-                Ok(Ok(fetched)) => fetched,
-                Ok(Err(ClientError::ServerError {
-                    protocol_error: ProtocolError::OffsetOutOfRange,
-                    ..
-                })) => {
-                    if self.offset_out_of_range(&client, &mut next).await == Flow::Stop {
-                        break;
-                    }
-                    continue;
-                }
-                Ok(Err(e)) => {
-                    log.warn(&self.topic, self.partition, "fetch failed", &e);
-                    if self.pause(backoff.step()).await == Flow::Stop {
-                        break;
-                    }
-                    continue;
-                }
-                Err(_) => {
-                    log.warn(&self.topic, self.partition, "fetch failed", &"timed out");
-                    continue;
-                }
-            };
-            self.observe(next, high_watermark);
-            let records = fresh_records(records, next);
-            let Some(last) = records.last().map(|r| r.offset) else {
-                // A broker that answers an offset past the end with nothing rather than an error.
-                if next > high_watermark
-                    && self
-                        .beyond_high_watermark(&client, &mut next, high_watermark)
-                        .await
-                        == Flow::Stop
-                {
-                    break;
-                }
-                continue;
-            };
-            let batch = self.decode(records, next, last + 1);
-            match store::commit(&self.ctx.db, batch).await {
-                Ok(committed) => {
-                    next = last + 1;
-                    backoff.reset();
-                    self.ctx
-                        .metrics
-                        .stored(committed.events, committed.dead_letters);
-                    self.observe(next, high_watermark);
-                }
-                Err(e @ StoreError::OffsetMoved { .. }) => {
-                    // Someone else stored past us: nothing of ours was written. Stop; the lease
-                    // coordinator decides whether this partition is still ours.
-                    tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "batch rolled back");
-                    break;
+            if self.after_failure("cannot open partition", &error).await == Flow::Stop {
+                return None;
+            }
+        }
+    }
+
+    /// The offset to consume from, once the database and the broker answer.
+    async fn start(&mut self, client: &PartitionClient) -> Option<i64> {
+        loop {
+            match self.start_offset(client).await {
+                Ok(offset) => {
+                    self.backoff.reset();
+                    return Some(offset);
                 }
                 Err(e) => {
-                    // Rolled back: fetch the same records again once the database answers.
-                    log.warn(&self.topic, self.partition, "storing a batch failed", &e);
-                    if self.pause(backoff.step()).await == Flow::Stop {
-                        break;
+                    if self
+                        .after_failure("cannot read the stored offset", &e)
+                        .await
+                        == Flow::Stop
+                    {
+                        return None;
                     }
                 }
             }
         }
-        self.ctx.metrics.forget(&self.topic, self.partition);
-        tracing::info!(topic = %self.topic, partition = self.partition, "stopped consuming partition");
     }
 
     /// The stored offset, or the partition's earliest offset stored as the start.
@@ -249,6 +209,89 @@ impl Worker {
         Ok(store::init_offset(&self.ctx.db, &self.topic, self.partition, earliest).await?)
     }
 
+    /// One fetch and what follows from it.
+    async fn poll_once(&mut self, client: &PartitionClient, next: &mut i64) -> Flow {
+        let consumer = &self.ctx.settings.consumer;
+        let wait = Duration::from_millis(consumer.fetch_max_wait_ms.max(0) as u64);
+        let limit = self.ctx.settings.kafka.request_timeout() + wait;
+        let fetch = client.fetch_records(
+            *next,
+            1..consumer.fetch_max_bytes,
+            consumer.fetch_max_wait_ms,
+        );
+        let fetched = tokio::select! {
+            () = self.stop.cancelled() => return Flow::Stop,
+            fetched = tokio::time::timeout(limit, fetch) => fetched,
+        };
+        match fetched {
+            Ok(Ok((records, high_watermark))) => {
+                self.store(client, records, high_watermark, next).await
+            }
+            Ok(Err(ClientError::ServerError {
+                protocol_error: ProtocolError::OffsetOutOfRange,
+                ..
+            })) => self.offset_out_of_range(client, next).await,
+            Ok(Err(e)) => self.retry("fetch failed", &e),
+            // The broker stopped answering: the next fetch goes through reconnecting.
+            Err(_) => {
+                self.log.warn("fetch failed", &"timed out");
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Stores what a fetch returned, all of it or nothing, and advances.
+    async fn store(
+        &mut self,
+        client: &PartitionClient,
+        records: Vec<RecordAndOffset>,
+        high_watermark: i64,
+        next: &mut i64,
+    ) -> Flow {
+        self.observe(*next, high_watermark);
+        let records = fresh_records(records, *next);
+        let Some(last) = records.last().map(|r| r.offset) else {
+            // A broker that answers an offset past the end with nothing rather than an error.
+            if *next > high_watermark {
+                return self
+                    .beyond_high_watermark(client, next, high_watermark)
+                    .await;
+            }
+            return Flow::Continue;
+        };
+        let batch = self.decode(records, *next, last + 1);
+        match store::commit(&self.ctx.db, batch).await {
+            Ok(committed) => {
+                *next = last + 1;
+                self.backoff.reset();
+                self.ctx
+                    .metrics
+                    .stored(committed.events, committed.dead_letters);
+                self.observe(*next, high_watermark);
+                Flow::Continue
+            }
+            Err(e @ StoreError::OffsetMoved { .. }) => {
+                // Someone else stored past us: nothing of ours was written. Stop; the lease
+                // coordinator decides whether this partition is still ours.
+                tracing::warn!(error = %e, "batch rolled back");
+                Flow::Stop
+            }
+            // Rolled back: fetch the same records again once the database answers.
+            Err(e) => self.retry("storing a batch failed", &e),
+        }
+    }
+
+    fn observe(&self, next_offset: i64, high_watermark: i64) {
+        self.ctx.metrics.observe(
+            &self.topic,
+            self.partition,
+            PartitionState {
+                next_offset,
+                high_watermark,
+            },
+        );
+    }
+
     /// The broker refused `next` as out of range: finds out which end of the log it fell off.
     async fn offset_out_of_range(&mut self, client: &PartitionClient, next: &mut i64) -> Flow {
         let bounds = async {
@@ -264,14 +307,8 @@ impl Worker {
             }
             // Back in range: the log moved between the fetch and the look-up.
             Ok(Ok(_)) => Flow::Continue,
-            Ok(Err(e)) => {
-                tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot read the partition's offsets");
-                self.pause(Duration::from_secs(1)).await
-            }
-            Err(_) => {
-                tracing::warn!(topic = %self.topic, partition = self.partition, "reading the partition's offsets timed out");
-                self.pause(Duration::from_secs(1)).await
-            }
+            Ok(Err(e)) => self.retry("cannot read the partition's offsets", &e),
+            Err(_) => self.retry("cannot read the partition's offsets", &"timed out"),
         }
     }
 
@@ -280,26 +317,29 @@ impl Worker {
     async fn skip_deleted(&mut self, next: &mut i64, earliest: i64) -> Flow {
         let skipped = earliest - *next;
         tracing::error!(
-            topic = %self.topic,
-            partition = self.partition,
             from = *next,
             to = earliest,
             skipped,
             "records were deleted by the broker's retention before they were stored; skipping to the log start"
         );
-        match store::move_offset(&self.ctx.db, &self.topic, self.partition, *next, earliest).await {
+        let flow = self.move_offset(next, earliest).await;
+        if flow == Flow::Continue {
+            self.ctx
+                .metrics
+                .skipped(&self.topic, self.partition, skipped as u64);
+        }
+        flow
+    }
+
+    /// Moves the stored offset from `next` to `to` (compare-and-set).
+    async fn move_offset(&mut self, next: &mut i64, to: i64) -> Flow {
+        match store::move_offset(&self.ctx.db, &self.topic, self.partition, *next, to).await {
             Ok(()) => {
-                self.ctx
-                    .metrics
-                    .skipped(&self.topic, self.partition, skipped as u64);
-                *next = earliest;
+                *next = to;
                 Flow::Continue
             }
             Err(StoreError::OffsetMoved { .. }) => Flow::Stop,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot move the offset");
-                self.pause(Duration::from_secs(1)).await
-            }
+            Err(e) => self.retry("cannot move the offset", &e),
         }
     }
 
@@ -316,15 +356,13 @@ impl Worker {
             .metrics
             .beyond_high_watermark(&self.topic, self.partition);
         tracing::error!(
-            topic = %self.topic,
-            partition = self.partition,
             stored_offset = *next,
             high_watermark,
             policy = ?policy,
             "the stored offset is beyond the partition's high watermark: the broker lost records"
         );
         match policy {
-            OffsetOutOfRange::Wait => self.pause(Duration::from_secs(5)).await,
+            OffsetOutOfRange::Wait => Flow::Retry(Duration::from_secs(5)),
             OffsetOutOfRange::Earliest => {
                 let limit = self.ctx.settings.kafka.request_timeout();
                 let earliest = match tokio::time::timeout(
@@ -334,29 +372,15 @@ impl Worker {
                 .await
                 {
                     Ok(Ok(earliest)) => earliest,
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "cannot read the earliest offset");
-                        return self.pause(Duration::from_secs(1)).await;
-                    }
-                    Err(_) => {
-                        tracing::warn!("reading the earliest offset timed out");
-                        return self.pause(Duration::from_secs(1)).await;
-                    }
+                    Ok(Err(e)) => return self.retry("cannot read the earliest offset", &e),
+                    Err(_) => return self.retry("cannot read the earliest offset", &"timed out"),
                 };
-                match store::move_offset(&self.ctx.db, &self.topic, self.partition, *next, earliest)
-                    .await
-                {
-                    Ok(()) => {
-                        tracing::warn!(topic = %self.topic, partition = self.partition, from = *next, to = earliest, "restarting from the earliest offset");
-                        *next = earliest;
-                        Flow::Continue
-                    }
-                    Err(StoreError::OffsetMoved { .. }) => Flow::Stop,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot reset the offset");
-                        self.pause(Duration::from_secs(1)).await
-                    }
-                }
+                tracing::warn!(
+                    from = *next,
+                    to = earliest,
+                    "restarting from the earliest offset"
+                );
+                self.move_offset(next, earliest).await
             }
         }
     }
@@ -376,7 +400,7 @@ impl Worker {
                     view,
                 }),
                 Err(e) => {
-                    tracing::warn!(topic = %self.topic, partition = self.partition, offset = r.offset, error = %e, "dead letter");
+                    tracing::warn!(offset = r.offset, error = %e, "dead letter");
                     dead_letters.push(DeadLetter {
                         offset: r.offset,
                         key: r.record.key,
