@@ -32,16 +32,7 @@ impl Component {
         };
         let child = command
             .arg(format!("serve-{kind}"))
-            .env("APP_CONFIG_DIR", "/nonexistent")
-            .env("APP__SERVER__HOST", "127.0.0.1")
-            .env("APP__SERVER__PORT", s.server.port.to_string())
-            .env("APP__KAFKA__BROKERS", s.kafka.brokers.join(","))
-            .env("APP__KAFKA__TOPIC_PREFIX", &s.kafka.topic_prefix)
-            .env("APP__DATABASE__URL", &s.database.url)
-            .env("APP__CONSUMER__TOPICS", s.consumer.topics.join(","))
-            .env("APP__CONSUMER__METRICS_HOST", "127.0.0.1")
-            .env("APP__CONSUMER__METRICS_PORT", "0")
-            .env("APP__LOG__FILTER", "warn,rskafka=error")
+            .envs(testkit::child_env(s))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -10,10 +10,12 @@
 //!
 //! Architecture Invariant: this is the only crate of the product that reads the environment.
 
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+pub use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 const DEFAULTS: &str = include_str!("../default.toml");
@@ -49,10 +51,10 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub body_limit_bytes: usize,
-    pub max_batch_size: usize,
+    pub max_batch_size: NonZeroUsize,
     pub max_in_flight: usize,
-    pub max_depth: usize,
-    pub max_complexity: usize,
+    pub max_depth: NonZeroUsize,
+    pub max_complexity: NonZeroUsize,
     pub introspection: bool,
     pub cors_allowed_origins: Vec<String>,
     pub shutdown_timeout_ms: u64,
@@ -77,15 +79,16 @@ pub struct KafkaSettings {
     pub compression: Compression,
     pub linger_ms: u64,
     pub max_batch_bytes: usize,
-    pub produce_timeout_ms: u64,
-    pub request_timeout_ms: u64,
+    pub produce_timeout_ms: NonZeroU64,
+    pub request_timeout_ms: NonZeroU64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    pub url: String,
-    pub max_connections: u32,
-    pub connect_timeout_ms: u64,
+    /// Holds the password: `{:?}` prints it redacted, and using it takes `expose_secret()`.
+    pub url: SecretString,
+    pub max_connections: NonZeroU32,
+    pub connect_timeout_ms: NonZeroU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -104,10 +107,10 @@ pub struct ConsumerSettings {
     pub fetch_max_bytes: i32,
     pub fetch_max_wait_ms: i32,
     pub on_offset_out_of_range: OffsetOutOfRange,
-    pub lease_ttl_ms: u64,
-    pub lease_renew_ms: u64,
-    pub partition_refresh_ms: u64,
-    pub lag_log_interval_ms: u64,
+    pub lease_ttl_ms: NonZeroU64,
+    pub lease_renew_ms: NonZeroU64,
+    pub partition_refresh_ms: NonZeroU64,
+    pub lag_log_interval_ms: NonZeroU64,
     pub metrics_host: String,
     pub metrics_port: u16,
 }
@@ -172,19 +175,10 @@ impl Settings {
         if s.body_limit_bytes < 1024 {
             return invalid("server.body_limit_bytes", "must be at least 1024");
         }
-        if s.max_batch_size == 0 {
-            return invalid("server.max_batch_size", "must be at least 1");
-        }
-        if s.max_in_flight < s.max_batch_size {
+        if s.max_in_flight < s.max_batch_size.get() {
             return invalid(
                 "server.max_in_flight",
                 "must be at least server.max_batch_size, or a full batch could never be accepted",
-            );
-        }
-        if s.max_depth == 0 || s.max_complexity == 0 {
-            return invalid(
-                "server.max_depth",
-                "depth and complexity must be at least 1",
             );
         }
         let k = &self.kafka;
@@ -213,18 +207,13 @@ impl Settings {
         if k.replication_factor < 1 {
             return invalid("kafka.replication_factor", "must be at least 1");
         }
-        if k.produce_timeout_ms == 0 || k.request_timeout_ms == 0 {
-            return invalid("kafka.produce_timeout_ms", "timeouts must be positive");
-        }
         if k.max_batch_bytes < 1024 {
             return invalid("kafka.max_batch_bytes", "must be at least 1024");
         }
         let d = &self.database;
-        if !(d.url.starts_with("postgres://") || d.url.starts_with("postgresql://")) {
+        let url = d.url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return invalid("database.url", "must be a postgres:// URL");
-        }
-        if d.max_connections == 0 {
-            return invalid("database.max_connections", "must be at least 1");
         }
         let c = &self.consumer;
         if c.topics.is_empty() {
@@ -245,16 +234,10 @@ impl Settings {
         if c.fetch_max_wait_ms < 0 {
             return invalid("consumer.fetch_max_wait_ms", "must not be negative");
         }
-        if c.lease_renew_ms == 0 || c.lease_ttl_ms < 2 * c.lease_renew_ms {
+        if c.lease_ttl_ms.get() < 2 * c.lease_renew_ms.get() {
             return invalid(
                 "consumer.lease_ttl_ms",
-                "must be at least twice consumer.lease_renew_ms (and both positive)",
-            );
-        }
-        if c.partition_refresh_ms == 0 || c.lag_log_interval_ms == 0 {
-            return invalid(
-                "consumer.partition_refresh_ms",
-                "intervals must be positive",
+                "must be at least twice consumer.lease_renew_ms",
             );
         }
         Ok(())
@@ -272,10 +255,10 @@ impl ServerSettings {
 
 impl KafkaSettings {
     pub fn produce_timeout(&self) -> Duration {
-        Duration::from_millis(self.produce_timeout_ms)
+        Duration::from_millis(self.produce_timeout_ms.get())
     }
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
+        Duration::from_millis(self.request_timeout_ms.get())
     }
     /// The topic an event type is produced to.
     pub fn topic_for(&self, event_type: &str) -> String {
@@ -288,16 +271,16 @@ impl KafkaSettings {
 
 impl ConsumerSettings {
     pub fn lease_ttl(&self) -> Duration {
-        Duration::from_millis(self.lease_ttl_ms)
+        Duration::from_millis(self.lease_ttl_ms.get())
     }
     pub fn lease_renew(&self) -> Duration {
-        Duration::from_millis(self.lease_renew_ms)
+        Duration::from_millis(self.lease_renew_ms.get())
     }
     pub fn partition_refresh(&self) -> Duration {
-        Duration::from_millis(self.partition_refresh_ms)
+        Duration::from_millis(self.partition_refresh_ms.get())
     }
     pub fn lag_log_interval(&self) -> Duration {
-        Duration::from_millis(self.lag_log_interval_ms)
+        Duration::from_millis(self.lag_log_interval_ms.get())
     }
 }
 
@@ -364,8 +347,33 @@ pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()
 
 impl DatabaseSettings {
     pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
+        Duration::from_millis(self.connect_timeout_ms.get())
     }
+
+    /// The URL with its password replaced by `***`, for messages and logs.
+    pub fn redacted_url(&self) -> String {
+        redact(self.url.expose_secret())
+    }
+}
+
+/// A URL without its password, wherever it is given (`user:pw@` or `?password=`).
+pub fn redact(url: &str) -> String {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    if let Some(start) = out.find("password=") {
+        let value = start + "password=".len();
+        let end = out[value..].find('&').map_or(out.len(), |i| value + i);
+        out.replace_range(value..end, "***");
+    }
+    out
 }
 
 fn is_host_port(s: &str) -> bool {
@@ -396,7 +404,7 @@ mod tests {
         assert_eq!(s.server.address(), "0.0.0.0:8080");
         assert_eq!(s.kafka.brokers, vec!["localhost:9092".to_owned()]);
         assert_eq!(
-            s.database.url,
+            s.database.url.expose_secret(),
             "postgres://postgres:postgres@localhost:5432/analytics"
         );
         assert_eq!(s.kafka.event_types, vec!["PAGE_VIEW".to_owned()]);
@@ -416,6 +424,69 @@ mod tests {
         s.consumer.fetch_max_bytes = s.kafka.max_batch_bytes as i32;
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("consumer.fetch_max_bytes"), "{err}");
+    }
+
+    /// The defaults with one key overridden, loaded as the binaries load settings.
+    fn load_with(key: &str, value: &str) -> Result<Settings, SettingsError> {
+        let raw = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .set_override(key, value)
+            .and_then(|b| b.build())?;
+        Settings::from_config(raw)
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_with_its_own_key() {
+        let cases = [
+            ("server.port", "notaport"),
+            ("server.body_limit_bytes", "10"),
+            ("server.max_batch_size", "0"),
+            ("server.max_in_flight", "1"),
+            ("server.max_depth", "0"),
+            ("server.max_complexity", "0"),
+            ("kafka.brokers", "localhost"),
+            ("kafka.event_types", "page view"),
+            ("kafka.partitions", "0"),
+            ("kafka.replication_factor", "0"),
+            ("kafka.compression", "lz4"),
+            ("kafka.max_batch_bytes", "10"),
+            ("kafka.produce_timeout_ms", "0"),
+            ("kafka.request_timeout_ms", "0"),
+            ("database.url", "mysql://db"),
+            ("database.max_connections", "0"),
+            ("database.connect_timeout_ms", "0"),
+            ("consumer.topics", "bad topic"),
+            ("consumer.fetch_max_bytes", "1024"),
+            ("consumer.fetch_max_wait_ms", "-1"),
+            ("consumer.on_offset_out_of_range", "latest"),
+            ("consumer.lease_ttl_ms", "1"),
+            ("consumer.lease_renew_ms", "0"),
+            ("consumer.partition_refresh_ms", "0"),
+            ("consumer.lag_log_interval_ms", "0"),
+        ];
+        for (key, value) in cases {
+            let err = match load_with(key, value) {
+                Ok(_) => panic!("{key} = {value:?} was accepted"),
+                Err(e) => format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                ),
+            };
+            assert!(err.contains(key), "{key} = {value:?} reported as: {err}");
+        }
+    }
+
+    #[test]
+    fn a_database_password_never_shows_in_debug_output_or_messages() {
+        let mut s = Settings::defaults();
+        s.database.url = SecretString::from("postgres://app:hunter2@db/analytics?password=hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(
+            s.database.redacted_url(),
+            "postgres://app:***@db/analytics?password=***"
+        );
     }
 
     #[test]

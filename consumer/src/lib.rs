@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use migration::MigratorTrait;
 use rskafka::client::Client;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
-use settings::Settings;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, TransactionTrait,
+};
+use settings::{ExposeSecret, Settings};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -72,38 +74,22 @@ pub struct Consumer {
     metrics_port: u16,
 }
 
-/// The URL without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl Consumer {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let mut options = ConnectOptions::new(settings.database.url.clone());
+        let mut options = ConnectOptions::new(settings.database.url.expose_secret());
         options
-            .max_connections(settings.database.max_connections)
+            .max_connections(settings.database.max_connections.get())
             .connect_timeout(settings.database.connect_timeout())
             .acquire_timeout(settings.database.connect_timeout())
             .sqlx_logging(false);
         let db = Database::connect(options)
             .await
             .map_err(|source| StartError::Database {
-                url: redact(&settings.database.url),
+                url: settings.database.redacted_url(),
                 source,
             })?;
         if settings.consumer.auto_migrate {
-            migration::Migrator::up(&db, None)
-                .await
-                .map_err(StartError::Migrate)?;
+            migrate(&db).await.map_err(StartError::Migrate)?;
         }
 
         // The poll loops do their own retrying: rskafka's stops at the request timeout.
@@ -194,6 +180,19 @@ fn died(task: &str, error: Option<tokio::task::JoinError>) -> std::io::Error {
     let why = error.map_or_else(|| "it returned".to_owned(), |e| e.to_string());
     tracing::error!(task, why = %why, "a task the consumer depends on ended; stopping");
     std::io::Error::other(format!("{task} ended unexpectedly ({why})"))
+}
+
+/// Applies pending migrations, one consumer at a time: several starting at once on an empty
+/// database would otherwise race to create the same tables. The transaction-scoped advisory
+/// lock is released by the commit (or by the connection dying).
+async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    /// Any constant works; this one is "pageview" in ASCII.
+    const MIGRATION_LOCK: i64 = 0x7061_6765_7669_6577;
+    let txn = db.begin().await?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await?;
+    migration::Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
 
 /// Builds the consumer and consumes until `shutdown` resolves (what the binary runs).
@@ -460,19 +459,5 @@ impl Coordinator {
         for ((topic, partition), state) in self.ctx.metrics.partitions() {
             tracing::info!(topic = %topic, partition, next_offset = state.next_offset, high_watermark = state.high_watermark, lag = state.lag(), "lag");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_do_not_appear_in_messages() {
-        assert_eq!(
-            redact("postgres://app:secret@db:5432/analytics"),
-            "postgres://app:***@db:5432/analytics"
-        );
-        assert_eq!(redact("postgres://db/analytics"), "postgres://db/analytics");
     }
 }

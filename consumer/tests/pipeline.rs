@@ -373,6 +373,31 @@ async fn migrating_down_then_up_leaves_an_identical_schema() {
     assert_eq!(schema_snapshot(&db).await, before);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_starting_at_once_on_an_empty_database_migrate_it_once_without_error() {
+    let url = testkit::empty_database_on(&testkit::admin_database_url())
+        .await
+        .unwrap();
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let builds = (0..4).map(|_| consumer::Consumer::build(settings.clone()));
+    let consumers = futures::future::join_all(builds).await;
+    for built in &consumers {
+        if let Err(e) = built {
+            panic!("a consumer failed to start: {e}");
+        }
+    }
+    let db = testkit::connect(&url).await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM seaql_migrations").await,
+        migration::Migrator::migrations().len() as i64,
+        "every migration applied"
+    );
+    assert!(schema_snapshot(&db)
+        .await
+        .iter()
+        .any(|l| l.starts_with("kafka_events.id uuid")));
+}
+
 #[test]
 fn an_unreachable_database_stops_the_consumer_with_one_readable_line() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))

@@ -72,7 +72,7 @@ impl Application {
         let schema = build_schema(
             Ingest {
                 sink: Arc::clone(&sink),
-                max_batch_size: settings.server.max_batch_size,
+                max_batch_size: settings.server.max_batch_size.get(),
             },
             &settings.server,
         );

@@ -126,8 +126,8 @@ async fn register_many(
 pub fn build_schema(ingest: Ingest, settings: &settings::ServerSettings) -> IngestSchema {
     let builder = Schema::build(Query, Mutation, EmptySubscription)
         .data(ingest)
-        .limit_depth(settings.max_depth)
-        .limit_complexity(settings.max_complexity);
+        .limit_depth(settings.max_depth.get())
+        .limit_complexity(settings.max_complexity.get());
     if settings.introspection {
         builder.finish()
     } else {

@@ -223,7 +223,7 @@ async fn ensure_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCo
                 topic,
                 kafka.partitions,
                 kafka.replication_factor,
-                kafka.request_timeout_ms.min(i32::MAX as u64) as i32,
+                kafka.request_timeout_ms.get().min(i32::MAX as u64) as i32,
             ),
         )
         .await?;

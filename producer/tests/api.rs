@@ -198,9 +198,9 @@ async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_a
     // A broker of the test's own, persistent so that its topic survives the restart.
     let broker = testkit::Broker::start().await.expect("broker");
     let app = spawn_app_with(&broker.address(), |s| {
-        s.kafka.produce_timeout_ms = 2000;
+        s.kafka.produce_timeout_ms = testkit::ms(2000);
         s.server.max_in_flight = 1;
-        s.server.max_batch_size = 1;
+        s.server.max_batch_size = std::num::NonZeroUsize::MIN;
     })
     .await;
     let ok = app.graphql(mutation("u", "/before")).await;
@@ -287,7 +287,10 @@ async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_get_their_documented_errors_and_nothing_reaches_kafka() {
-    let app = spawn_app_with(&testkit::brokers(), |s| s.server.max_batch_size = 10).await;
+    let app = spawn_app_with(&testkit::brokers(), |s| {
+        s.server.max_batch_size = std::num::NonZeroUsize::new(10).expect("10")
+    })
+    .await;
     let event = |field: &str, value: Value| {
         let mut e = json!({
             "eventType": "PAGE_VIEW", "userId": "u", "path": "/", "search": "", "title": "t", "url": "x"

@@ -21,7 +21,7 @@ use migration::MigratorTrait;
 use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use rskafka::client::Client;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use settings::Settings;
+use settings::{ExposeSecret, Settings};
 
 /// The body of the README's curl mutation (the original tutorial's), verbatim.
 pub const README_CURL_BODY: &str = r#"{"query":"mutation { register_kafka_event(event: {eventType: \"PAGE_VIEW\", userId: \"some_session_id\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"}) { id eventType } }"}"#;
@@ -64,9 +64,9 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
     s.server.port = 0;
     s.kafka.brokers = bootstrap(brokers);
     s.kafka.topic_prefix = topic_prefix.to_owned();
-    s.kafka.produce_timeout_ms = 3000;
-    s.kafka.request_timeout_ms = 5000;
-    s.database.url = database_url.to_owned();
+    s.kafka.produce_timeout_ms = ms(3000);
+    s.kafka.request_timeout_ms = ms(5000);
+    s.database.url = database_url.into();
     s.consumer.topics = s
         .kafka
         .event_types
@@ -75,10 +75,64 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
         .collect();
     s.consumer.metrics_host = "127.0.0.1".into();
     s.consumer.metrics_port = 0;
-    s.consumer.lease_ttl_ms = 2000;
-    s.consumer.lease_renew_ms = 250;
-    s.consumer.partition_refresh_ms = 1000;
+    s.consumer.lease_ttl_ms = ms(2000);
+    s.consumer.lease_renew_ms = ms(250);
+    s.consumer.partition_refresh_ms = ms(1000);
     s
+}
+
+/// The environment that gives a child process (the producer or consumer binary) the same
+/// settings as `s`, for every key the tests and the benchmark change: the one place that turns
+/// settings into a child's configuration.
+pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
+    let (k, c) = (&s.kafka, &s.consumer);
+    let policy = format!("{:?}", c.on_offset_out_of_range).to_lowercase();
+    vec![
+        ("APP_CONFIG_DIR", "/nonexistent".into()),
+        ("APP__SERVER__HOST", s.server.host.clone()),
+        ("APP__SERVER__PORT", s.server.port.to_string()),
+        ("APP__KAFKA__BROKERS", k.brokers.join(",")),
+        ("APP__KAFKA__TOPIC_PREFIX", k.topic_prefix.clone()),
+        (
+            "APP__KAFKA__REPLICATION_FACTOR",
+            k.replication_factor.to_string(),
+        ),
+        (
+            "APP__KAFKA__PRODUCE_TIMEOUT_MS",
+            k.produce_timeout_ms.to_string(),
+        ),
+        (
+            "APP__KAFKA__REQUEST_TIMEOUT_MS",
+            k.request_timeout_ms.to_string(),
+        ),
+        (
+            "APP__DATABASE__URL",
+            s.database.url.expose_secret().to_owned(),
+        ),
+        ("APP__CONSUMER__TOPICS", c.topics.join(",")),
+        ("APP__CONSUMER__METRICS_HOST", c.metrics_host.clone()),
+        ("APP__CONSUMER__METRICS_PORT", c.metrics_port.to_string()),
+        ("APP__CONSUMER__LEASE_TTL_MS", c.lease_ttl_ms.to_string()),
+        (
+            "APP__CONSUMER__LEASE_RENEW_MS",
+            c.lease_renew_ms.to_string(),
+        ),
+        (
+            "APP__CONSUMER__PARTITION_REFRESH_MS",
+            c.partition_refresh_ms.to_string(),
+        ),
+        (
+            "APP__CONSUMER__FETCH_MAX_WAIT_MS",
+            c.fetch_max_wait_ms.to_string(),
+        ),
+        ("APP__CONSUMER__ON_OFFSET_OUT_OF_RANGE", policy),
+        ("APP__LOG__FILTER", "warn,rskafka=error".into()),
+    ]
+}
+
+/// A positive number of milliseconds, as the settings take it.
+pub fn ms(n: u64) -> std::num::NonZeroU64 {
+    std::num::NonZeroU64::new(n).unwrap_or(std::num::NonZeroU64::MIN)
 }
 
 /// Creates an empty database with all migrations applied and returns its URL.
@@ -88,6 +142,15 @@ pub async fn fresh_database() -> Result<String> {
 
 /// Like [`fresh_database`], on the cluster behind `admin_url`.
 pub async fn fresh_database_on(admin_url: &str) -> Result<String> {
+    let url = empty_database_on(admin_url).await?;
+    let db = Database::connect(&url).await?;
+    migration::Migrator::up(&db, None).await?;
+    db.close().await?;
+    Ok(url)
+}
+
+/// A new database with no tables at all, on the cluster behind `admin_url`.
+pub async fn empty_database_on(admin_url: &str) -> Result<String> {
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(admin_url)
         .await
@@ -96,11 +159,7 @@ pub async fn fresh_database_on(admin_url: &str) -> Result<String> {
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;
     admin.close().await?;
-    let url = replace_database(admin_url, &name);
-    let db = Database::connect(&url).await?;
-    migration::Migrator::up(&db, None).await?;
-    db.close().await?;
-    Ok(url)
+    Ok(replace_database(admin_url, &name))
 }
 
 fn replace_database(url: &str, name: &str) -> String {

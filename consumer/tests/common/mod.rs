@@ -208,28 +208,8 @@ impl InProcess {
 
 /// The consumer binary as a child process, configured through APP__ variables.
 pub fn spawn_process(settings: &Settings) -> Child {
-    let c = &settings.consumer;
     Command::new(env!("CARGO_BIN_EXE_consumer"))
-        .env("APP_CONFIG_DIR", "/nonexistent")
-        .env("APP__KAFKA__BROKERS", settings.kafka.brokers.join(","))
-        .env("APP__DATABASE__URL", &settings.database.url)
-        .env("APP__CONSUMER__TOPICS", c.topics.join(","))
-        .env("APP__CONSUMER__METRICS_HOST", "127.0.0.1")
-        .env("APP__CONSUMER__METRICS_PORT", "0")
-        .env("APP__CONSUMER__LEASE_TTL_MS", c.lease_ttl_ms.to_string())
-        .env(
-            "APP__CONSUMER__LEASE_RENEW_MS",
-            c.lease_renew_ms.to_string(),
-        )
-        .env(
-            "APP__CONSUMER__PARTITION_REFRESH_MS",
-            c.partition_refresh_ms.to_string(),
-        )
-        .env(
-            "APP__CONSUMER__FETCH_MAX_WAIT_MS",
-            c.fetch_max_wait_ms.to_string(),
-        )
-        .env("APP__LOG__FILTER", "warn")
+        .envs(testkit::child_env(settings))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
