@@ -10,6 +10,8 @@
 //!
 //! Architecture Invariant: this is the only crate of the product that reads the environment.
 
+pub mod telemetry;
+
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -314,6 +316,7 @@ where
     let run = || -> anyhow::Result<()> {
         let settings = Settings::load()?;
         settings.log.init()?;
+        telemetry::init();
         let runtime = tokio::runtime::Runtime::new()
             .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
         runtime.block_on(async {

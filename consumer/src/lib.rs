@@ -76,6 +76,7 @@ pub struct Consumer {
 
 impl Consumer {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        settings::telemetry::init();
         let mut options = ConnectOptions::new(settings.database.url.expose_secret());
         options
             .max_connections(settings.database.max_connections.get())

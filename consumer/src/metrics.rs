@@ -1,8 +1,12 @@
-//! Counters and per-partition gauges, rendered in Prometheus text format at `/metrics`.
+//! The consumer's metrics at `/metrics`, in Prometheus text format.
+//!
+//! Counters go through the `metrics` facade (labelled by topic, and by partition where it says
+//! which partition lost or skipped records). The per-partition gauges (offsets, high watermark,
+//! lag) are this instance's own state instead: they exist while this consumer owns the
+//! partition, so a partition handed to another consumer leaves no stale lag behind here.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,46 +23,23 @@ impl PartitionState {
 
 #[derive(Default)]
 pub struct Metrics {
-    events_stored: AtomicU64,
-    dead_letters: AtomicU64,
     partitions: Mutex<BTreeMap<(String, i32), PartitionState>>,
-    skipped: PartitionCounter,
-    beyond_high_watermark: PartitionCounter,
 }
 
-/// A counter per topic and partition, kept after the partition is given up.
-#[derive(Default)]
-struct PartitionCounter(Mutex<BTreeMap<(String, i32), u64>>);
-
-impl PartitionCounter {
-    fn add(&self, topic: &str, partition: i32, n: u64) {
-        if let Ok(mut map) = self.0.lock() {
-            *map.entry((topic.to_owned(), partition)).or_default() += n;
-        }
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        let map = self.0.lock().map(|m| m.clone()).unwrap_or_default();
-        for ((topic, partition), n) in &map {
-            let _ = writeln!(
-                out,
-                "{name}{{topic=\"{}\",partition=\"{partition}\"}} {n}",
-                escape_label(topic)
-            );
-        }
-    }
+fn partition_labels(topic: &str, partition: i32) -> [(&'static str, String); 2] {
+    [
+        ("topic", topic.to_owned()),
+        ("partition", partition.to_string()),
+    ]
 }
 
 impl Metrics {
-    pub fn stored(&self, events: u64, dead_letters: u64) {
-        self.events_stored.fetch_add(events, Ordering::Relaxed);
-        self.dead_letters.fetch_add(dead_letters, Ordering::Relaxed);
-    }
-
-    pub fn events_stored(&self) -> u64 {
-        self.events_stored.load(Ordering::Relaxed)
+    /// A committed batch: rows inserted and dead letters stored.
+    pub fn stored(&self, topic: &str, events: u64, dead_letters: u64) {
+        let topic = topic.to_owned();
+        metrics::counter!("pageviews_events_stored_total", "topic" => topic.clone())
+            .increment(events);
+        metrics::counter!("pageviews_dead_letters_total", "topic" => topic).increment(dead_letters);
     }
 
     pub fn observe(&self, topic: &str, partition: i32, state: PartitionState) {
@@ -69,12 +50,20 @@ impl Metrics {
 
     /// Offsets given up because retention deleted them before they were stored.
     pub fn skipped(&self, topic: &str, partition: i32, offsets: u64) {
-        self.skipped.add(topic, partition, offsets);
+        metrics::counter!(
+            "pageviews_consumer_skipped_offsets_total",
+            &partition_labels(topic, partition)
+        )
+        .increment(offsets);
     }
 
     /// The stored offset was found beyond the high watermark (the broker lost records).
     pub fn beyond_high_watermark(&self, topic: &str, partition: i32) {
-        self.beyond_high_watermark.add(topic, partition, 1);
+        metrics::counter!(
+            "pageviews_consumer_beyond_high_watermark_total",
+            &partition_labels(topic, partition)
+        )
+        .increment(1);
     }
 
     pub fn forget(&self, topic: &str, partition: i32) {
@@ -91,25 +80,8 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut out = settings::telemetry::render();
         let partitions = self.partitions();
-        let _ = writeln!(out, "# HELP pageviews_events_stored_total Events inserted into kafka_events by this process.");
-        let _ = writeln!(out, "# TYPE pageviews_events_stored_total counter");
-        let _ = writeln!(
-            out,
-            "pageviews_events_stored_total {}",
-            self.events_stored()
-        );
-        let _ = writeln!(
-            out,
-            "# HELP pageviews_dead_letters_total Records this process stored in dead_letters."
-        );
-        let _ = writeln!(out, "# TYPE pageviews_dead_letters_total counter");
-        let _ = writeln!(
-            out,
-            "pageviews_dead_letters_total {}",
-            self.dead_letters.load(Ordering::Relaxed)
-        );
         let _ = writeln!(
             out,
             "# HELP pageviews_partitions_owned Partitions this process consumes."
@@ -144,16 +116,6 @@ impl Metrics {
                 );
             }
         }
-        self.skipped.render(
-            &mut out,
-            "pageviews_consumer_skipped_offsets_total",
-            "Offsets skipped because the broker deleted their records (retention) before they were stored.",
-        );
-        self.beyond_high_watermark.render(
-            &mut out,
-            "pageviews_consumer_beyond_high_watermark_total",
-            "Times the stored offset was found beyond the high watermark: the broker lost acknowledged records.",
-        );
         out
     }
 }

@@ -266,7 +266,7 @@ impl Worker {
                 self.backoff.reset();
                 self.ctx
                     .metrics
-                    .stored(committed.events, committed.dead_letters);
+                    .stored(&self.topic, committed.events, committed.dead_letters);
                 self.observe(*next, high_watermark);
                 Flow::Continue
             }

@@ -20,15 +20,12 @@ use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{json, Value};
 use settings::{OffsetOutOfRange, Settings};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// The producer's HTTP server inside the test process.
+/// The producer inside the test process, and a client for it.
 struct Producer {
-    base: String,
+    app: testkit::TestProducer,
     http: reqwest::Client,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// What the producer answered to one mutation.
@@ -44,24 +41,14 @@ enum Answer {
 
 impl Producer {
     async fn start(settings: Settings) -> Self {
-        let app = producer::Application::build(settings)
+        let app = testkit::TestProducer::start(settings)
             .await
             .expect("the producer starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client");
-        Producer {
-            base,
-            http,
-            stop,
-            task,
-        }
+        Producer { app, http }
     }
 
     async fn post(&self, user: &str, path: &str) -> Answer {
@@ -72,7 +59,7 @@ impl Producer {
         });
         let answer: Value = self
             .http
-            .post(format!("{}/query", self.base))
+            .post(format!("{}/query", self.app.base))
             .json(&body)
             .send()
             .await
@@ -99,12 +86,7 @@ impl Producer {
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(60), self.task)
-            .await
-            .expect("the producer stops in time")
-            .expect("join")
-            .expect("the producer stops cleanly");
+        self.app.stop().await.expect("the producer stops cleanly");
     }
 }
 
@@ -266,7 +248,7 @@ struct Pipeline {
     topic: String,
     db: DatabaseConnection,
     producer: Arc<Producer>,
-    consumer: InProcess,
+    consumer: testkit::TestConsumer,
 }
 
 impl Pipeline {
@@ -277,7 +259,7 @@ impl Pipeline {
         settings.kafka.replication_factor = replication;
         let db = testkit::connect(&url).await.expect("db");
         let producer = Arc::new(Producer::start(settings.clone()).await);
-        let consumer = InProcess::start(settings.clone()).await;
+        let consumer = in_process(settings.clone()).await;
         wait_for_count(
             &db,
             "SELECT count(*) FROM partition_leases",
@@ -294,7 +276,7 @@ impl Pipeline {
     }
 
     async fn stop(self) {
-        self.consumer.stop().await;
+        self.consumer.stop().await.expect("the consumer stops");
         let producer = Arc::try_unwrap(self.producer).ok().expect("sole owner");
         producer.stop().await;
     }
@@ -388,7 +370,7 @@ async fn records_deleted_below_the_log_start_before_they_were_stored_are_skipped
         .expect("delete records");
     set_stored_offset(&s, 0, 0).await;
 
-    let consumer = InProcess::start(s.settings.clone()).await;
+    let consumer = in_process(s.settings.clone()).await;
     wait_for_count(
         &s.db,
         "SELECT count(*) FROM kafka_events",
@@ -400,13 +382,13 @@ async fn records_deleted_below_the_log_start_before_they_were_stored_are_skipped
         count(&s.db, "SELECT min(\"offset\") FROM kafka_events").await,
         60
     );
-    let metrics = consumer.metrics().await;
+    let metrics = consumer.metrics().await.expect("metrics");
     let skipped = format!(
         "pageviews_consumer_skipped_offsets_total{{topic=\"{}\",partition=\"0\"}} 60",
         s.topic
     );
     assert!(metrics.contains(&skipped), "{metrics}");
-    consumer.stop().await;
+    consumer.stop().await.expect("the consumer stops");
     let next = count(
         &s.db,
         &format!(
@@ -427,13 +409,13 @@ async fn a_stored_offset_beyond_the_high_watermark_waits_without_skipping_when_s
     for partition in 0..PARTITIONS {
         set_stored_offset(&s, partition, 1000).await;
     }
-    let consumer = InProcess::start(s.settings.clone()).await;
+    let consumer = in_process(s.settings.clone()).await;
     // Seen twice on every partition: it looked, waited, looked again.
     testkit::poll_until(
         Duration::from_secs(60),
         "the consumer to report the lost records twice per partition",
         || async {
-            let metrics = consumer.metrics().await;
+            let metrics = consumer.metrics().await.expect("metrics");
             (0..PARTITIONS)
                 .all(|p| {
                     let prefix = format!(
@@ -460,5 +442,5 @@ async fn a_stored_offset_beyond_the_high_watermark_waits_without_skipping_when_s
         i64::from(PARTITIONS),
         "no offset moved"
     );
-    consumer.stop().await;
+    consumer.stop().await.expect("the consumer stops");
 }

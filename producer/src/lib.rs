@@ -17,14 +17,14 @@ pub mod sink;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix_cors::Cors;
-use actix_web::dev::{Server, Service};
+use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::GraphQLResponse;
 use settings::Settings;
+use tracing_actix_web::TracingLogger;
 
 use crate::query_cache::QueryCache;
 use crate::schema::{build_schema, Ingest, IngestSchema};
@@ -51,6 +51,7 @@ pub struct Application {
 impl Application {
     /// Binds `server.host:server.port`, connects to Kafka and creates the topics.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        settings::telemetry::init();
         let address = settings.server.address();
         let listener =
             TcpListener::bind(&address).map_err(|source| StartError::Bind { address, source })?;
@@ -147,21 +148,8 @@ fn http_server(
     let server = HttpServer::new(move || {
         App::new()
             .wrap(cors(&origins))
-            .wrap_fn(|req, srv| {
-                let method = req.method().clone();
-                let path = req.path().to_owned();
-                let started = Instant::now();
-                let response = srv.call(req);
-                async move {
-                    let response = response.await;
-                    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    match &response {
-                        Ok(r) => tracing::debug!(%method, ?path, status = r.status().as_u16(), elapsed_ms, "request"),
-                        Err(e) => tracing::warn!(%method, ?path, error = %e, elapsed_ms, "request failed"),
-                    }
-                    response
-                }
-            })
+            // A span per request, with a request id, method, route, status and latency.
+            .wrap(TracingLogger::default())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(schema.clone())
             .app_data(sink.clone())
@@ -171,6 +159,7 @@ fn http_server(
             .route("/query", web::post().to(graphql))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics_text))
     })
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout().as_secs().max(1));
@@ -205,10 +194,11 @@ async fn graphql(
         async_graphql::BatchRequest::Batch(rs) => rs.iter_mut().for_each(|r| queries.prepare(r)),
     }
     let response: GraphQLResponse = match schema.execute_batch(request).await {
-        async_graphql::BatchResponse::Single(r) => with_codes(r).into(),
-        async_graphql::BatchResponse::Batch(rs) => {
-            async_graphql::BatchResponse::Batch(rs.into_iter().map(with_codes).collect()).into()
-        }
+        async_graphql::BatchResponse::Single(r) => counted(with_codes(r)).into(),
+        async_graphql::BatchResponse::Batch(rs) => async_graphql::BatchResponse::Batch(
+            rs.into_iter().map(|r| counted(with_codes(r))).collect(),
+        )
+        .into(),
     };
     let mut http = HttpResponse::Ok();
     http.content_type("application/json");
@@ -229,6 +219,28 @@ fn with_codes(mut response: async_graphql::Response) -> async_graphql::Response 
         }
     }
     response
+}
+
+/// Counts a GraphQL answer by outcome: `ok`, or the first error's code.
+fn counted(response: async_graphql::Response) -> async_graphql::Response {
+    let outcome = response
+        .errors
+        .first()
+        .and_then(|e| e.extensions.as_ref()?.get("code"))
+        .and_then(|code| match code {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "ok".to_owned());
+    metrics::counter!("pageviews_requests_total", "outcome" => outcome).increment(1);
+    response
+}
+
+/// GET /metrics: requests by outcome, produce latency and batch sizes, events in flight.
+async fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(settings::telemetry::render())
 }
 
 async fn graphiql() -> HttpResponse {

@@ -67,6 +67,22 @@ pub struct EventSink {
     request_timeout: Duration,
 }
 
+/// Events between being accepted and answered, as the `pageviews_events_in_flight` gauge.
+struct InFlight(f64);
+
+impl InFlight {
+    fn count(events: usize) -> Self {
+        metrics::gauge!("pageviews_events_in_flight").increment(events as f64);
+        InFlight(events as f64)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("pageviews_events_in_flight").decrement(self.0);
+    }
+}
+
 /// Partition counts by topic name.
 type TopicCounts = HashMap<String, i32>;
 
@@ -117,6 +133,9 @@ impl EventSink {
             .in_flight
             .try_acquire_many(permits)
             .map_err(|_| IngestError::Overloaded)?;
+        let _in_flight = InFlight::count(events.len());
+        let started = std::time::Instant::now();
+        metrics::histogram!("pageviews_produce_batch_events").record(events.len() as f64);
 
         let mut produces = Vec::with_capacity(events.len());
         for event in events {
@@ -141,8 +160,10 @@ impl EventSink {
                 Ok::<_, String>(Delivery { partition, offset })
             });
         }
+        let results = join_all(produces).await;
+        metrics::histogram!("pageviews_produce_seconds").record(started.elapsed().as_secs_f64());
         let mut deliveries = Vec::with_capacity(events.len());
-        for result in join_all(produces).await {
+        for result in results {
             match result {
                 Ok(d) => deliveries.push(d),
                 Err(reason) => {

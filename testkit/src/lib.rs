@@ -22,6 +22,8 @@ use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use rskafka::client::Client;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use settings::{ExposeSecret, Settings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// The body of the README's curl mutation (the original tutorial's), verbatim.
 pub const README_CURL_BODY: &str = r#"{"query":"mutation { register_kafka_event(event: {eventType: \"PAGE_VIEW\", userId: \"some_session_id\", path: \"/test\", search: \"?q=foo\", title: \"Kafka Demo\", url: \"kafka.demo.com\"}) { id eventType } }"}"#;
@@ -51,6 +53,20 @@ pub fn unique_prefix() -> String {
     format!("t{}_", uuid::Uuid::new_v4().simple())
 }
 
+/// With `PAGEVIEWS_TEST_LOG` set (a tracing filter such as `debug` or `consumer=debug`), the
+/// system's logs go to the tests' output (shown for failing tests, or with `--nocapture`).
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("PAGEVIEWS_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// `host:port,host:port` as a list.
 fn bootstrap(brokers: &str) -> Vec<String> {
     brokers.split(',').map(str::to_owned).collect()
@@ -59,6 +75,7 @@ fn bootstrap(brokers: &str) -> Vec<String> {
 /// Settings for a test: the checked-in defaults pointed at the given broker and database, on
 /// free ports, with short leases so takeovers happen within a test's patience.
 pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settings {
+    init_logging();
     let mut s = Settings::defaults();
     s.server.host = "127.0.0.1".into();
     s.server.port = 0;
@@ -505,5 +522,118 @@ impl Drop for Postgres {
         stack_blocking(&["pg-stop", &path(&self.dir)]);
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(self.dir.with_extension("initdb.log"));
+    }
+}
+
+/// The producer's HTTP server inside the test process, on a free port.
+pub struct TestProducer {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestProducer {
+    /// Builds it from `settings` (connects, creates the topics) and serves.
+    pub async fn start(settings: Settings) -> Result<Self> {
+        let app = producer::Application::build(settings)
+            .await
+            .context("the producer starts")?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        Ok(TestProducer { base, stop, task })
+    }
+
+    /// Graceful shutdown: in-flight requests finish and the batch producers are flushed.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .context("the producer did not stop within 60 s")???;
+        Ok(())
+    }
+}
+
+/// The consumer inside the test process.
+pub struct TestConsumer {
+    pub metrics_port: u16,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestConsumer {
+    pub async fn start(settings: Settings) -> Result<Self> {
+        let consumer = consumer::Consumer::build(settings)
+            .await
+            .context("the consumer starts")?;
+        let metrics_port = consumer.metrics_port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(consumer.run_until(async {
+            let _ = stopped.await;
+        }));
+        Ok(TestConsumer {
+            metrics_port,
+            stop,
+            task,
+        })
+    }
+
+    /// Its `/metrics` text.
+    pub async fn metrics(&self) -> Result<String> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics_port);
+        Ok(reqwest::get(url).await?.text().await?)
+    }
+
+    /// As on SIGTERM: the batches in flight finish or roll back, the partitions are released.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("the consumer did not stop within 30 s")???;
+        Ok(())
+    }
+}
+
+/// A producer or consumer binary as a child process, configured by [`child_env`]: for the
+/// tests that kill it.
+pub struct ChildProcess {
+    child: tokio::process::Child,
+}
+
+impl ChildProcess {
+    /// Starts `exe` (e.g. `env!("CARGO_BIN_EXE_consumer")`) with the settings `s`.
+    pub fn spawn(exe: &str, s: &Settings) -> Result<Self> {
+        let child = tokio::process::Command::new(exe)
+            .envs(child_env(s))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {exe}"))?;
+        Ok(ChildProcess { child })
+    }
+
+    /// SIGKILL, and reaps it.
+    pub async fn kill(&mut self) -> Result<()> {
+        self.child.kill().await.context("SIGKILL")
+    }
+
+    /// SIGTERM: the graceful stop `make down` and process managers use.
+    pub fn terminate(&self) -> Result<()> {
+        let pid = self.child.id().context("the process has already exited")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid)?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).context("SIGTERM")
+    }
+
+    /// Waits for it to exit, at most `timeout`.
+    pub async fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .with_context(|| format!("the process did not exit within {timeout:?}"))?
+            .context("waiting for the process")
     }
 }

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use event::partitioner::partition_for;
@@ -13,7 +12,6 @@ use rskafka::client::Client;
 use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use settings::Settings;
-use tokio::sync::oneshot;
 
 pub const PARTITIONS: i32 = 4;
 
@@ -159,80 +157,17 @@ pub async fn assert_no_gaps_and_offsets_at_high_watermark(s: &Setup) {
     }
 }
 
-/// A consumer inside the test process.
-pub struct InProcess {
-    pub metrics_port: u16,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-impl InProcess {
-    pub async fn start(settings: Settings) -> Self {
-        let consumer = consumer::Consumer::build(settings)
-            .await
-            .expect("consumer starts");
-        let metrics_port = consumer.metrics_port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(consumer.run_until(async {
-            let _ = stopped.await;
-        }));
-        InProcess {
-            metrics_port,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text")
-    }
-
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("stops in time")
-                .expect("join")
-                .expect("stops cleanly");
-        }
-    }
-}
-
-/// The consumer binary as a child process, configured through APP__ variables.
-pub fn spawn_process(settings: &Settings) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_consumer"))
-        .envs(testkit::child_env(settings))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
+/// The consumer binary as a child process, configured from the test's settings.
+pub fn spawn_process(settings: &Settings) -> testkit::ChildProcess {
+    testkit::ChildProcess::spawn(env!("CARGO_BIN_EXE_consumer"), settings)
         .expect("spawn the consumer binary")
 }
 
-pub fn terminate(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-}
-
-/// Waits for a child to exit, with a deadline.
-pub async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    testkit::poll_until(timeout, "the consumer to exit", || {
-        let status = child.try_wait().expect("try_wait");
-        async move { status }
-    })
-    .await
-    .expect("exits in time")
+/// Starts a consumer inside the test process.
+pub async fn in_process(settings: Settings) -> testkit::TestConsumer {
+    testkit::TestConsumer::start(settings)
+        .await
+        .expect("the consumer starts")
 }
 
 /// Writes a partition's stored offset, as if a consumer had got that far.
