@@ -34,6 +34,17 @@ impl TestApp {
             .expect("JSON body")
     }
 
+    async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("HTTP request")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     fn topic(&self) -> String {
         self.settings.kafka.topic_for("PAGE_VIEW")
     }
@@ -462,15 +473,7 @@ async fn cors_preflight_health_ping_and_graphiql_answer() {
             .status(),
         200
     );
-    let page = app
-        .http
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/").await;
     assert!(page.to_lowercase().contains("graphiql"));
     let ping = app.graphql(json!({"query": "{ ping { message } }"})).await;
     assert_eq!(ping["data"]["ping"]["message"], "pong");
@@ -521,15 +524,7 @@ async fn metrics_count_requests_by_outcome_and_time_the_produces() {
     let refused = app.graphql(bad).await;
     assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
 
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text("/metrics").await;
     // Counters are per process and tests share it: at least ours are there.
     let count = |line_start: &str| {
         text.lines()
