@@ -84,7 +84,31 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Fi
             reason: format!("contains {what} at byte {pos}"),
         });
     }
+    if let Some((pos, c)) = value.char_indices().find(|(_, c)| is_invisible(*c)) {
+        return Err(FieldError {
+            field,
+            reason: format!(
+                "contains the invisible or direction-changing character U+{:04X} at byte {pos}",
+                u32::from(c)
+            ),
+        });
+    }
     Ok(())
+}
+
+/// Characters that change how the text around them is displayed without being seen: bidi
+/// controls (which can reverse a path or title on a dashboard), zero-width characters, the
+/// byte-order mark, and the Unicode line and paragraph separators. Refused in every field.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'              // Arabic letter mark
+            | '\u{200B}'..='\u{200F}' // zero-width space, non-joiner, joiner, LRM, RLM
+            | '\u{2028}'..='\u{202E}' // line/paragraph separators, LRE, RLE, PDF, LRO, RLO
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // LRI, RLI, FSI, PDI
+            | '\u{FEFF}' // byte-order mark, zero-width no-break space
+    )
 }
 
 impl PageFields {
@@ -154,6 +178,22 @@ mod tests {
         v.fields.title = "a\0b".into();
         let err = PageView::decode(Some(&v.encode())).unwrap_err().to_string();
         assert!(err.contains("title") && err.contains("NUL"), "{err}");
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_refused_naming_the_field() {
+        for c in ['\u{202E}', '\u{200B}', '\u{FEFF}', '\u{2028}', '\u{2066}'] {
+            let mut v = sample();
+            v.fields.path = format!("/admin{c}gpj.exe");
+            let err = v.fields.validate().unwrap_err().to_string();
+            assert!(
+                err.starts_with("path:") && err.contains("U+"),
+                "{c:?}: {err}"
+            );
+        }
+        let mut v = sample();
+        v.fields.title = "Café — naïve 日本語 emoji 🎉".into();
+        assert_eq!(v.fields.validate(), Ok(()), "visible text is fine");
     }
 
     #[test]
