@@ -15,7 +15,9 @@
 #   stack.sh kafka-node-start DIR         start a node DIR already holds (after a stop or a kill)
 #   stack.sh kafka-ready ADDR N SECONDS   wait until the metadata from ADDR lists N brokers
 #   stack.sh kafka-leader ADDR TOPIC P    print the node id leading partition P of TOPIC (-1: none)
-#   stack.sh pg-start DIR PORT            init (if needed) and start a PostgreSQL cluster in DIR
+#   stack.sh pg-start DIR PORT [PASSWORD] init (if needed) and start a PostgreSQL cluster in DIR; its
+#                                         superuser postgres signs in with PASSWORD (scram-sha-256,
+#                                         default "postgres"), never by trust
 #   stack.sh pg-stop DIR                  fast shutdown of that cluster
 #   stack.sh stop-pid FILE                SIGTERM the process whose pid is in FILE, wait for it
 #   stack.sh kill-pid FILE                SIGKILL it and wait until it is gone
@@ -246,8 +248,13 @@ pg_start() {
     fi
     chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
-        as_pg_user "$PG_BIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --no-locale >"$dir.initdb.log" 2>&1 \
-            || die "initdb failed; see $dir.initdb.log"
+        # The password file lives only for initdb, readable by the user that runs it.
+        local pwfile; pwfile=$(mktemp)
+        printf '%s\n' "${3:-postgres}" >"$pwfile"
+        [ "$(id -u)" = 0 ] && chown nobody:nogroup "$pwfile"
+        as_pg_user "$PG_BIN/initdb" -D "$dir" -U postgres -A scram-sha-256 --pwfile="$pwfile" -E UTF8 --no-locale \
+            >"$dir.initdb.log" 2>&1 || { rm -f "$pwfile"; die "initdb failed; see $dir.initdb.log"; }
+        rm -f "$pwfile"
     fi
     if port_open "$port"; then die "port $port is already in use; cannot start PostgreSQL there"; fi
     as_pg_user "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/postgres.log" -w -t 60 \

@@ -16,7 +16,7 @@ METRICS_PORT=${APP__CONSUMER__METRICS_PORT:-9100}
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 port_open() { $stack port-open "$1"; }
-url_part() { python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(getattr(p, sys.argv[2]) or '')" "$@"; }
+url_part() { python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(u.unquote(str(getattr(p, sys.argv[2]) or '')))" "$@"; }
 
 status() {
     for name in kafka producer consumer; do
@@ -78,7 +78,7 @@ else
             echo "error: something listens on port $db_port but does not accept $admin_url" >&2
             exit 1
         fi
-        $stack pg-start "$DATA/pg" "$db_port"
+        $stack pg-start "$DATA/pg" "$db_port" "$(url_part "$APP__DATABASE__URL" password)"
     fi
     if [ "$(psql "$admin_url" -qtAc "select 1 from pg_database where datname = '$db_name'")" != 1 ]; then
         echo "creating database $db_name"

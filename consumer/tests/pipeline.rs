@@ -393,6 +393,22 @@ async fn consumers_starting_at_once_on_an_empty_database_migrate_it_once_without
         .any(|l| l.starts_with("kafka_events.id uuid")));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_private_postgresql_refuses_a_wrong_password() {
+    let admin = testkit::admin_database_url();
+    assert!(
+        testkit::connect(&admin).await.is_ok(),
+        "the right one works"
+    );
+    let wrong = admin.replacen("postgres:postgres@", "postgres:not-the-password@", 1);
+    assert_ne!(wrong, admin);
+    let refused = testkit::connect(&wrong).await;
+    assert!(
+        refused.is_err(),
+        "any password was accepted (trust authentication)"
+    );
+}
+
 #[test]
 fn an_unreachable_database_stops_the_consumer_with_one_readable_line() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
