@@ -309,28 +309,11 @@ async fn raw_produce(s: &Settings, clients: usize, duration: Duration) -> Result
     .await)
 }
 
-/// `scripts/stack.sh CMD`'s answer: the one place that knows where Kafka and Java are.
-async fn stack(cmd: &str) -> Result<String> {
-    let out = tokio::process::Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh"))
-        .arg(cmd)
-        .output()
-        .await
-        .with_context(|| format!("running scripts/stack.sh {cmd}"))?;
-    if !out.status.success() {
-        bail!(
-            "scripts/stack.sh {cmd}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 /// Ceiling D: Kafka's own Java producer with Kafka's default tuning and `acks=all`, records of
 /// the size of one encoded page view, to a topic like ours.
 async fn java_producer(brokers: &str, records: u64) -> Result<JavaProducer> {
-    let kafka_home = stack("ensure-kafka").await?;
-    let java = stack("java").await?;
+    let kafka_home = testkit::stack(&["ensure-kafka"]).await?;
+    let java = testkit::stack(&["java"]).await?;
     let topic = format!("{}java", testkit::unique_prefix());
     let kafka = testkit::kafka_client(brokers).await?;
     testkit::create_topic(&kafka, &topic, PARTITIONS).await?;

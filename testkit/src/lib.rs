@@ -312,8 +312,9 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Runs `scripts/stack.sh` without blocking the runtime; its stdout, trimmed.
-async fn stack(args: &[&str]) -> Result<String> {
+/// Runs `scripts/stack.sh` without blocking the runtime; its stdout, trimmed. The one way
+/// tests and the benchmark reach the local stack (where Kafka's jars and Java are, …).
+pub async fn stack(args: &[&str]) -> Result<String> {
     let out = tokio::process::Command::new("bash")
         .arg(repo_root().join("scripts/stack.sh"))
         .args(args)
