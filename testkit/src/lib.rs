@@ -526,12 +526,41 @@ impl Drop for Postgres {
     }
 }
 
+/// A `run_until(shutdown)` future running on the test's runtime until told to stop.
+struct Serving {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    fn spawn<F>(run_until: impl FnOnce(BoxedShutdown) -> F) -> Self
+    where
+        F: Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run_until(Box::pin(async {
+            let _ = stopped.await;
+        })));
+        Serving { stop, task }
+    }
+
+    /// Asks it to stop and waits, at most `limit`, for a clean end.
+    async fn stop(self, what: &str, limit: Duration) -> Result<()> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(limit, self.task)
+            .await
+            .with_context(|| format!("{what} did not stop within {limit:?}"))???;
+        Ok(())
+    }
+}
+
+type BoxedShutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The producer's HTTP server inside the test process, on a free port.
 pub struct TestProducer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    serving: Serving,
 }
 
 impl TestProducer {
@@ -541,28 +570,22 @@ impl TestProducer {
             .await
             .context("the producer starts")?;
         let base = format!("http://127.0.0.1:{}", app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_until(async {
-            let _ = stopped.await;
-        }));
-        Ok(TestProducer { base, stop, task })
+        let serving = Serving::spawn(|shutdown| app.run_until(shutdown));
+        Ok(TestProducer { base, serving })
     }
 
     /// Graceful shutdown: in-flight requests finish and the batch producers are flushed.
     pub async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(60), self.task)
+        self.serving
+            .stop("the producer", Duration::from_secs(60))
             .await
-            .context("the producer did not stop within 60 s")???;
-        Ok(())
     }
 }
 
 /// The consumer inside the test process.
 pub struct TestConsumer {
     pub metrics_port: u16,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    serving: Serving,
 }
 
 impl TestConsumer {
@@ -571,14 +594,10 @@ impl TestConsumer {
             .await
             .context("the consumer starts")?;
         let metrics_port = consumer.metrics_port();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(consumer.run_until(async {
-            let _ = stopped.await;
-        }));
+        let serving = Serving::spawn(|shutdown| consumer.run_until(shutdown));
         Ok(TestConsumer {
             metrics_port,
-            stop,
-            task,
+            serving,
         })
     }
 
@@ -590,11 +609,9 @@ impl TestConsumer {
 
     /// As on SIGTERM: the batches in flight finish or roll back, the partitions are released.
     pub async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task)
+        self.serving
+            .stop("the consumer", Duration::from_secs(30))
             .await
-            .context("the consumer did not stop within 30 s")???;
-        Ok(())
     }
 }
 
