@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use event::{kafka, PageView};
+use event::PageView;
 use rskafka::client::error::{Error as ClientError, ProtocolError};
 use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::record::RecordAndOffset;
@@ -118,18 +118,13 @@ impl Worker {
             return;
         };
         loop {
-            let flow = self.poll_once(&client, &mut next).await;
-            if self.follow(flow).await == Flow::Stop {
+            let flow = match self.poll_once(&client, &mut next).await {
+                Flow::Retry(wait) => self.pause(wait).await,
+                flow => flow,
+            };
+            if flow == Flow::Stop {
                 return;
             }
-        }
-    }
-
-    /// Carries out a step's answer: waits out a `Retry`, then says whether to go on.
-    async fn follow(&self, flow: Flow) -> Flow {
-        match flow {
-            Flow::Retry(wait) => self.pause(wait).await,
-            flow => flow,
         }
     }
 
@@ -149,8 +144,10 @@ impl Worker {
 
     /// After a failed step: logs it and waits the next backoff step; `Stop` if told to stop.
     async fn after_failure(&mut self, what: &str, error: &(dyn std::fmt::Display + Sync)) -> Flow {
-        let flow = self.retry(what, error);
-        self.follow(flow).await
+        match self.retry(what, error) {
+            Flow::Retry(wait) => self.pause(wait).await,
+            flow => flow,
+        }
     }
 
     /// A client for this partition, on a connection of its own to the partition's leader.
@@ -162,16 +159,16 @@ impl Worker {
                 self.partition,
                 UnknownTopicHandling::Retry,
             );
-            match kafka::call(limit, "opening the partition", opening).await {
-                Ok(client) => {
+            let error = match tokio::time::timeout(limit, opening).await {
+                Ok(Ok(client)) => {
                     self.backoff.reset();
                     return Some(client);
                 }
-                Err(e) => {
-                    if self.after_failure("cannot open partition", &e).await == Flow::Stop {
-                        return None;
-                    }
-                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("timed out after {limit:?}"),
+            };
+            if self.after_failure("cannot open partition", &error).await == Flow::Stop {
+                return None;
             }
         }
     }
@@ -204,12 +201,11 @@ impl Worker {
         {
             return Ok(offset);
         }
-        let earliest = kafka::call(
+        let earliest = tokio::time::timeout(
             self.ctx.settings.kafka.request_timeout(),
-            "reading the earliest offset",
             client.get_offset(OffsetAt::Earliest),
         )
-        .await?;
+        .await??;
         Ok(store::init_offset(&self.ctx.db, &self.topic, self.partition, earliest).await?)
     }
 
@@ -304,14 +300,15 @@ impl Worker {
             Ok::<_, ClientError>((earliest, latest))
         };
         let limit = self.ctx.settings.kafka.request_timeout();
-        match kafka::call(limit, "reading the log's start and end", bounds).await {
-            Ok((earliest, _)) if *next < earliest => self.skip_deleted(next, earliest).await,
-            Ok((_, latest)) if *next > latest => {
+        match tokio::time::timeout(limit, bounds).await {
+            Ok(Ok((earliest, _))) if *next < earliest => self.skip_deleted(next, earliest).await,
+            Ok(Ok((_, latest))) if *next > latest => {
                 self.beyond_high_watermark(client, next, latest).await
             }
             // Back in range: the log moved between the fetch and the look-up.
-            Ok(_) => Flow::Continue,
-            Err(e) => self.retry("cannot read the partition's offsets", &e),
+            Ok(Ok(_)) => Flow::Continue,
+            Ok(Err(e)) => self.retry("cannot read the partition's offsets", &e),
+            Err(_) => self.retry("cannot read the partition's offsets", &"timed out"),
         }
     }
 
@@ -368,12 +365,16 @@ impl Worker {
             OffsetOutOfRange::Wait => Flow::Retry(Duration::from_secs(5)),
             OffsetOutOfRange::Earliest => {
                 let limit = self.ctx.settings.kafka.request_timeout();
-                let reading = client.get_offset(OffsetAt::Earliest);
-                let earliest =
-                    match kafka::call(limit, "reading the earliest offset", reading).await {
-                        Ok(earliest) => earliest,
-                        Err(e) => return self.retry("cannot read the earliest offset", &e),
-                    };
+                let earliest = match tokio::time::timeout(
+                    limit,
+                    client.get_offset(OffsetAt::Earliest),
+                )
+                .await
+                {
+                    Ok(Ok(earliest)) => earliest,
+                    Ok(Err(e)) => return self.retry("cannot read the earliest offset", &e),
+                    Err(_) => return self.retry("cannot read the earliest offset", &"timed out"),
+                };
                 tracing::warn!(
                     from = *next,
                     to = earliest,

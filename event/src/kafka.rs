@@ -11,12 +11,6 @@ use settings::KafkaSettings;
 pub enum KafkaError {
     #[error("timed out after {0:?} {1}")]
     Timeout(Duration, String),
-    #[error("{what}: {source}")]
-    Call {
-        what: String,
-        #[source]
-        source: rskafka::client::error::Error,
-    },
     #[error("cannot reach the Kafka brokers {brokers}: {source}")]
     Connect {
         brokers: String,
@@ -34,20 +28,6 @@ pub async fn within<T>(
     tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| KafkaError::Timeout(limit, what.to_owned()))
-}
-
-/// A broker call with a deadline: its own failure and the timeout become one error naming `what`.
-pub async fn call<T>(
-    limit: Duration,
-    what: &str,
-    fut: impl Future<Output = Result<T, rskafka::client::error::Error>>,
-) -> Result<T, KafkaError> {
-    within(limit, what, fut)
-        .await?
-        .map_err(|source| KafkaError::Call {
-            what: what.to_owned(),
-            source,
-        })
 }
 
 /// A client for `brokers` whose internal retries give up after `deadline`. Every partition
