@@ -13,6 +13,8 @@ pub enum IngestError {
     UnknownEventType(String, String),
     #[error("a batch may carry at most {max} events, this one has {got}")]
     BatchTooLarge { got: usize, max: usize },
+    #[error("a request may produce at most {max} events across all its fields, aliases and batched operations; this one would produce {got}")]
+    RequestOverBudget { got: usize, max: usize },
     #[error("the event id must be a UUID, got {0:?}")]
     InvalidId(String),
     #[error("the broker did not acknowledge the event(s): {reason}")]
@@ -27,6 +29,7 @@ impl IngestError {
             IngestError::InvalidField(_)
             | IngestError::UnknownEventType(..)
             | IngestError::BatchTooLarge { .. }
+            | IngestError::RequestOverBudget { .. }
             | IngestError::InvalidId(_) => "BAD_USER_INPUT",
             IngestError::KafkaUnavailable { .. } => "KAFKA_UNAVAILABLE",
             IngestError::Overloaded => "OVERLOADED",

@@ -8,6 +8,7 @@
 //!
 //! Architecture Invariant: the producer knows nothing of PostgreSQL; Kafka is its only output.
 
+mod budget;
 pub mod error;
 
 mod query_cache;
@@ -25,10 +26,12 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::HttpMessage;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use async_graphql::http::GraphiQLSource;
+use async_graphql::ErrorExtensions;
 use async_graphql_actix_web::GraphQLResponse;
 use settings::Settings;
 use tracing_actix_web::{RequestId, RootSpanBuilder, TracingLogger};
 
+use crate::error::IngestError;
 use crate::query_cache::QueryCache;
 use crate::schema::{build_schema, Ingest, IngestSchema};
 use crate::sink::{EventSink, SinkError};
@@ -147,6 +150,7 @@ fn http_server(
     let schema = web::Data::new(schema);
     let sink = web::Data::from(sink);
     let queries = web::Data::new(QueryCache::default());
+    let budget = web::Data::new(EventBudget(settings.server.max_batch_size.get()));
     let workers = settings.server.workers;
     let server = HttpServer::new(move || {
         App::new()
@@ -157,6 +161,7 @@ fn http_server(
             .app_data(schema.clone())
             .app_data(sink.clone())
             .app_data(queries.clone())
+            .app_data(budget.clone())
             .route("/", web::get().to(graphiql))
             .route("/", web::post().to(graphql))
             .route("/query", web::post().to(graphql))
@@ -179,6 +184,7 @@ fn http_server(
 async fn graphql(
     schema: web::Data<IngestSchema>,
     queries: web::Data<QueryCache>,
+    budget: web::Data<EventBudget>,
     body: web::Bytes,
 ) -> HttpResponse {
     let mut request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
@@ -192,9 +198,21 @@ async fn graphql(
             }))
         }
     };
-    match &mut request {
-        async_graphql::BatchRequest::Single(r) => queries.prepare(r),
-        async_graphql::BatchRequest::Batch(rs) => rs.iter_mut().for_each(|r| queries.prepare(r)),
+    let requests: &mut [async_graphql::Request] = match &mut request {
+        async_graphql::BatchRequest::Single(r) => std::slice::from_mut(r),
+        async_graphql::BatchRequest::Batch(rs) => rs,
+    };
+    requests.iter_mut().for_each(|r| queries.prepare(r));
+    let events = requests
+        .iter_mut()
+        .map(budget::events_in)
+        .fold(0, usize::saturating_add);
+    if events > budget.0 {
+        let refusal = IngestError::RequestOverBudget {
+            got: events,
+            max: budget.0,
+        };
+        return json_answer(&refused(&request, &refusal));
     }
     let response: GraphQLResponse = match schema.execute_batch(request).await {
         async_graphql::BatchResponse::Single(r) => counted(with_codes(r)).into(),
@@ -203,10 +221,35 @@ async fn graphql(
         )
         .into(),
     };
-    let mut http = HttpResponse::Ok();
-    http.content_type("application/json");
-    match serde_json::to_vec(&response.0) {
-        Ok(body) => http.body(body),
+    json_answer(&response.0)
+}
+
+/// The most events one HTTP request may produce (`server.max_batch_size`).
+struct EventBudget(usize);
+
+/// The same refusal for every request of the batch, in the batch's shape.
+fn refused(
+    request: &async_graphql::BatchRequest,
+    error: &IngestError,
+) -> async_graphql::BatchResponse {
+    let answer = || {
+        let mut e = async_graphql::ServerError::new(error.to_string(), None);
+        e.extensions = error.extend().extensions;
+        counted(async_graphql::Response::from_errors(vec![e]))
+    };
+    match request {
+        async_graphql::BatchRequest::Single(_) => async_graphql::BatchResponse::Single(answer()),
+        async_graphql::BatchRequest::Batch(rs) => {
+            async_graphql::BatchResponse::Batch(rs.iter().map(|_| answer()).collect())
+        }
+    }
+}
+
+fn json_answer(response: &async_graphql::BatchResponse) -> HttpResponse {
+    match serde_json::to_vec(response) {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }
 }

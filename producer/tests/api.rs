@@ -648,3 +648,117 @@ async fn cors_with_a_list_of_origins_allows_those_and_refuses_others() {
     );
     app.shutdown().await;
 }
+
+fn page_event(path: &str) -> Value {
+    json!({ "eventType": "PAGE_VIEW", "userId": "u", "path": path, "search": "", "title": "t", "url": "x" })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_event_budget_across_aliases_and_batches_is_refused_whole() {
+    let app = spawn_app_with(&testkit::brokers(), |s| {
+        s.server.max_batch_size = std::num::NonZeroUsize::new(10).expect("10")
+    })
+    .await;
+    // The probe's shape: many aliases of one batch field, each under the per-field cap.
+    let aliases: String = (0..800)
+        .map(|i| format!("a{i}: register_kafka_events(events: $e) {{ id }} "))
+        .collect();
+    let eight_hundred_aliases = json!({
+        "query": format!("mutation($e: [RegisterKafkaEventInput!]!) {{ {aliases} }}"),
+        "variables": { "e": (0..8).map(|i| page_event(&format!("/{i}"))).collect::<Vec<_>>() }
+    });
+    let two_aliases_of_six = json!({
+        "query": "mutation($e: [RegisterKafkaEventInput!]!) { a: register_kafka_events(events: $e) { id } b: register_kafka_events(events: $e) { id } }",
+        "variables": { "e": (0..6).map(|i| page_event(&format!("/{i}"))).collect::<Vec<_>>() }
+    });
+    let through_a_fragment = json!({
+        "query": "mutation($e: [RegisterKafkaEventInput!]!) { ...F ...G } fragment F on Mutation { register_kafka_events(events: $e) { id } } fragment G on Mutation { g: register_kafka_events(events: $e) { id } }",
+        "variables": { "e": (0..6).map(|i| page_event(&format!("/{i}"))).collect::<Vec<_>>() }
+    });
+    for (name, body) in [
+        ("800 aliases", eight_hundred_aliases),
+        ("two aliases", two_aliases_of_six),
+        ("fragments", through_a_fragment),
+    ] {
+        let response = app.graphql(body).await;
+        assert_eq!(
+            error_code(&response),
+            Some("BAD_USER_INPUT"),
+            "{name}: {response}"
+        );
+        assert!(response["data"].is_null(), "{name}: {response}");
+        assert_eq!(
+            response["errors"].as_array().map(Vec::len),
+            Some(1),
+            "{name}"
+        );
+    }
+
+    // A JSON array of requests shares one budget: 3 × 4 events is over 10.
+    let four = json!({
+        "query": "mutation($e: [RegisterKafkaEventInput!]!) { register_kafka_events(events: $e) { id } }",
+        "variables": { "e": (0..4).map(|i| page_event(&format!("/{i}"))).collect::<Vec<_>>() }
+    });
+    let batch = app.graphql(json!([four, four, four])).await;
+    let answers = batch.as_array().expect("an array of answers");
+    assert_eq!(answers.len(), 3);
+    assert!(
+        answers
+            .iter()
+            .all(|a| error_code(a) == Some("BAD_USER_INPUT")),
+        "{batch}"
+    );
+
+    // Exactly the budget is fine.
+    let ten = json!({
+        "query": "mutation($e: [RegisterKafkaEventInput!]!) { a: register_kafka_events(events: $e) { id } b: register_kafka_events(events: $e) { id } }",
+        "variables": { "e": (0..5).map(|i| page_event(&format!("/{i}"))).collect::<Vec<_>>() }
+    });
+    let response = app.graphql(ten).await;
+    assert!(response["errors"].is_null(), "{response}");
+    assert_eq!(
+        app.records().await.len(),
+        10,
+        "only the request within budget was produced"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_mutation_field_succeeds_or_fails_on_its_own_and_a_failed_one_produces_nothing() {
+    let app = spawn_app().await;
+    let body = json!({
+        "query": "mutation($ok: RegisterKafkaEventInput!, $bad: RegisterKafkaEventInput!, $mixed: [RegisterKafkaEventInput!]!) {
+            ok: register_kafka_event(event: $ok) { id path }
+            bad: register_kafka_event(event: $bad) { id }
+            mixed: register_kafka_events(events: $mixed) { id }
+        }",
+        "variables": {
+            "ok": page_event("/kept"),
+            "bad": page_event("/\u{0}"),
+            "mixed": [page_event("/batch-ok"), page_event("/batch\u{0}")]
+        }
+    });
+    let response = app.graphql(body).await;
+    assert_eq!(response["data"]["ok"]["path"], "/kept", "{response}");
+    assert!(response["data"]["bad"].is_null(), "{response}");
+    assert!(response["data"]["mixed"].is_null(), "{response}");
+    let errors = response["errors"].as_array().expect("errors");
+    let paths: HashSet<&str> = errors
+        .iter()
+        .filter_map(|e| e["path"][0].as_str())
+        .collect();
+    assert_eq!(paths, HashSet::from(["bad", "mixed"]), "{response}");
+    let stored: Vec<String> = app
+        .records()
+        .await
+        .into_iter()
+        .map(|(_, _, v)| v.fields.path)
+        .collect();
+    assert_eq!(
+        stored,
+        vec!["/kept".to_owned()],
+        "only the valid field's event"
+    );
+    app.shutdown().await;
+}
