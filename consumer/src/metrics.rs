@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use crate::store::Committed;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionState {
     pub next_offset: i64,
@@ -35,8 +37,16 @@ fn partition_labels(topic: &str, partition: i32) -> [(&'static str, String); 2] 
 
 impl Metrics {
     /// A committed batch: rows inserted and dead letters stored.
-    pub fn stored(&self, topic: &str, events: u64, dead_letters: u64) {
+    pub fn stored(&self, topic: &str, committed: Committed) {
+        let Committed {
+            events,
+            dead_letters,
+            duplicates,
+        } = committed;
         let topic = topic.to_owned();
+        // A client's retry of an event already stored: dropped, as an idempotency key promises.
+        metrics::counter!("pageviews_duplicate_events_total", "topic" => topic.clone())
+            .increment(duplicates);
         metrics::counter!("pageviews_events_stored_total", "topic" => topic.clone())
             .increment(events);
         metrics::counter!("pageviews_dead_letters_total", "topic" => topic).increment(dead_letters);

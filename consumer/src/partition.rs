@@ -264,9 +264,7 @@ impl Worker {
             Ok(committed) => {
                 *next = last + 1;
                 self.backoff.reset();
-                self.ctx
-                    .metrics
-                    .stored(&self.topic, committed.events, committed.dead_letters);
+                self.ctx.metrics.stored(&self.topic, committed);
                 self.observe(*next, high_watermark);
                 Flow::Continue
             }

@@ -4,7 +4,9 @@
 
 use chrono::Utc;
 use entity::{consumer_offset, dead_letter};
-use event::PageView;
+use std::collections::{HashMap, HashSet};
+
+use event::{PageFields, PageView};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -23,7 +25,10 @@ const INSERT_EVENTS: &str = "INSERT INTO kafka_events \
      SELECT * FROM json_populate_recordset(\
          json_populate_record(NULL::kafka_events, json_build_object('created_at', now(), 'updated_at', now())), \
          $1::json) \
-     ON CONFLICT (id) DO NOTHING";
+     ON CONFLICT (id) DO NOTHING \
+     RETURNING id";
+/// The stored rows of some ids, as JSON keyed by column name.
+const STORED_ROWS: &str = "SELECT to_json(k)::text AS row FROM kafka_events k WHERE id = ANY($1)";
 /// A dead letter row takes 6.
 const DEAD_LETTER_ROWS_PER_INSERT: usize = 8_000;
 
@@ -58,6 +63,8 @@ pub struct Committed {
     /// Rows inserted into kafka_events (duplicates of already stored ids are not counted).
     pub events: u64,
     pub dead_letters: u64,
+    /// Events whose id was stored already with the same content (a client's retry).
+    pub duplicates: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,40 +166,145 @@ async fn compare_and_set_offset<C: sea_orm::ConnectionTrait>(
 
 /// Stores a batch exactly once: events (skipping ids already stored), dead letters, and the
 /// offset compare-and-set, in one transaction. Dropping the future rolls it back.
+///
+/// An id names one event: the first record stored with it wins. A later record with the same
+/// id and the same client fields is a retry and is dropped (counted as a duplicate); one with
+/// different fields is kept as a dead letter saying so, never silently dropped.
 pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, StoreError> {
     let txn = db.begin().await?;
+    let Batch {
+        topic,
+        partition,
+        expected_offset,
+        next_offset,
+        events,
+        mut dead_letters,
+    } = batch;
+    let (firsts, repeats) = first_of_each_id(events);
     let mut committed = Committed {
         events: 0,
         dead_letters: 0,
+        duplicates: 0,
     };
-    for chunk in batch.events.chunks(EVENT_ROWS_PER_INSERT) {
-        let rows: Vec<Value> = chunk
-            .iter()
-            .map(|e| Value::Object(event_row(&e.view, &batch.topic, batch.partition, e.offset)))
-            .collect();
-        // As text, parsed once by PostgreSQL's `json` (cheaper than building a `jsonb`).
-        let rows = Value::Array(rows).to_string();
-        committed.events += txn
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                INSERT_EVENTS,
-                [rows.into()],
-            ))
-            .await?
-            .rows_affected();
+    let mut inserted = HashSet::with_capacity(firsts.len());
+    for chunk in firsts.chunks(EVENT_ROWS_PER_INSERT) {
+        inserted.extend(insert_events(&txn, chunk, &topic, partition).await?);
     }
-    for chunk in batch.dead_letters.chunks(DEAD_LETTER_ROWS_PER_INSERT) {
+    committed.events = inserted.len() as u64;
+    // The winner of each id: the event just inserted, or the one stored by an earlier batch.
+    let (won, lost): (Vec<StoredEvent>, Vec<StoredEvent>) = firsts
+        .into_iter()
+        .partition(|e| inserted.contains(&e.view.id));
+    let mut winners = stored_fields(&txn, &lost).await?;
+    winners.extend(won.into_iter().map(|e| (e.view.id, e.view.fields)));
+    for event in lost.into_iter().chain(repeats) {
+        let winner = winners.get(&event.view.id);
+        judge_repeat(event, winner, &mut committed, &mut dead_letters);
+    }
+    committed.dead_letters = insert_dead_letters(&txn, &topic, partition, &dead_letters).await?;
+    compare_and_set_offset(&txn, &topic, partition, expected_offset, next_offset).await?;
+    txn.commit().await?;
+    Ok(committed)
+}
+
+/// Splits a batch into the first event of each id and the later ones.
+fn first_of_each_id(events: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
+    let mut seen = HashSet::with_capacity(events.len());
+    events.into_iter().partition(|e| seen.insert(e.view.id))
+}
+
+/// A repeated id: the same client fields are a retry, different ones a dead letter.
+fn judge_repeat(
+    event: StoredEvent,
+    first: Option<&PageFields>,
+    committed: &mut Committed,
+    dead_letters: &mut Vec<DeadLetter>,
+) {
+    if first == Some(&event.view.fields) {
+        committed.duplicates += 1;
+        return;
+    }
+    let error = format!(
+        "event id {} was already stored with different content; the first event stored with an id wins",
+        event.view.id
+    );
+    tracing::warn!(offset = event.offset, id = %event.view.id, "dead letter: conflicting event id");
+    dead_letters.push(DeadLetter {
+        offset: event.offset,
+        key: None,
+        value: Some(event.view.encode()),
+        error,
+    });
+}
+
+/// Inserts events whose ids are not stored yet; returns the ids inserted.
+async fn insert_events<C: ConnectionTrait>(
+    conn: &C,
+    events: &[StoredEvent],
+    topic: &str,
+    partition: i32,
+) -> Result<Vec<uuid::Uuid>, DbErr> {
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| Value::Object(event_row(&e.view, topic, partition, e.offset)))
+        .collect();
+    // As text, parsed once by PostgreSQL's `json` (cheaper than building a `jsonb`).
+    let rows = Value::Array(rows).to_string();
+    conn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        INSERT_EVENTS,
+        [rows.into()],
+    ))
+    .await?
+    .iter()
+    .map(|row| row.try_get::<uuid::Uuid>("", "id"))
+    .collect()
+}
+
+/// The client fields stored under the ids of `events`.
+async fn stored_fields<C: ConnectionTrait>(
+    conn: &C,
+    events: &[StoredEvent],
+) -> Result<HashMap<uuid::Uuid, PageFields>, DbErr> {
+    if events.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.view.id).collect();
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            STORED_ROWS,
+            [ids.into()],
+        ))
+        .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let text: String = row.try_get("", "row")?;
+        let view = row_to_view(&text).map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
+        out.insert(view.id, view.fields);
+    }
+    Ok(out)
+}
+
+async fn insert_dead_letters<C: ConnectionTrait>(
+    conn: &C,
+    topic: &str,
+    partition: i32,
+    dead_letters: &[DeadLetter],
+) -> Result<u64, DbErr> {
+    let mut inserted = 0;
+    for chunk in dead_letters.chunks(DEAD_LETTER_ROWS_PER_INSERT) {
         let rows = chunk.iter().map(|d| dead_letter::ActiveModel {
             id: NotSet,
-            topic: Set(batch.topic.clone()),
-            partition: Set(batch.partition),
+            topic: Set(topic.to_owned()),
+            partition: Set(partition),
             offset: Set(d.offset),
             key: Set(d.key.clone()),
             value: Set(d.value.clone()),
             error: Set(d.error.clone()),
             created_at: NotSet,
         });
-        committed.dead_letters += dead_letter::Entity::insert_many(rows)
+        inserted += dead_letter::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::columns([
                     dead_letter::Column::Topic,
@@ -202,19 +314,10 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_without_returning(&txn)
+            .exec_without_returning(conn)
             .await?;
     }
-    compare_and_set_offset(
-        &txn,
-        &batch.topic,
-        batch.partition,
-        batch.expected_offset,
-        batch.next_offset,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(committed)
+    Ok(inserted)
 }
 
 /// The `kafka_events` row of an event: its wire form with the keys in snake_case, plus where
@@ -234,6 +337,34 @@ pub fn event_row(view: &PageView, topic: &str, partition: i32, offset: i64) -> M
     row.insert("partition".into(), partition.into());
     row.insert("offset".into(), offset.into());
     row
+}
+
+/// A stored row back into the event it was made from (the inverse of `event_row`).
+fn row_to_view(row: &str) -> Result<PageView, serde_json::Error> {
+    let row: Map<String, Value> = serde_json::from_str(row)?;
+    let wire: Map<String, Value> = row
+        .into_iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(key, value)| (camel_case(&key), value))
+        .collect();
+    serde_json::from_value(Value::Object(wire))
+}
+
+/// `received_at` → `receivedAt`.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        match (c, upper) {
+            ('_', _) => upper = true,
+            (c, true) => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 /// `receivedAt` → `received_at`.
@@ -272,5 +403,23 @@ mod tests {
         assert_eq!(row["partition"], 3);
         assert_eq!(row["offset"], 42);
         assert!(!row.contains_key("eventType") && !row.contains_key("referrer"));
+    }
+
+    #[test]
+    fn a_stored_row_reads_back_as_the_event_it_was_made_from() {
+        let view = PageView {
+            id: uuid::Uuid::now_v7(),
+            fields: event::PageFields {
+                event_type: "PAGE_VIEW".into(),
+                user_id: "u".into(),
+                referrer: Some("https://r.example/".into()),
+                ..Default::default()
+            },
+            received_at: Utc::now(),
+        };
+        let mut row = event_row(&view, "PAGE_VIEW", 3, 42);
+        row.insert("created_at".into(), Value::Null);
+        let text = Value::Object(row).to_string();
+        assert_eq!(row_to_view(&text).expect("reads back"), view);
     }
 }

@@ -52,10 +52,19 @@ impl Producer {
     }
 
     async fn post(&self, user: &str, path: &str) -> Answer {
+        self.post_with_id(user, path, None).await
+    }
+
+    /// Posts one page view, with the idempotency key `id` if given.
+    async fn post_with_id(&self, user: &str, path: &str, id: Option<Uuid>) -> Answer {
+        let mut event = json!({"eventType": "PAGE_VIEW", "userId": user, "path": path,
+                               "search": "", "title": "t", "url": "faults.example"});
+        if let Some(id) = id {
+            event["id"] = json!(id.to_string());
+        }
         let body = json!({
             "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
-            "variables": {"e": {"eventType": "PAGE_VIEW", "userId": user, "path": path,
-                                "search": "", "title": "t", "url": "faults.example"}},
+            "variables": {"e": event},
         });
         let answer: Value = self
             .http
@@ -339,7 +348,21 @@ async fn a_single_broker_killed_and_restarted_keeps_every_acknowledged_event_and
     )
     .await;
     let mut tally = load.finish().await;
+    // The client retries the refused event with the id it was given: stored once, whether or
+    // not the first attempt reached the broker after all.
+    let Answer::Refused { ids, .. } = &during else {
+        unreachable!("checked above")
+    };
+    let retried = p
+        .producer
+        .post_with_id("alone", "/during", ids.first().copied())
+        .await;
+    assert!(
+        matches!(&retried, Answer::Acked(id) if Some(id) == ids.first()),
+        "{retried:?}"
+    );
     tally.record(during);
+    tally.record(retried);
 
     assert_exactly_the_acknowledged_events(&p.db, &tally).await;
     assert_offsets_reach_the_high_watermarks(&p.db, &broker.address(), &p.topic).await;

@@ -434,21 +434,70 @@ fn an_unreachable_database_stops_the_consumer_with_one_readable_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_sent_twice_is_stored_once_and_the_first_stored_wins() {
+async fn an_id_names_one_event_the_first_stored_wins_a_retry_is_dropped_and_a_conflict_is_a_dead_letter(
+) {
     let s = setup().await;
     let first = page_view("same-visitor", 1);
-    let mut again = first.clone();
-    again.fields.path = "/a-later-different-path".into();
-    // Same visitor, so same partition: `first` has the lower offset.
-    produce(&s.kafka, &s.topic, &[first.clone(), again]).await;
+    let conflict = |path: &str| {
+        let mut other = first.clone();
+        other.fields.path = path.into();
+        other
+    };
+    // In one fetch: the first, a retry of it and a conflicting one. Same visitor, same
+    // partition: `first` has the lowest offset.
+    produce(
+        &s.kafka,
+        &s.topic,
+        &[first.clone(), first.clone(), conflict("/in-batch")],
+    )
+    .await;
     let consumer = in_process(s.settings.clone()).await;
     assert_no_gaps_after_storing(&s, 1).await;
+    // Later fetches, against the stored row.
+    produce(&s.kafka, &s.topic, &[conflict("/later"), first.clone()]).await;
+    assert_no_gaps_after_storing(&s, 1).await;
+
     let row = KafkaEvent::find_by_id(first.id)
         .one(&s.db)
         .await
         .unwrap()
         .expect("the row");
     assert_eq!(row.path, first.fields.path, "the first one stored wins");
+    let letters = s
+        .db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT convert_from(value, 'UTF8') AS value, error FROM dead_letters ORDER BY \"offset\"",
+        ))
+        .await
+        .expect("dead letters");
+    let shown: Vec<String> = letters
+        .iter()
+        .map(|l| format!("{:?}", l.try_get::<String>("", "value")))
+        .collect();
+    assert_eq!(
+        letters.len(),
+        2,
+        "one dead letter per conflicting record: {shown:?}"
+    );
+    for (letter, path) in letters.iter().zip(["/in-batch", "/later"]) {
+        let value: String = letter.try_get("", "value").expect("value");
+        let error: String = letter.try_get("", "error").expect("error");
+        assert!(value.contains(path), "{value}");
+        assert!(
+            error.contains("different content") && error.contains(&first.id.to_string()),
+            "{error}"
+        );
+    }
+    let metrics = settings::telemetry::render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("pageviews_duplicate_events_total")
+                && l.contains(&s.topic)
+                && l.ends_with(" 2")),
+        "two retries counted as duplicates:\n{metrics}"
+    );
     consumer.stop().await.expect("the consumer stops");
 }
 

@@ -15,8 +15,10 @@ pub enum IngestError {
     BatchTooLarge { got: usize, max: usize },
     #[error("a request may produce at most {max} events across all its fields, aliases and batched operations; this one would produce {got}")]
     RequestOverBudget { got: usize, max: usize },
-    #[error("the event id must be a UUID, got {0:?}")]
+    #[error("the event id must be a UUID other than the nil UUID, got {0:?}")]
     InvalidId(String),
+    #[error("the event id {0} appears more than once in this batch; an id names one event")]
+    RepeatedId(Uuid),
     #[error("the broker did not acknowledge the event(s): {reason}")]
     KafkaUnavailable { reason: String, ids: Vec<Uuid> },
     #[error("too many events in flight, try again shortly")]
@@ -30,7 +32,8 @@ impl IngestError {
             | IngestError::UnknownEventType(..)
             | IngestError::BatchTooLarge { .. }
             | IngestError::RequestOverBudget { .. }
-            | IngestError::InvalidId(_) => "BAD_USER_INPUT",
+            | IngestError::InvalidId(_)
+            | IngestError::RepeatedId(_) => "BAD_USER_INPUT",
             IngestError::KafkaUnavailable { .. } => "KAFKA_UNAVAILABLE",
             IngestError::Overloaded => "OVERLOADED",
         }
@@ -52,7 +55,7 @@ impl ErrorExtensions for IngestError {
             match self {
                 IngestError::InvalidField(f) => e.set("field", f.field),
                 IngestError::UnknownEventType(..) => e.set("field", "eventType"),
-                IngestError::InvalidId(_) => e.set("field", "id"),
+                IngestError::InvalidId(_) | IngestError::RepeatedId(_) => e.set("field", "id"),
                 IngestError::KafkaUnavailable { ids, .. } => {
                     // Retrying with these ids cannot store an event twice.
                     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();

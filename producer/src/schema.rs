@@ -115,6 +115,10 @@ async fn register_many(
         .into_iter()
         .map(|e| to_page_view(&ingest.sink, e))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut ids = std::collections::HashSet::with_capacity(views.len());
+    if let Some(repeated) = views.iter().find(|v| !ids.insert(v.id)) {
+        return Err(IngestError::RepeatedId(repeated.id));
+    }
     let deliveries = ingest.sink.send(&views).await?;
     Ok(views
         .into_iter()
@@ -146,7 +150,12 @@ fn to_page_view(sink: &EventSink, input: RegisterKafkaEventInput) -> Result<Page
         ));
     }
     let id = match input.id {
-        Some(raw) => Uuid::parse_str(&raw).map_err(|_| IngestError::InvalidId(raw))?,
+        Some(raw) => match Uuid::parse_str(&raw) {
+            // The nil UUID is what an uninitialised id looks like: every such client would
+            // share one event.
+            Ok(id) if !id.is_nil() => id,
+            _ => return Err(IngestError::InvalidId(raw)),
+        },
         // v7: time-ordered and unique, unlike the tutorial's Unix-second ids.
         None => Uuid::now_v7(),
     };

@@ -356,6 +356,21 @@ async fn bad_inputs_get_their_documented_errors_and_nothing_reaches_kafka() {
             Some("id"),
         ),
         (
+            "the nil UUID as id",
+            one(event("id", json!("00000000-0000-0000-0000-000000000000"))),
+            "BAD_USER_INPUT",
+            Some("id"),
+        ),
+        (
+            "the same id twice in one batch",
+            many(vec![
+                event("id", json!("0192f0c4-6a3e-7cc0-8a5e-3f1c2b9d4e01")),
+                event("id", json!("0192f0c4-6a3e-7cc0-8a5e-3f1c2b9d4e01")),
+            ]),
+            "BAD_USER_INPUT",
+            Some("id"),
+        ),
+        (
             "batch with one bad event",
             many(vec![
                 event("path", json!("/ok")),
