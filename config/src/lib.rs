@@ -83,6 +83,8 @@ pub struct KafkaSettings {
     pub max_batch_bytes: usize,
     pub produce_timeout_ms: NonZeroU64,
     pub request_timeout_ms: NonZeroU64,
+    /// After a failed produce, how long requests are refused at once; 0 turns it off.
+    pub circuit_breaker_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +263,9 @@ impl KafkaSettings {
     }
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.get())
+    }
+    pub fn circuit_breaker(&self) -> Duration {
+        Duration::from_millis(self.circuit_breaker_ms)
     }
     /// The topic an event type is produced to.
     pub fn topic_for(&self, event_type: &str) -> String {

@@ -12,6 +12,7 @@
 //!
 //! Architecture Invariant: the consumer never produces to Kafka and never deletes records there.
 
+mod anchor;
 pub mod leases;
 pub mod metrics;
 pub mod partition;

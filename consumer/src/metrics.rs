@@ -15,11 +15,14 @@ use crate::store::Committed;
 pub struct PartitionState {
     pub next_offset: i64,
     pub high_watermark: i64,
+    /// Why the partition is not being consumed (`log_replaced`, `beyond_high_watermark`).
+    pub waiting: Option<&'static str>,
 }
 
 impl PartitionState {
+    /// Not clamped: a negative lag is a stored offset beyond the log's end, which is news.
     pub fn lag(&self) -> i64 {
-        (self.high_watermark - self.next_offset).max(0)
+        self.high_watermark - self.next_offset
     }
 }
 
@@ -76,6 +79,15 @@ impl Metrics {
         .increment(1);
     }
 
+    /// The log under the stored offset was found replaced (re-created topic, wiped broker).
+    pub fn log_replaced(&self, topic: &str, partition: i32) {
+        metrics::counter!(
+            "pageviews_consumer_log_replaced_total",
+            &partition_labels(topic, partition)
+        )
+        .increment(1);
+    }
+
     pub fn forget(&self, topic: &str, partition: i32) {
         if let Ok(mut map) = self.partitions.lock() {
             map.remove(&(topic.to_owned(), partition));
@@ -123,6 +135,21 @@ impl Metrics {
                     "{name}{{topic=\"{}\",partition=\"{partition}\"}} {}",
                     escape_label(topic),
                     value(state)
+                );
+            }
+        }
+        let name = "pageviews_consumer_waiting";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 while a partition waits for an operator instead of consuming, by reason."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for ((topic, partition), state) in &partitions {
+            if let Some(reason) = state.waiting {
+                let _ = writeln!(
+                    out,
+                    "{name}{{topic=\"{}\",partition=\"{partition}\",reason=\"{reason}\"}} 1",
+                    escape_label(topic)
                 );
             }
         }

@@ -8,6 +8,12 @@
 //! retention deleted records nobody stored: they are gone, so the worker jumps to the earliest
 //! offset and counts the skipped offsets. Above the high watermark, the broker lost records it
 //! had acknowledged: `consumer.on_offset_out_of_range` decides.
+//!
+//! A log can also be replaced under the offset (a topic re-created, a broker's data wiped) and
+//! have grown back past it, which no offset comparison sees. So before resuming, at start and
+//! after any fetch error or a high watermark that went down, the worker checks the record just
+//! below its offset against the fingerprint stored with it (see `anchor`); a replaced log is
+//! handled like lost records, by the same setting.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +26,9 @@ use settings::OffsetOutOfRange;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::anchor::{self, Anchor};
 use crate::metrics::PartitionState;
-use crate::store::{self, Batch, DeadLetter, StoreError, StoredEvent};
+use crate::store::{self, Batch, DeadLetter, StoreError, StoredEvent, StoredOffset};
 use crate::Context;
 
 /// What a step asks of the poll loop.
@@ -82,6 +89,14 @@ pub struct Worker {
     stop: CancellationToken,
     backoff: Backoff,
     log: Throttled,
+    /// The fingerprint of the record below the next offset, if this worker knows it.
+    anchor: Option<i64>,
+    /// Whether the log under the next offset was checked since the last sign it may have changed.
+    verified: bool,
+    /// The highest high watermark seen: a lower one means the log changed under us.
+    high_watermark: i64,
+    /// Why the worker is holding back instead of consuming, for the metrics.
+    waiting: Option<&'static str>,
 }
 
 impl Worker {
@@ -93,6 +108,10 @@ impl Worker {
             stop,
             backoff: Backoff::new(),
             log: Throttled { last: None },
+            anchor: None,
+            verified: false,
+            high_watermark: 0,
+            waiting: None,
         }
     }
 
@@ -177,9 +196,10 @@ impl Worker {
     async fn start(&mut self, client: &PartitionClient) -> Option<i64> {
         loop {
             match self.start_offset(client).await {
-                Ok(offset) => {
+                Ok(StoredOffset { next, last_record }) => {
                     self.backoff.reset();
-                    return Some(offset);
+                    self.anchor = last_record;
+                    return Some(next);
                 }
                 Err(e) => {
                     if self
@@ -195,7 +215,7 @@ impl Worker {
     }
 
     /// The stored offset, or the partition's earliest offset stored as the start.
-    async fn start_offset(&self, client: &PartitionClient) -> anyhow::Result<i64> {
+    async fn start_offset(&self, client: &PartitionClient) -> anyhow::Result<StoredOffset> {
         if let Some(offset) =
             store::stored_offset(&self.ctx.db, &self.topic, self.partition).await?
         {
@@ -209,8 +229,14 @@ impl Worker {
         Ok(store::init_offset(&self.ctx.db, &self.topic, self.partition, earliest).await?)
     }
 
-    /// One fetch and what follows from it.
+    /// One fetch and what follows from it, once the log under the offset is known to be ours.
     async fn poll_once(&mut self, client: &PartitionClient, next: &mut i64) -> Flow {
+        if !self.verified {
+            let flow = self.verify(client, next).await;
+            if flow != Flow::Continue || !self.verified {
+                return flow;
+            }
+        }
         let consumer = &self.ctx.settings.consumer;
         let wait = Duration::from_millis(consumer.fetch_max_wait_ms.max(0) as u64);
         let limit = self.ctx.settings.kafka.request_timeout() + wait;
@@ -231,13 +257,53 @@ impl Worker {
                 protocol_error: ProtocolError::OffsetOutOfRange,
                 ..
             })) => self.offset_out_of_range(client, next).await,
-            Ok(Err(e)) => self.retry("fetch failed", &e),
+            Ok(Err(e)) => {
+                self.verified = false;
+                self.retry("fetch failed", &e)
+            }
             // The broker stopped answering: the next fetch goes through reconnecting.
             Err(_) => {
+                self.verified = false;
                 self.log.warn("fetch failed", &"timed out");
                 Flow::Continue
             }
         }
+    }
+
+    /// Checks that the record below `next` is the one stored last (see `anchor`).
+    async fn verify(&mut self, client: &PartitionClient, next: &mut i64) -> Flow {
+        let limit = self.ctx.settings.kafka.request_timeout();
+        let max_bytes = self.ctx.settings.consumer.fetch_max_bytes;
+        let checked =
+            tokio::time::timeout(limit, anchor::check(client, *next, self.anchor, max_bytes)).await;
+        match checked {
+            Ok(Ok(Anchor::Replaced)) => self.log_replaced(client, next).await,
+            Ok(Ok(Anchor::Holds | Anchor::Unknown)) => {
+                self.verified = true;
+                self.set_waiting(*next, None);
+                Flow::Continue
+            }
+            Ok(Err(e)) => self.retry("cannot check the log under the stored offset", &e),
+            Err(_) => self.retry("cannot check the log under the stored offset", &"timed out"),
+        }
+    }
+
+    /// The log under the stored offset is not the one that was read: the broker lost its data
+    /// or the topic was re-created. Follows `consumer.on_offset_out_of_range`.
+    async fn log_replaced(&mut self, client: &PartitionClient, next: &mut i64) -> Flow {
+        let policy = self.ctx.settings.consumer.on_offset_out_of_range;
+        if self.waiting == Some("log_replaced") {
+            // Still waiting for an operator: said and counted already.
+            return self.follow_policy(client, next, "log_replaced").await;
+        }
+        self.ctx.metrics.log_replaced(&self.topic, self.partition);
+        tracing::error!(
+            stored_offset = *next,
+            policy = ?policy,
+            "the log under the stored offset was replaced (topic re-created or broker data lost): \
+             the record below the offset is not the one stored last"
+        );
+        self.follow_policy(client, next, "log_replaced").await
     }
 
     /// Stores what a fetch returned, all of it or nothing, and advances.
@@ -248,6 +314,13 @@ impl Worker {
         high_watermark: i64,
         next: &mut i64,
     ) -> Flow {
+        if high_watermark < self.high_watermark {
+            // A log only grows (retention moves its start, not its end): check it again.
+            self.high_watermark = high_watermark;
+            self.verified = false;
+            return Flow::Continue;
+        }
+        self.high_watermark = high_watermark;
         self.observe(*next, high_watermark);
         let records = fresh_records(records, *next);
         let Some(last) = records.last().map(|r| r.offset) else {
@@ -260,9 +333,11 @@ impl Worker {
             return Flow::Continue;
         };
         let batch = self.decode(records, *next, last + 1);
+        let last_record = batch.last_record;
         match store::commit(&self.ctx.db, batch).await {
             Ok(committed) => {
                 *next = last + 1;
+                self.anchor = last_record;
                 self.backoff.reset();
                 self.ctx.metrics.stored(&self.topic, committed);
                 self.observe(*next, high_watermark);
@@ -286,8 +361,14 @@ impl Worker {
             PartitionState {
                 next_offset,
                 high_watermark,
+                waiting: self.waiting,
             },
         );
+    }
+
+    fn set_waiting(&mut self, next_offset: i64, reason: Option<&'static str>) {
+        self.waiting = reason;
+        self.observe(next_offset, self.high_watermark);
     }
 
     /// The broker refused `next` as out of range: finds out which end of the log it fell off.
@@ -303,8 +384,12 @@ impl Worker {
             Ok(Ok((_, latest))) if *next > latest => {
                 self.beyond_high_watermark(client, next, latest).await
             }
-            // Back in range: the log moved between the fetch and the look-up.
-            Ok(Ok(_)) => Flow::Continue,
+            // Back in range: the log moved between the fetch and the look-up. Check it is
+            // still the same log before going on.
+            Ok(Ok(_)) => {
+                self.verified = false;
+                Flow::Continue
+            }
             Ok(Err(e)) => self.retry("cannot read the partition's offsets", &e),
             Err(_) => self.retry("cannot read the partition's offsets", &"timed out"),
         }
@@ -334,6 +419,8 @@ impl Worker {
         match store::move_offset(&self.ctx.db, &self.topic, self.partition, *next, to).await {
             Ok(()) => {
                 *next = to;
+                self.anchor = None;
+                self.high_watermark = 0;
                 Flow::Continue
             }
             Err(StoreError::OffsetMoved { .. }) => Flow::Stop,
@@ -350,6 +437,11 @@ impl Worker {
         high_watermark: i64,
     ) -> Flow {
         let policy = self.ctx.settings.consumer.on_offset_out_of_range;
+        if self.waiting == Some("beyond_high_watermark") {
+            return self
+                .follow_policy(client, next, "beyond_high_watermark")
+                .await;
+        }
         self.ctx
             .metrics
             .beyond_high_watermark(&self.topic, self.partition);
@@ -359,8 +451,25 @@ impl Worker {
             policy = ?policy,
             "the stored offset is beyond the partition's high watermark: the broker lost records"
         );
-        match policy {
-            OffsetOutOfRange::Wait => Flow::Retry(Duration::from_secs(5)),
+        self.follow_policy(client, next, "beyond_high_watermark")
+            .await
+    }
+
+    /// Records the broker had acknowledged are gone (`reason`): waits for an operator, or
+    /// restarts from the earliest offset, as `consumer.on_offset_out_of_range` says.
+    async fn follow_policy(
+        &mut self,
+        client: &PartitionClient,
+        next: &mut i64,
+        reason: &'static str,
+    ) -> Flow {
+        match self.ctx.settings.consumer.on_offset_out_of_range {
+            OffsetOutOfRange::Wait => {
+                // Checked again at every retry: nothing is consumed, so nothing is skipped.
+                self.verified = false;
+                self.set_waiting(*next, Some(reason));
+                Flow::Retry(Duration::from_secs(5))
+            }
             OffsetOutOfRange::Earliest => {
                 let limit = self.ctx.settings.kafka.request_timeout();
                 let earliest = match tokio::time::timeout(
@@ -378,7 +487,12 @@ impl Worker {
                     to = earliest,
                     "restarting from the earliest offset"
                 );
-                self.move_offset(next, earliest).await
+                let flow = self.move_offset(next, earliest).await;
+                if flow == Flow::Continue {
+                    self.verified = true;
+                    self.set_waiting(*next, None);
+                }
+                flow
             }
         }
     }
@@ -389,6 +503,7 @@ impl Worker {
         expected_offset: i64,
         next_offset: i64,
     ) -> Batch {
+        let last_record = records.last().map(|r| anchor::fingerprint(&r.record));
         let mut events = Vec::with_capacity(records.len());
         let mut dead_letters = Vec::new();
         for r in records {
@@ -413,6 +528,7 @@ impl Worker {
             partition: self.partition,
             expected_offset,
             next_offset,
+            last_record,
             events,
             dead_letters,
         }

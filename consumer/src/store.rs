@@ -54,6 +54,8 @@ pub struct Batch {
     pub expected_offset: i64,
     /// The offset after the batch's last record.
     pub next_offset: i64,
+    /// The fingerprint of the batch's last record.
+    pub last_record: Option<i64>,
     pub events: Vec<StoredEvent>,
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -80,17 +82,28 @@ pub enum StoreError {
     Db(#[from] DbErr),
 }
 
-/// The stored next offset of a partition, if any.
+/// Where a partition's consumption resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredOffset {
+    pub next: i64,
+    /// The fingerprint of the record at `next - 1`, if this consumer stored it.
+    pub last_record: Option<i64>,
+}
+
+/// The stored offset of a partition, if any.
 pub async fn stored_offset(
     db: &DatabaseConnection,
     topic: &str,
     partition: i32,
-) -> Result<Option<i64>, DbErr> {
+) -> Result<Option<StoredOffset>, DbErr> {
     Ok(
         consumer_offset::Entity::find_by_id((topic.to_owned(), partition))
             .one(db)
             .await?
-            .map(|row| row.next_offset),
+            .map(|row| StoredOffset {
+                next: row.next_offset,
+                last_record: row.last_record,
+            }),
     )
 }
 
@@ -100,11 +113,12 @@ pub async fn init_offset(
     topic: &str,
     partition: i32,
     start: i64,
-) -> Result<i64, DbErr> {
+) -> Result<StoredOffset, DbErr> {
     consumer_offset::Entity::insert(consumer_offset::ActiveModel {
         topic: Set(topic.to_owned()),
         partition: Set(partition),
         next_offset: Set(start),
+        last_record: Set(None),
         updated_at: Set(Utc::now().into()),
     })
     .on_conflict(
@@ -123,6 +137,7 @@ pub async fn init_offset(
 }
 
 /// Moves a partition's offset from `expected` to `next` with nothing else (out-of-range reset).
+/// Nothing below `next` was stored from this log, so no fingerprint goes with it.
 pub async fn move_offset(
     db: &DatabaseConnection,
     topic: &str,
@@ -131,7 +146,7 @@ pub async fn move_offset(
     next: i64,
 ) -> Result<(), StoreError> {
     let txn = db.begin().await?;
-    compare_and_set_offset(&txn, topic, partition, expected, next).await?;
+    compare_and_set_offset(&txn, topic, partition, expected, (next, None)).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -141,10 +156,14 @@ async fn compare_and_set_offset<C: sea_orm::ConnectionTrait>(
     topic: &str,
     partition: i32,
     expected: i64,
-    next: i64,
+    (next, last_record): (i64, Option<i64>),
 ) -> Result<(), StoreError> {
     let updated = consumer_offset::Entity::update_many()
         .col_expr(consumer_offset::Column::NextOffset, Expr::value(next))
+        .col_expr(
+            consumer_offset::Column::LastRecord,
+            Expr::value(last_record),
+        )
         .col_expr(
             consumer_offset::Column::UpdatedAt,
             Expr::current_timestamp(),
@@ -177,6 +196,7 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
         partition,
         expected_offset,
         next_offset,
+        last_record,
         events,
         mut dead_letters,
     } = batch;
@@ -202,7 +222,14 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
         judge_repeat(event, winner, &mut committed, &mut dead_letters);
     }
     committed.dead_letters = insert_dead_letters(&txn, &topic, partition, &dead_letters).await?;
-    compare_and_set_offset(&txn, &topic, partition, expected_offset, next_offset).await?;
+    compare_and_set_offset(
+        &txn,
+        &topic,
+        partition,
+        expected_offset,
+        (next_offset, last_record),
+    )
+    .await?;
     txn.commit().await?;
     Ok(committed)
 }

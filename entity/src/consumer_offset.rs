@@ -10,6 +10,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub partition: i32,
     pub next_offset: i64,
+    /// A fingerprint of the record at `next_offset - 1`, when this consumer stored it: the
+    /// anchor that proves the log was not replaced under the offset.
+    pub last_record: Option<i64>,
     pub updated_at: DateTimeWithTimeZone,
 }
 

@@ -8,6 +8,7 @@
 //!
 //! Architecture Invariant: the producer knows nothing of PostgreSQL; Kafka is its only output.
 
+mod breaker;
 mod budget;
 pub mod error;
 

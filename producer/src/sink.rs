@@ -1,8 +1,13 @@
 //! The Kafka side of the producer: one long-lived rskafka client, the topics created once at
 //! start-up, and one `BatchProducer` per partition that aggregates concurrent requests into
 //! record batches. A produce is acknowledged only when the broker acknowledged its batch.
+//!
+//! A failed produce opens a circuit breaker (see `breaker`) and starts one repair: the
+//! configured topics that are missing (a broker that lost its data) are created again, so the
+//! producer recovers without a restart.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +16,7 @@ use event::partitioner::partition_for;
 use event::PageView;
 use futures::future::join_all;
 use rskafka::client::error::{Error as ClientError, ProtocolError};
-use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::producer::aggregator::RecordAggregator;
 use rskafka::client::producer::{BatchProducer, BatchProducerBuilder};
 use rskafka::client::Client;
@@ -19,6 +24,7 @@ use rskafka::record::Record;
 use settings::KafkaSettings;
 use tokio::sync::Semaphore;
 
+use crate::breaker::{Admission, Breaker};
 use crate::error::IngestError;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,14 +63,18 @@ pub struct Delivery {
 
 struct TopicProducers {
     partitions: Vec<BatchProducer<RecordAggregator>>,
+    /// The same partitions' clients, asked for their latest offset by the readiness check.
+    clients: Vec<Arc<PartitionClient>>,
 }
 
 pub struct EventSink {
-    client: Client,
+    client: Arc<Client>,
+    kafka: KafkaSettings,
     topics: HashMap<String, TopicProducers>,
     in_flight: Arc<Semaphore>,
-    produce_timeout: Duration,
-    request_timeout: Duration,
+    breaker: Breaker,
+    /// A repair (re-creating missing topics) is running.
+    repairing: Arc<AtomicBool>,
 }
 
 /// Events between being accepted and answered, as the `pageviews_events_in_flight` gauge.
@@ -101,15 +111,23 @@ impl EventSink {
                 .copied()
                 .filter(|c| *c > 0)
                 .ok_or_else(|| SinkError::MissingTopic(topic.clone()))?;
-            let partitions = open_producers(&client, kafka, &topic, count).await?;
-            topics.insert(event_type.clone(), TopicProducers { partitions });
+            let clients = open_partitions(&client, kafka, &topic, count).await?;
+            let partitions = clients.iter().map(|pc| batch_producer(kafka, pc)).collect();
+            topics.insert(
+                event_type.clone(),
+                TopicProducers {
+                    partitions,
+                    clients,
+                },
+            );
         }
         Ok(EventSink {
-            client,
+            client: Arc::new(client),
+            kafka: kafka.clone(),
             topics,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            produce_timeout: kafka.produce_timeout(),
-            request_timeout: kafka.request_timeout(),
+            breaker: Breaker::new(kafka.circuit_breaker()),
+            repairing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -128,6 +146,15 @@ impl EventSink {
     /// Refuses at once when the in-flight bound is reached; gives up after the produce timeout.
     pub async fn send(&self, events: &[PageView]) -> Result<Vec<Delivery>, IngestError> {
         let ids = || events.iter().map(|e| e.id).collect::<Vec<_>>();
+        let Admission::Pass(attempt) = self.breaker.admit() else {
+            return Err(IngestError::KafkaUnavailable {
+                reason: format!(
+                    "a produce failed moments ago; requests are refused for up to {:?} before the broker is tried again",
+                    self.kafka.circuit_breaker()
+                ),
+                ids: ids(),
+            });
+        };
         let permits = u32::try_from(events.len()).map_err(|_| IngestError::Overloaded)?;
         let _permits = self
             .in_flight
@@ -152,12 +179,13 @@ impl EventSink {
                 timestamp: event.received_at,
             };
             let producer = &producers.partitions[partition as usize];
+            let timeout = self.kafka.produce_timeout();
             produces.push(async move {
-                let offset = tokio::time::timeout(self.produce_timeout, producer.produce(record))
+                let offset = tokio::time::timeout(timeout, producer.produce(record))
                     .await
-                    .map_err(|_| format!("no acknowledgement within {:?}", self.produce_timeout))?
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(Delivery { partition, offset })
+                    .map_err(|_| ProduceFailure::Timeout(timeout))?
+                    .map_err(|e| ProduceFailure::Refused(e.to_string()))?;
+                Ok::<_, ProduceFailure>(Delivery { partition, offset })
             });
         }
         let results = join_all(produces).await;
@@ -166,29 +194,68 @@ impl EventSink {
         for result in results {
             match result {
                 Ok(d) => deliveries.push(d),
-                Err(reason) => {
-                    tracing::warn!(reason = %reason, events = events.len(), "produce failed");
-                    return Err(IngestError::KafkaUnavailable { reason, ids: ids() });
+                Err(failure) => {
+                    // The details stay in our log; the client learns what it can act on.
+                    tracing::warn!(error = ?failure, events = events.len(), "produce failed");
+                    attempt.failed();
+                    self.repair();
+                    return Err(IngestError::KafkaUnavailable {
+                        reason: failure.to_string(),
+                        ids: ids(),
+                    });
                 }
             }
         }
+        attempt.succeeded();
         Ok(deliveries)
     }
 
-    /// Whether the broker answers a metadata request in time.
+    /// Re-creates missing configured topics in the background, one repair at a time.
+    fn repair(&self) {
+        if self.repairing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (client, kafka, repairing) = (
+            Arc::clone(&self.client),
+            self.kafka.clone(),
+            Arc::clone(&self.repairing),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = ensure_topics(&client, &kafka).await {
+                tracing::warn!(error = %e, "cannot check or re-create the topics");
+            }
+            repairing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Whether this instance can acknowledge events now: the breaker is closed and every
+    /// partition of every configured topic has a leader that answers. Starts a repair if not.
     pub async fn ready(&self) -> bool {
-        let limit = self.request_timeout.min(Duration::from_secs(2));
-        matches!(
-            tokio::time::timeout(limit, self.client.list_topics()).await,
-            Ok(Ok(_))
-        )
+        if self.breaker.is_open() {
+            return false;
+        }
+        let limit = self.kafka.request_timeout().min(Duration::from_secs(2));
+        let checks = self
+            .topics
+            .values()
+            .flat_map(|t| &t.clients)
+            .map(|pc| tokio::time::timeout(limit, pc.get_offset(OffsetAt::Latest)));
+        let ready = join_all(checks)
+            .await
+            .iter()
+            .all(|answer| matches!(answer, Ok(Ok(_))));
+        if !ready {
+            self.repair();
+        }
+        ready
     }
 
     /// Sends whatever is still lingering in the batch producers, each within the produce timeout.
     pub async fn flush(&self) {
         for producers in self.topics.values() {
             for p in &producers.partitions {
-                match within(self.produce_timeout, "flushing at shutdown", p.flush()).await {
+                let timeout = self.kafka.produce_timeout();
+                match within(timeout, "flushing at shutdown", p.flush()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "flush at shutdown failed"),
                     Err(e) => tracing::warn!(error = %e, "flush at shutdown failed"),
@@ -276,20 +343,24 @@ async fn ensure_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCo
     }
 }
 
-/// One batch producer per partition. Each partition client holds a connection of its own to
-/// the partition's leader, so partitions never queue behind each other.
-async fn open_producers(
+/// Why a produce was not acknowledged, as the client is told.
+#[derive(Debug, thiserror::Error)]
+enum ProduceFailure {
+    #[error("no acknowledgement within {0:?}")]
+    Timeout(Duration),
+    #[error("the broker did not accept the records (the producer's log says why)")]
+    Refused(String),
+}
+
+/// One client per partition. Each holds a connection of its own to the partition's leader, so
+/// partitions never queue behind each other.
+async fn open_partitions(
     client: &Client,
     kafka: &KafkaSettings,
     topic: &str,
     count: i32,
-) -> Result<Vec<BatchProducer<RecordAggregator>>, SinkError> {
-    let compression = match kafka.compression {
-        settings::Compression::None => Compression::NoCompression,
-        settings::Compression::Gzip => Compression::Gzip,
-        settings::Compression::Snappy => Compression::Snappy,
-    };
-    let mut producers = Vec::with_capacity(count as usize);
+) -> Result<Vec<Arc<PartitionClient>>, SinkError> {
+    let mut clients = Vec::with_capacity(count as usize);
     for partition in 0..count {
         let pc = within(
             kafka.request_timeout(),
@@ -302,12 +373,22 @@ async fn open_producers(
             partition,
             source,
         })?;
-        producers.push(
-            BatchProducerBuilder::new(Arc::new(pc))
-                .with_linger(kafka.linger())
-                .with_compression(compression)
-                .build(RecordAggregator::new(kafka.max_batch_bytes)),
-        );
+        clients.push(Arc::new(pc));
     }
-    Ok(producers)
+    Ok(clients)
+}
+
+fn batch_producer(
+    kafka: &KafkaSettings,
+    client: &Arc<PartitionClient>,
+) -> BatchProducer<RecordAggregator> {
+    let compression = match kafka.compression {
+        settings::Compression::None => Compression::NoCompression,
+        settings::Compression::Gzip => Compression::Gzip,
+        settings::Compression::Snappy => Compression::Snappy,
+    };
+    BatchProducerBuilder::new(Arc::clone(client))
+        .with_linger(kafka.linger())
+        .with_compression(compression)
+        .build(RecordAggregator::new(kafka.max_batch_bytes))
 }

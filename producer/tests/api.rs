@@ -196,6 +196,8 @@ async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_a
     let broker = testkit::Broker::start().await.expect("broker");
     let app = spawn_app_with(&broker.address(), |s| {
         s.kafka.produce_timeout_ms = testkit::ms(2000);
+        // This test is about the in-flight bound: every request tries the broker.
+        s.kafka.circuit_breaker_ms = 0;
         s.server.max_in_flight = 1;
         s.server.max_batch_size = std::num::NonZeroUsize::MIN;
     })
@@ -775,5 +777,123 @@ async fn each_mutation_field_succeeds_or_fails_on_its_own_and_a_failed_one_produ
         vec!["/kept".to_owned()],
         "only the valid field's event"
     );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_down_the_circuit_breaker_refuses_at_once_and_readyz_is_not_ready() {
+    let broker = testkit::Broker::start().await.expect("broker");
+    let app = spawn_app_with(&broker.address(), |s| {
+        s.kafka.produce_timeout_ms = testkit::ms(1000);
+        s.kafka.circuit_breaker_ms = 5000;
+    })
+    .await;
+    let ok = app.graphql(mutation("u", "/before")).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    broker.stop().await.expect("stop broker");
+
+    let first = app.graphql(mutation("u", "/during")).await;
+    assert_eq!(error_code(&first), Some("KAFKA_UNAVAILABLE"), "{first}");
+    let message = first["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        !message.contains("Error") && !message.contains("io::"),
+        "no internal error chain: {message}"
+    );
+    // Until the broker is tried again, requests are refused without trying.
+    let refused = testkit::poll_until(
+        Duration::from_secs(30),
+        "a refusal by the breaker",
+        || async {
+            let body = app.graphql(mutation("u", "/during")).await;
+            let message = body["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            message.contains("refused for up to").then_some(body)
+        },
+    )
+    .await
+    .expect("the breaker opens");
+    assert_eq!(error_code(&refused), Some("KAFKA_UNAVAILABLE"), "{refused}");
+    assert_eq!(refused["errors"][0]["extensions"]["retryable"], true);
+    assert_eq!(
+        refused["errors"][0]["extensions"]["eventIds"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    broker.resume().await.expect("restart broker");
+    testkit::poll_until(
+        Duration::from_secs(60),
+        "a mutation to succeed again",
+        || async {
+            let body = app.graphql(mutation("u", "/after")).await;
+            body["errors"].is_null().then_some(())
+        },
+    )
+    .await
+    .expect("the probe closes the breaker");
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_deleted_under_the_producer_is_created_again_without_a_restart() {
+    let app = spawn_app().await;
+    let ok = app.graphql(mutation("u", "/before")).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    let client = testkit::kafka_client(&app.settings.kafka.brokers[0])
+        .await
+        .expect("client");
+    let controller = client.controller_client().expect("controller");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        controller.delete_topic(&app.topic(), 10_000),
+    )
+    .await
+    .expect("in time")
+    .expect("topic deleted");
+
+    testkit::poll_until(
+        Duration::from_secs(60),
+        "a mutation to succeed again",
+        || async {
+            let body = app.graphql(mutation("u", "/after")).await;
+            body["errors"].is_null().then_some(())
+        },
+    )
+    .await
+    .expect("the producer re-creates its topic");
+    let topics = client.list_topics().await.expect("topics");
+    let topic = topics
+        .iter()
+        .find(|t| t.name == app.topic())
+        .expect("the topic is back");
+    assert_eq!(topic.partitions.len() as i32, app.settings.kafka.partitions);
+    testkit::poll_until(Duration::from_secs(30), "ready again", || async {
+        let ready = app
+            .http
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .ok()?;
+        (ready.status() == 200).then_some(())
+    })
+    .await
+    .expect("readyz says ready");
     app.shutdown().await;
 }
