@@ -156,6 +156,11 @@ impl Load {
         self.tally.lock().expect("tally").acked.len()
     }
 
+    /// The ids acknowledged so far, in the order the answers came.
+    fn acked_ids(&self) -> Vec<Uuid> {
+        self.tally.lock().expect("tally").acked.clone()
+    }
+
     /// Waits until `more` events beyond those acknowledged so far are acknowledged.
     async fn until_acked(&self, more: usize, what: &str) {
         let target = self.acked() + more;
@@ -263,9 +268,13 @@ struct Pipeline {
 impl Pipeline {
     /// Returns once the consumer owns every partition of the topic the producer created.
     async fn start(brokers: &str, replication: i16) -> Self {
+        Self::start_with(brokers, |s| s.kafka.replication_factor = replication).await
+    }
+
+    async fn start_with(brokers: &str, tweak: impl FnOnce(&mut Settings)) -> Self {
         let url = testkit::fresh_database().await.expect("database");
         let mut settings = testkit::settings(brokers, &url, &testkit::unique_prefix());
-        settings.kafka.replication_factor = replication;
+        tweak(&mut settings);
         let db = testkit::connect(&url).await.expect("db");
         let producer = Arc::new(Producer::start(settings.clone()).await);
         let consumer = in_process(settings.clone()).await;
@@ -466,4 +475,158 @@ async fn a_stored_offset_beyond_the_high_watermark_waits_without_skipping_when_s
         "no offset moved"
     );
     consumer.stop().await.expect("the consumer stops");
+}
+
+/// Deletes the test's topic and creates it again, empty, with the same partitions.
+async fn recreate_topic(s: &Setup) {
+    let controller = s.kafka.controller_client().expect("controller");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        controller.delete_topic(&s.topic, 10_000),
+    )
+    .await
+    .expect("in time")
+    .expect("topic deleted");
+    testkit::poll_until(
+        Duration::from_secs(30),
+        "the topic to be created again",
+        || async {
+            testkit::create_topic(&s.kafka, &s.topic, PARTITIONS)
+                .await
+                .ok()
+        },
+    )
+    .await
+    .expect("topic re-created");
+}
+
+/// How many of `ids` are stored.
+async fn stored_among(db: &DatabaseConnection, ids: &HashSet<Uuid>) -> usize {
+    stored_ids(db)
+        .await
+        .iter()
+        .filter(|id| ids.contains(id))
+        .count()
+}
+
+/// A consumer stores 40 events and stops; the topic is replaced by a new log that grows well
+/// past the stored offsets (about 10 per partition) with 200 other events; a consumer starts
+/// again. Nothing at the stored offsets looks wrong: only the record below them can tell.
+async fn replace_the_log_while_the_consumer_is_down(
+    s: &Setup,
+) -> (testkit::TestConsumer, HashSet<Uuid>) {
+    let consumer = in_process(s.settings.clone()).await;
+    produce(&s.kafka, &s.topic, &views(40, "before")).await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        40,
+        Duration::from_secs(60),
+    )
+    .await;
+    consumer.stop().await.expect("the consumer stops");
+    recreate_topic(s).await;
+    let after = views(200, "after");
+    produce(&s.kafka, &s.topic, &after).await;
+    let consumer = in_process(s.settings.clone()).await;
+    (consumer, after.iter().map(|v| v.id).collect())
+}
+
+async fn offsets_sum(s: &Setup) -> i64 {
+    let sql = format!(
+        "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets WHERE topic = '{}'",
+        s.topic
+    );
+    count(&s.db, &sql).await
+}
+
+fn has_line(metrics: &str, prefix: &str) -> bool {
+    metrics.lines().any(|l| l.starts_with(prefix))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_re_created_and_grown_past_the_stored_offsets_is_read_from_its_start_when_so_configured(
+) {
+    let mut s = setup().await;
+    s.settings.consumer.on_offset_out_of_range = OffsetOutOfRange::Earliest;
+    let (consumer, after) = replace_the_log_while_the_consumer_is_down(&s).await;
+    testkit::poll_until(
+        Duration::from_secs(90),
+        "every event of the new log stored",
+        || async { (stored_among(&s.db, &after).await == after.len()).then_some(()) },
+    )
+    .await
+    .expect("nothing of the new log skipped");
+    let metrics = consumer.metrics().await.expect("metrics");
+    for p in 0..PARTITIONS {
+        let counted = format!(
+            "pageviews_consumer_log_replaced_total{{topic=\"{}\",partition=\"{p}\"}} 1",
+            s.topic
+        );
+        assert!(has_line(&metrics, &counted), "partition {p}: {metrics}");
+    }
+    consumer.stop().await.expect("the consumer stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_re_created_and_grown_past_the_stored_offsets_is_not_skipped_and_the_metric_says_it_waits(
+) {
+    let mut s = setup().await;
+    s.settings.consumer.on_offset_out_of_range = OffsetOutOfRange::Wait;
+    let (consumer, _after) = replace_the_log_while_the_consumer_is_down(&s).await;
+    let before = offsets_sum(&s).await;
+    testkit::poll_until(Duration::from_secs(90), "every partition to wait", || async {
+        let metrics = consumer.metrics().await.ok()?;
+        (0..PARTITIONS)
+            .all(|p| {
+                has_line(&metrics, &format!(
+                    "pageviews_consumer_waiting{{topic=\"{}\",partition=\"{p}\",reason=\"log_replaced\"}} 1",
+                    s.topic
+                ))
+            })
+            .then_some(())
+    })
+    .await
+    .expect("the metric says why the consumer waits");
+    assert_eq!(offsets_sum(&s).await, before, "no offset moved");
+    assert_eq!(
+        count(&s.db, "SELECT count(*) FROM kafka_events").await,
+        40,
+        "nothing of the new log stored"
+    );
+    consumer.stop().await.expect("the consumer stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_wiped_while_the_pipeline_runs_loses_no_event_acknowledged_after_it() {
+    let broker = testkit::Broker::start().await.expect("a broker");
+    let p = Pipeline::start_with(&broker.address(), |s| {
+        s.consumer.on_offset_out_of_range = OffsetOutOfRange::Earliest;
+    })
+    .await;
+    let load = Load::start(&p.producer, 4);
+    load.until_acked(300, "acknowledgements before the wipe")
+        .await;
+    broker.wipe().await.expect("the broker's data wiped");
+    // Answers that came before this point may be for records the wipe destroyed.
+    let lost_with_the_broker = load.acked();
+    load.until_acked(400, "acknowledgements after the wipe, no producer restart")
+        .await;
+    let tally = load.finish().await;
+    let after: HashSet<Uuid> = tally.acked[lost_with_the_broker..]
+        .iter()
+        .copied()
+        .collect();
+    testkit::poll_until(
+        Duration::from_secs(120),
+        "every event acknowledged after the wipe stored",
+        || async { (stored_among(&p.db, &after).await == after.len()).then_some(()) },
+    )
+    .await
+    .expect("0 events acknowledged after the wipe lost");
+    let stored = stored_ids(&p.db).await;
+    let unique: HashSet<Uuid> = stored.iter().copied().collect();
+    assert_eq!(unique.len(), stored.len(), "0 duplicated");
+    println!("after the wipe: acknowledged {}, all stored", after.len());
+    p.stop().await;
 }

@@ -399,6 +399,15 @@ impl Broker {
             .await
             .map(drop)
     }
+
+    /// SIGKILL, every byte of its data deleted, and a new empty broker on the same port: what a
+    /// lost disk, or an in-memory broker restarting, looks like to clients.
+    pub async fn wipe(&self) -> Result<()> {
+        self.kill().await?;
+        std::fs::remove_dir_all(&self.dir)?;
+        std::fs::create_dir_all(&self.dir)?;
+        self.resume().await
+    }
 }
 
 impl Drop for Broker {
