@@ -156,11 +156,6 @@ impl Load {
         self.tally.lock().expect("tally").acked.len()
     }
 
-    /// The ids acknowledged so far, in the order the answers came.
-    fn acked_ids(&self) -> Vec<Uuid> {
-        self.tally.lock().expect("tally").acked.clone()
-    }
-
     /// Waits until `more` events beyond those acknowledged so far are acknowledged.
     async fn until_acked(&self, more: usize, what: &str) {
         let target = self.acked() + more;
