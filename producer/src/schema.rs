@@ -154,7 +154,8 @@ fn to_page_view(sink: &EventSink, input: RegisterKafkaEventInput) -> Result<Page
             // The nil UUID is what an uninitialised id looks like: every such client would
             // share one event.
             Ok(id) if !id.is_nil() => id,
-            _ => return Err(IngestError::InvalidId(raw)),
+            // A UUID has 36 characters: a longer echo only helps to blow up the answer.
+            _ => return Err(IngestError::InvalidId(crate::shortened(&raw, 40))),
         },
         // v7: time-ordered and unique, unlike the tutorial's Unix-second ids.
         None => Uuid::now_v7(),

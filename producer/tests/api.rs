@@ -897,3 +897,51 @@ async fn a_topic_deleted_under_the_producer_is_created_again_without_a_restart()
     .expect("readyz says ready");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_capped_in_number_and_length_whatever_the_request() {
+    let app = spawn_app().await;
+    let unused: Vec<String> = (0..3000).map(|i| format!("$v{i}: Int")).collect();
+    let many_errors =
+        json!({ "query": format!("query({}) {{ ping {{ message }} }}", unused.join(", ")) });
+    let huge_id = one_event_with_id(&"x".repeat(50_000));
+    let long_bad_query =
+        json!({ "query": format!("{{ ping {{ message }} {} }}", "}".repeat(20_000)) });
+    for (name, body) in [
+        ("3,000 unused variables", many_errors),
+        ("a 50 KB id", huge_id),
+        ("a long query that does not parse", long_bad_query),
+    ] {
+        let request_len = body.to_string().len();
+        let response = app.post("/query", body.to_string()).await;
+        assert_eq!(response.status(), 200, "{name}");
+        let text = response.text().await.expect("a body");
+        assert!(
+            text.len() < 8 * 1024,
+            "{name}: a {} byte answer to a {request_len} byte request",
+            text.len()
+        );
+        let answer: Value = serde_json::from_str(&text).expect("JSON");
+        let errors = answer["errors"].as_array().expect("errors");
+        assert!(
+            !errors.is_empty() && errors.len() <= 11,
+            "{name}: {} errors",
+            errors.len()
+        );
+        assert!(
+            errors.iter().all(|e| e["extensions"]["code"].is_string()),
+            "{name}: {text}"
+        );
+    }
+    assert!(app.records().await.is_empty(), "nothing was produced");
+    app.shutdown().await;
+}
+
+fn one_event_with_id(id: &str) -> Value {
+    let mut event = page_event("/");
+    event["id"] = json!(id);
+    json!({
+        "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+        "variables": { "e": event }
+    })
+}
