@@ -53,6 +53,8 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    /// A request body must arrive whole within this time (slow senders hold a connection).
+    pub body_read_timeout_ms: NonZeroU64,
     pub max_batch_size: NonZeroUsize,
     pub max_in_flight: usize,
     pub max_depth: NonZeroUsize,
@@ -255,6 +257,9 @@ impl ServerSettings {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.get())
+    }
 }
 
 impl KafkaSettings {
@@ -448,6 +453,7 @@ mod tests {
         let cases = [
             ("server.port", "notaport"),
             ("server.body_limit_bytes", "10"),
+            ("server.body_read_timeout_ms", "0"),
             ("server.max_batch_size", "0"),
             ("server.max_in_flight", "1"),
             ("server.max_depth", "0"),

@@ -24,11 +24,12 @@ use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::Server;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::HttpMessage;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::ErrorExtensions;
 use async_graphql_actix_web::GraphQLResponse;
+use futures::StreamExt;
 use settings::Settings;
 use tracing_actix_web::{RequestId, RootSpanBuilder, TracingLogger};
 
@@ -146,7 +147,10 @@ fn http_server(
     schema: IngestSchema,
     sink: Arc<EventSink>,
 ) -> std::io::Result<Server> {
-    let body_limit = settings.server.body_limit_bytes;
+    let body = web::Data::new(BodyLimits {
+        max_bytes: settings.server.body_limit_bytes,
+        read_timeout: settings.server.body_read_timeout(),
+    });
     let origins = settings.server.cors_allowed_origins.clone();
     let schema = web::Data::new(schema);
     let sink = web::Data::from(sink);
@@ -158,17 +162,28 @@ fn http_server(
             .wrap(cors(&origins))
             // A span per request: request id, method, route, status. Never the client's IP.
             .wrap(TracingLogger::<RequestSpan>::new())
-            .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Referrer-Policy", "no-referrer")),
+            )
+            .app_data(body.clone())
             .app_data(schema.clone())
             .app_data(sink.clone())
             .app_data(queries.clone())
             .app_data(budget.clone())
-            .route("/", web::get().to(graphiql))
-            .route("/", web::post().to(graphql))
-            .route("/query", web::post().to(graphql))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics_text))
+            .service(
+                web::resource("/")
+                    .route(web::get().to(graphiql))
+                    .route(web::post().to(graphql))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(only("/query", web::post().to(graphql)))
+            .service(only("/graphiql.js", web::get().to(graphiql_script)))
+            .service(only("/healthz", web::get().to(healthz)))
+            .service(only("/readyz", web::get().to(readyz)))
+            .service(only("/metrics", web::get().to(metrics_text)))
     })
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout().as_secs().max(1));
@@ -180,23 +195,117 @@ fn http_server(
     Ok(server.listen(listener)?.run())
 }
 
+/// A resource answering one method, and 405 to the others.
+fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(request: actix_web::HttpRequest) -> HttpResponse {
+    let message = format!(
+        "{} is not supported on {}",
+        request.method(),
+        request.path()
+    );
+    http_error(
+        HttpResponse::MethodNotAllowed(),
+        "METHOD_NOT_ALLOWED",
+        &message,
+    )
+}
+
+/// An HTTP-level refusal, in the same shape as GraphQL errors so one client path reads both.
+fn http_error(
+    mut builder: actix_web::HttpResponseBuilder,
+    code: &str,
+    message: &str,
+) -> HttpResponse {
+    builder.json(serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code, "retryable": false } }]
+    }))
+}
+
+/// How much of a request body is read, and for how long.
+struct BodyLimits {
+    max_bytes: usize,
+    read_timeout: std::time::Duration,
+}
+
+/// Reads the body within its size and time limits, or answers 413 or 408.
+async fn read_body(
+    mut payload: web::Payload,
+    limits: &BodyLimits,
+    declared: Option<usize>,
+) -> Result<web::Bytes, HttpResponse> {
+    let too_large = || {
+        let message = format!(
+            "the body is larger than server.body_limit_bytes ({} bytes)",
+            limits.max_bytes
+        );
+        http_error(
+            HttpResponse::PayloadTooLarge(),
+            "PAYLOAD_TOO_LARGE",
+            &message,
+        )
+    };
+    if declared.is_some_and(|n| n > limits.max_bytes) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                http_error(HttpResponse::BadRequest(), "BAD_REQUEST", &e.to_string())
+            })?;
+            if body.len() + chunk.len() > limits.max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(limits.read_timeout, read).await {
+        Ok(read) => read,
+        Err(_) => {
+            let message = format!(
+                "the body did not arrive within server.body_read_timeout_ms ({} ms)",
+                limits.read_timeout.as_millis()
+            );
+            let mut refused = HttpResponse::RequestTimeout();
+            refused.insert_header(("Connection", "close"));
+            Err(http_error(refused, "REQUEST_TIMEOUT", &message))
+        }
+    }
+}
+
 /// POST /query and POST /: a GraphQL request (or a batch of them) as JSON. Any content type is
 /// accepted, so `navigator.sendBeacon` (text/plain) works too.
 async fn graphql(
     schema: web::Data<IngestSchema>,
     queries: web::Data<QueryCache>,
     budget: web::Data<EventBudget>,
-    body: web::Bytes,
+    limits: web::Data<BodyLimits>,
+    http: actix_web::HttpRequest,
+    payload: web::Payload,
 ) -> HttpResponse {
+    let declared = http
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = match read_body(payload, &limits, declared).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let mut request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
-            return HttpResponse::BadRequest().json(serde_json::json!({
-                "errors": [{
-                    "message": format!("the body is not a GraphQL request: {e}"),
-                    "extensions": { "code": "BAD_REQUEST", "retryable": false }
-                }]
-            }))
+            let message = format!("the body is not a GraphQL request: {e}");
+            return http_error(
+                HttpResponse::BadRequest(),
+                "BAD_REQUEST",
+                &shortened(&message, MAX_MESSAGE_CHARS),
+            );
         }
     };
     let requests: &mut [async_graphql::Request] = match &mut request {
@@ -352,10 +461,25 @@ async fn metrics_text() -> HttpResponse {
         .body(settings::telemetry::render())
 }
 
+/// GraphiQL: its code comes from unpkg.com at pinned versions, each checked by its integrity
+/// hash, and the policy lets the page load nothing else and talk only to this producer.
 async fn graphiql() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/query").finish())
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self' https://unpkg.com; \
+             style-src 'self' https://unpkg.com 'unsafe-inline'; connect-src 'self'; \
+             img-src 'self' data:; font-src 'self' data:; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'",
+        ))
+        .body(include_str!("graphiql/index.html"))
+}
+
+async fn graphiql_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(include_str!("graphiql/graphiql.js"))
 }
 
 /// The process is alive.

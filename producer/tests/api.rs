@@ -390,7 +390,7 @@ async fn bad_inputs_get_their_documented_errors_and_nothing_reaches_kafka() {
         ),
         (
             "query nested too deep",
-            json!({"query": "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { name } } } } } } } } }"}),
+            json!({"query": "{ __schema { types { fields { args { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } } }"}),
             "GRAPHQL_VALIDATION_FAILED",
             None,
         ),
@@ -415,6 +415,18 @@ async fn bad_inputs_get_their_documented_errors_and_nothing_reaches_kafka() {
 
     let too_big = app.post("/query", "x".repeat(70 * 1024)).await;
     assert_eq!(too_big.status(), 413, "oversized body");
+    let too_big: Value = too_big.json().await.expect("a JSON answer");
+    assert_eq!(error_code(&too_big), Some("PAYLOAD_TOO_LARGE"), "{too_big}");
+    // Without a Content-Length (chunked), the limit holds while reading.
+    let chunks = futures::stream::iter((0..70).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
+    let chunked = app
+        .http
+        .post(format!("{}/query", app.base))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("HTTP request");
+    assert_eq!(chunked.status(), 413, "oversized chunked body");
     let not_json = app.post("/query", "{not json").await;
     assert_eq!(not_json.status(), 400, "a body that is not JSON");
 
@@ -944,4 +956,128 @@ fn one_event_with_id(id: &str) -> Value {
         "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
         "variables": { "e": event }
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_methods_get_405_and_a_slow_body_gets_408_both_as_json() {
+    let app = spawn_app_with(&testkit::brokers(), |s| {
+        s.server.body_read_timeout_ms = testkit::ms(1000);
+    })
+    .await;
+    for (method, path) in [
+        ("PUT", "/query"),
+        ("DELETE", "/"),
+        ("POST", "/healthz"),
+        ("GET", "/query"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let response = app
+            .http
+            .request(method.clone(), format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("HTTP request");
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let body: Value = response.json().await.expect("a JSON answer");
+        assert_eq!(error_code(&body), Some("METHOD_NOT_ALLOWED"), "{body}");
+    }
+
+    // Headers, then one byte of a 100-byte body, then nothing: the server answers and closes.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /query HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    socket.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection instead of waiting forever")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_loads_pinned_integrity_checked_code_under_a_strict_policy_and_its_introspection_query_passes(
+) {
+    let app = spawn_app().await;
+    let page = app
+        .http
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .expect("GraphiQL");
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let policy = header("content-security-policy");
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'"),
+        "{policy}"
+    );
+    assert!(
+        !policy.contains("unsafe-eval")
+            && !policy.contains("script-src 'self' https://unpkg.com 'unsafe-inline'"),
+        "{policy}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("x-frame-options"), "DENY");
+    let html = page.text().await.expect("html");
+    let external: Vec<&str> = html
+        .split('<')
+        .filter(|tag| tag.contains("https://"))
+        .collect();
+    assert!(external.len() >= 4, "{html}");
+    for tag in external {
+        assert!(
+            tag.starts_with("script") || tag.starts_with("link"),
+            "only scripts and styles: {tag}"
+        );
+        assert!(
+            tag.contains("integrity=\"sha384-") && tag.contains("crossorigin=\"anonymous\""),
+            "{tag}"
+        );
+        let pinned = tag
+            .split("https://unpkg.com/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next());
+        let version = pinned
+            .and_then(|p| p.rsplit('@').next())
+            .unwrap_or_default();
+        assert_eq!(
+            version
+                .split('.')
+                .filter(|n| n.parse::<u32>().is_ok())
+                .count(),
+            3,
+            "an exact version: {tag}"
+        );
+    }
+    assert!(
+        !html.contains("<script>"),
+        "no inline script: the policy forbids it"
+    );
+    let script = app.get_text("/graphiql.js").await;
+    assert!(script.contains("/query"));
+
+    let introspection = include_str!("graphiql_introspection.graphql");
+    let answer = app
+        .graphql(json!({ "query": introspection, "operationName": "IntrospectionQuery" }))
+        .await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    let types = answer["data"]["__schema"]["types"]
+        .as_array()
+        .expect("types");
+    assert!(types.iter().any(|t| t["name"] == "RegisterKafkaEventInput"));
+    app.shutdown().await;
 }
