@@ -358,18 +358,31 @@ fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// Held by every Kafka node a test starts of its own. On two cores, a three-node cluster
+/// starting beside another test's broker under load once missed its 90 s readiness deadline:
+/// the tests that own JVMs take turns, the others run beside them.
+async fn kafka_slot() -> tokio::sync::OwnedMutexGuard<()> {
+    static SLOT: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
+        std::sync::OnceLock::new();
+    let slot = SLOT.get_or_init(Default::default);
+    std::sync::Arc::clone(slot).lock_owned().await
+}
+
 /// An Apache Kafka node of a test's own, which the test may stop, kill and start again on the
 /// same port with its data kept.
 pub struct Broker {
     dir: PathBuf,
     port: u16,
+    _slot: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Broker {
     pub async fn start() -> Result<Self> {
+        let slot = kafka_slot().await;
         let broker = Broker {
             dir: scratch_dir("kafka"),
             port: free_port()?,
+            _slot: slot,
         };
         stack(&["kafka-start", &path(&broker.dir), &broker.port.to_string()]).await?;
         Ok(broker)
@@ -423,16 +436,19 @@ pub struct Cluster {
     dir: PathBuf,
     bootstrap: String,
     nodes: usize,
+    _slot: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl Cluster {
     pub async fn start(nodes: usize) -> Result<Self> {
+        let slot = kafka_slot().await;
         let dir = scratch_dir("cluster");
         let started = stack(&["cluster-start", &path(&dir), &nodes.to_string()]).await;
         let mut cluster = Cluster {
             dir,
             bootstrap: String::new(),
             nodes,
+            _slot: slot,
         };
         // Set after the value exists, so that a failed start still removes what it made.
         cluster.bootstrap = started?;
