@@ -474,14 +474,9 @@ async fn a_stored_offset_beyond_the_high_watermark_waits_without_skipping_when_s
 
 /// Deletes the test's topic and creates it again, empty, with the same partitions.
 async fn recreate_topic(s: &Setup) {
-    let controller = s.kafka.controller_client().expect("controller");
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        controller.delete_topic(&s.topic, 10_000),
-    )
-    .await
-    .expect("in time")
-    .expect("topic deleted");
+    testkit::delete_topic(&s.kafka, &s.topic)
+        .await
+        .expect("topic deleted");
     testkit::poll_until(
         Duration::from_secs(30),
         "the topic to be created again",

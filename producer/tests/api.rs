@@ -45,6 +45,30 @@ impl TestApp {
             .expect("a text body")
     }
 
+    async fn status(&self, path: &str) -> u16 {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("HTTP request")
+            .status()
+            .as_u16()
+    }
+
+    /// Posts a page view until one is acknowledged (after an outage), within a minute.
+    async fn until_a_mutation_succeeds(&self, why: &str) -> Value {
+        testkit::poll_until(
+            Duration::from_secs(60),
+            "a mutation to succeed again",
+            || async {
+                let body = self.graphql(mutation("u", "/after")).await;
+                body["errors"].is_null().then_some(body)
+            },
+        )
+        .await
+        .expect(why)
+    }
+
     fn topic(&self) -> String {
         self.settings.kafka.topic_for("PAGE_VIEW")
     }
@@ -262,25 +286,12 @@ async fn with_the_broker_down_a_mutation_fails_in_time_as_retryable_is_bounded_a
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(app.status("/readyz").await, 503);
 
     broker.resume().await.expect("restart broker");
-    let recovered = testkit::poll_until(
-        Duration::from_secs(30),
-        "a mutation to succeed again",
-        || async {
-            let body = app.graphql(mutation("u", "/after")).await;
-            body["errors"].is_null().then_some(body)
-        },
-    )
-    .await
-    .expect("recovers without restarting the producer");
+    let recovered = app
+        .until_a_mutation_succeeds("recovers without restarting the producer")
+        .await;
     assert_eq!(recovered["data"]["register_kafka_event"]["userId"], "u");
     app.shutdown().await;
 }
@@ -834,32 +845,12 @@ async fn with_the_broker_down_the_circuit_breaker_refuses_at_once_and_readyz_is_
             .map(Vec::len),
         Some(1)
     );
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(app.status("/readyz").await, 503);
 
     broker.resume().await.expect("restart broker");
-    testkit::poll_until(
-        Duration::from_secs(60),
-        "a mutation to succeed again",
-        || async {
-            let body = app.graphql(mutation("u", "/after")).await;
-            body["errors"].is_null().then_some(())
-        },
-    )
-    .await
-    .expect("the probe closes the breaker");
-    let ready = app
-        .http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    app.until_a_mutation_succeeds("the probe closes the breaker")
+        .await;
+    assert_eq!(app.status("/readyz").await, 200);
     app.shutdown().await;
 }
 
@@ -871,25 +862,12 @@ async fn a_topic_deleted_under_the_producer_is_created_again_without_a_restart()
     let client = testkit::kafka_client(&app.settings.kafka.brokers[0])
         .await
         .expect("client");
-    let controller = client.controller_client().expect("controller");
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        controller.delete_topic(&app.topic(), 10_000),
-    )
-    .await
-    .expect("in time")
-    .expect("topic deleted");
+    testkit::delete_topic(&client, &app.topic())
+        .await
+        .expect("topic deleted");
 
-    testkit::poll_until(
-        Duration::from_secs(60),
-        "a mutation to succeed again",
-        || async {
-            let body = app.graphql(mutation("u", "/after")).await;
-            body["errors"].is_null().then_some(())
-        },
-    )
-    .await
-    .expect("the producer re-creates its topic");
+    app.until_a_mutation_succeeds("the producer re-creates its topic")
+        .await;
     let topics = client.list_topics().await.expect("topics");
     let topic = topics
         .iter()
@@ -897,13 +875,7 @@ async fn a_topic_deleted_under_the_producer_is_created_again_without_a_restart()
         .expect("the topic is back");
     assert_eq!(topic.partitions.len() as i32, app.settings.kafka.partitions);
     testkit::poll_until(Duration::from_secs(30), "ready again", || async {
-        let ready = app
-            .http
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .ok()?;
-        (ready.status() == 200).then_some(())
+        (app.status("/readyz").await == 200).then_some(())
     })
     .await
     .expect("readyz says ready");

@@ -220,6 +220,18 @@ pub fn page_view(user: &str, path: &str) -> PageView {
 }
 
 /// Creates a topic with one replica (the brokers never create topics on their own).
+/// Deletes a topic, within a deadline.
+pub async fn delete_topic(client: &Client, topic: &str) -> Result<()> {
+    let controller = client.controller_client()?;
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        controller.delete_topic(topic, 10_000),
+    )
+    .await
+    .context("deleting a topic: no answer within 20 s")??;
+    Ok(())
+}
+
 pub async fn create_topic(client: &Client, topic: &str, partitions: i32) -> Result<()> {
     create_replicated_topic(client, topic, partitions, 1).await
 }
