@@ -25,9 +25,9 @@ const INSERT_EVENTS: &str = "INSERT INTO kafka_events \
      SELECT * FROM json_populate_recordset(\
          json_populate_record(NULL::kafka_events, json_build_object('created_at', now(), 'updated_at', now())), \
          $1::json) \
-     ON CONFLICT (id) DO NOTHING \
-     RETURNING id";
-/// The stored rows of some ids, as JSON keyed by column name.
+     ON CONFLICT (id) DO NOTHING";
+/// The stored rows of some ids, as JSON keyed by column name (rows this transaction inserted
+/// included).
 const STORED_ROWS: &str = "SELECT to_json(k)::text AS row FROM kafka_events k WHERE id = ANY($1)";
 /// A dead letter row takes 6.
 const DEAD_LETTER_ROWS_PER_INSERT: usize = 8_000;
@@ -206,20 +206,25 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
         dead_letters: 0,
         duplicates: 0,
     };
-    let mut inserted = HashSet::with_capacity(firsts.len());
-    for chunk in firsts.chunks(EVENT_ROWS_PER_INSERT) {
-        inserted.extend(insert_events(&txn, chunk, &topic, partition).await?);
-    }
-    committed.events = inserted.len() as u64;
-    // The winner of each id: the event just inserted, or the one stored by an earlier batch.
-    let (won, lost): (Vec<StoredEvent>, Vec<StoredEvent>) = firsts
-        .into_iter()
-        .partition(|e| inserted.contains(&e.view.id));
-    let mut winners = stored_fields(&txn, &lost).await?;
-    winners.extend(won.into_iter().map(|e| (e.view.id, e.view.fields)));
-    for event in lost.into_iter().chain(repeats) {
-        let winner = winners.get(&event.view.id);
-        judge_repeat(event, winner, &mut committed, &mut dead_letters);
+    let earlier = insert_firsts(
+        &txn,
+        &firsts,
+        (&topic, partition),
+        &mut committed,
+        &mut dead_letters,
+    )
+    .await?;
+    for event in &repeats {
+        let id = event.view.id;
+        let winner = earlier.get(&id).or_else(|| {
+            let first = firsts.iter().find(|f| f.view.id == id);
+            first.map(|f| &f.view.fields)
+        });
+        if winner == Some(&event.view.fields) {
+            committed.duplicates += 1;
+        } else {
+            dead_letters.push(conflicting(event));
+        }
     }
     committed.dead_letters = insert_dead_letters(&txn, &topic, partition, &dead_letters).await?;
     compare_and_set_offset(
@@ -234,58 +239,81 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
     Ok(committed)
 }
 
+/// Inserts the first event of each id. Where an id was stored before, the same client fields
+/// are a duplicate and different ones a dead letter. Returns the stored fields of the chunks
+/// that held such ids (rows just inserted included), the winners for the batch's repeats.
+async fn insert_firsts<C: ConnectionTrait>(
+    conn: &C,
+    firsts: &[StoredEvent],
+    (topic, partition): (&str, i32),
+    committed: &mut Committed,
+    dead_letters: &mut Vec<DeadLetter>,
+) -> Result<HashMap<uuid::Uuid, PageFields>, DbErr> {
+    let mut earlier = HashMap::new();
+    for chunk in firsts.chunks(EVENT_ROWS_PER_INSERT) {
+        let inserted = insert_events(conn, chunk, topic, partition).await?;
+        committed.events += inserted;
+        if inserted == chunk.len() as u64 {
+            continue; // The usual case: no id of the chunk was stored before.
+        }
+        let stored = stored_fields(conn, chunk).await?;
+        let mut conflicts = 0;
+        for event in chunk {
+            if stored
+                .get(&event.view.id)
+                .is_some_and(|f| *f != event.view.fields)
+            {
+                dead_letters.push(conflicting(event));
+                conflicts += 1;
+            }
+        }
+        committed.duplicates += chunk.len() as u64 - inserted - conflicts;
+        earlier.extend(stored);
+    }
+    Ok(earlier)
+}
+
 /// Splits a batch into the first event of each id and the later ones.
 fn first_of_each_id(events: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
     let mut seen = HashSet::with_capacity(events.len());
     events.into_iter().partition(|e| seen.insert(e.view.id))
 }
 
-/// A repeated id: the same client fields are a retry, different ones a dead letter.
-fn judge_repeat(
-    event: StoredEvent,
-    first: Option<&PageFields>,
-    committed: &mut Committed,
-    dead_letters: &mut Vec<DeadLetter>,
-) {
-    if first == Some(&event.view.fields) {
-        committed.duplicates += 1;
-        return;
-    }
-    let error = format!(
-        "event id {} was already stored with different content; the first event stored with an id wins",
-        event.view.id
-    );
+/// The dead letter of an event whose id was stored first with other client fields.
+fn conflicting(event: &StoredEvent) -> DeadLetter {
     tracing::warn!(offset = event.offset, id = %event.view.id, "dead letter: conflicting event id");
-    dead_letters.push(DeadLetter {
+    DeadLetter {
         offset: event.offset,
         key: None,
         value: Some(event.view.encode()),
-        error,
-    });
+        error: format!(
+            "event id {} was already stored with different content; the first event stored with an id wins",
+            event.view.id
+        ),
+    }
 }
 
-/// Inserts events whose ids are not stored yet; returns the ids inserted.
+/// Inserts events whose ids are not stored yet; returns how many were inserted.
 async fn insert_events<C: ConnectionTrait>(
     conn: &C,
     events: &[StoredEvent],
     topic: &str,
     partition: i32,
-) -> Result<Vec<uuid::Uuid>, DbErr> {
+) -> Result<u64, DbErr> {
     let rows: Vec<Value> = events
         .iter()
         .map(|e| Value::Object(event_row(&e.view, topic, partition, e.offset)))
         .collect();
     // As text, parsed once by PostgreSQL's `json` (cheaper than building a `jsonb`).
     let rows = Value::Array(rows).to_string();
-    conn.query_all_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        INSERT_EVENTS,
-        [rows.into()],
-    ))
-    .await?
-    .iter()
-    .map(|row| row.try_get::<uuid::Uuid>("", "id"))
-    .collect()
+    Ok(conn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            INSERT_EVENTS,
+            [rows.into()],
+        ))
+        .await?
+        .rows_affected())
 }
 
 /// The client fields stored under the ids of `events`.
