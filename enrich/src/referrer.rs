@@ -115,9 +115,7 @@ pub fn classify(referrer: Option<&str>, site: Option<&str>, campaign: &Campaign)
         Channel::OrganicSocial
     } else if let Some((_, channel)) = known {
         channel
-    } else if from.is_some() && !internal {
-        Channel::Referral
-    } else if campaign.utm_source.is_some() {
+    } else if (from.is_some() && !internal) || campaign.utm_source.is_some() {
         Channel::Referral
     } else {
         Channel::Direct
