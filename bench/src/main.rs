@@ -281,11 +281,37 @@ fn memory_gib() -> f64 {
 }
 
 /// The README's page view, as user `n % 1000`.
+/// User agents of the traffic a site sees, so that storage pays for real user-agent parsing.
+const AGENTS: [&str; 6] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+];
+
+/// A page view as the producer writes it: a visitor, a user agent, sometimes a referrer or a
+/// campaign.
 fn event(n: u64) -> PageView {
     let mut view = testkit::page_view(&format!("user_{}", n % 1000), "/test");
-    view.fields.search = "?q=foo".into();
+    view.fields.search = if n.is_multiple_of(5) {
+        "?utm_source=newsletter&utm_medium=email".into()
+    } else {
+        "?q=foo".into()
+    };
     view.fields.title = "Kafka Demo".into();
     view.fields.url = "kafka.demo.com".into();
+    view.fields.referrer = match n % 4 {
+        0 => Some("https://www.google.com/".into()),
+        1 => Some("https://news.ycombinator.com/item?id=1".into()),
+        _ => None,
+    };
+    view.visit = event::Visit {
+        visitor_id: Some((n % 5000) as i64),
+        user_agent: Some(AGENTS[(n % AGENTS.len() as u64) as usize].into()),
+        language: Some("en-US".into()),
+    };
     view
 }
 
@@ -497,9 +523,12 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
         .await?;
     let columns = table_columns(&db, "kafka_events").await?;
     let mut csv = String::with_capacity(events.len() * 200);
+    // The rows as the consumer makes them, enrichment included: COPY only writes.
+    let agents = enrich::agent::AgentParser::new().map_err(anyhow::Error::msg)?;
     for (i, v) in events.iter().enumerate() {
         let partition = partition_for(v.fields.user_id.as_bytes(), PARTITIONS);
-        let mut row = consumer::store::event_row(v, &topic, partition, i as i64);
+        let stored = consumer::store::StoredEvent::new(i as i64, v.clone(), &agents);
+        let mut row = consumer::store::event_row(&stored, &topic, partition);
         let now = serde_json::Value::from(chrono::Utc::now().to_rfc3339());
         row.insert("created_at".into(), now.clone());
         row.insert("updated_at".into(), now);

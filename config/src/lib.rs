@@ -28,6 +28,7 @@ const LIST_KEYS: &[&str] = &[
     "kafka.event_types",
     "consumer.topics",
     "server.cors_allowed_origins",
+    "server.trusted_proxies",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,52 @@ pub struct ServerSettings {
     pub max_complexity: NonZeroUsize,
     pub introspection: bool,
     pub cors_allowed_origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` header names the client (IPs or CIDRs).
+    pub trusted_proxies: Vec<IpNet>,
     pub shutdown_timeout_ms: u64,
+}
+
+/// An IP network: `10.0.0.0/8`, `::1/128`, or one address (`127.0.0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
+            (V6(net), V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(net: &[u8], ip: &[u8], prefix: u8) -> bool {
+    let bits = usize::from(prefix);
+    let (whole, rest) = (bits / 8, bits % 8);
+    net[..whole] == ip[..whole] && (rest == 0 || (net[whole] ^ ip[whole]) >> (8 - rest) == 0)
+}
+
+impl TryFrom<String> for IpNet {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not an IP address or network (e.g. 10.0.0.0/8)");
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -454,6 +500,7 @@ mod tests {
             ("server.port", "notaport"),
             ("server.body_limit_bytes", "10"),
             ("server.body_read_timeout_ms", "0"),
+            ("server.trusted_proxies", "10.0.0.0/33"),
             ("server.max_batch_size", "0"),
             ("server.max_in_flight", "1"),
             ("server.max_depth", "0"),
@@ -509,5 +556,20 @@ mod tests {
         assert!(!is_topic_name("page view"));
         assert!(!is_topic_name(".."));
         assert!(!is_topic_name(&"a".repeat(250)));
+    }
+
+    #[test]
+    fn a_trusted_network_contains_its_addresses_only() {
+        let net = IpNet::try_from("10.1.0.0/16".to_owned()).expect("a network");
+        assert!(net.contains("10.1.200.3".parse().expect("ip")));
+        assert!(!net.contains("10.2.0.1".parse().expect("ip")));
+        assert!(!net.contains("::1".parse().expect("ip")));
+        let one = IpNet::try_from("2001:db8::1".to_owned()).expect("an address");
+        assert!(one.contains("2001:db8::1".parse().expect("ip")));
+        assert!(!one.contains("2001:db8::2".parse().expect("ip")));
+        let odd = IpNet::try_from("192.168.0.0/20".to_owned()).expect("a network");
+        assert!(odd.contains("192.168.15.255".parse().expect("ip")));
+        assert!(!odd.contains("192.168.16.0".parse().expect("ip")));
+        assert!(IpNet::try_from("localhost".to_owned()).is_err());
     }
 }

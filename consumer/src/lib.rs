@@ -51,6 +51,8 @@ pub enum StartError {
     Migrate(#[source] DbErr),
     #[error(transparent)]
     Kafka(#[from] event::kafka::KafkaError),
+    #[error("cannot load the user-agent rules: {0}")]
+    Agents(String),
     #[error("cannot listen on {address} for metrics: {source}")]
     Bind {
         address: String,
@@ -67,6 +69,8 @@ pub struct Context {
     pub kafka: Client,
     pub metrics: Metrics,
     pub owner: Uuid,
+    /// User-agent parsing, cached across partitions.
+    pub agents: enrich::agent::AgentParser,
 }
 
 pub struct Consumer {
@@ -94,6 +98,8 @@ impl Consumer {
             migrate(&db).await.map_err(StartError::Migrate)?;
         }
 
+        // Compiled before the first fetch, so broken rules stop the start, not a batch.
+        let agents = enrich::agent::AgentParser::new().map_err(StartError::Agents)?;
         // The poll loops do their own retrying: rskafka's stops at the request timeout.
         let kafka =
             event::kafka::connect_with(&settings.kafka, settings.kafka.request_timeout()).await?;
@@ -115,6 +121,7 @@ impl Consumer {
                 kafka,
                 metrics: Metrics::default(),
                 owner: Uuid::now_v7(),
+                agents,
             }),
             metrics_listener,
             metrics_port,

@@ -508,10 +508,7 @@ impl Worker {
         let mut dead_letters = Vec::new();
         for r in records {
             match PageView::decode(r.record.value.as_deref()) {
-                Ok(view) => events.push(StoredEvent {
-                    offset: r.offset,
-                    view,
-                }),
+                Ok(view) => events.push(StoredEvent::new(r.offset, view, &self.ctx.agents)),
                 Err(e) => {
                     tracing::warn!(offset = r.offset, error = %e, "dead letter");
                     dead_letters.push(DeadLetter {

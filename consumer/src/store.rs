@@ -36,6 +36,25 @@ const DEAD_LETTER_ROWS_PER_INSERT: usize = 8_000;
 pub struct StoredEvent {
     pub offset: i64,
     pub view: PageView,
+    pub enrichment: enrich::Enrichment,
+}
+
+impl StoredEvent {
+    /// An event read at `offset`, with what it says beyond its fields (browser, source, …).
+    pub fn new(offset: i64, view: PageView, agents: &enrich::agent::AgentParser) -> Self {
+        let page = enrich::PageContext {
+            url: &view.fields.url,
+            search: &view.fields.search,
+            referrer: view.fields.referrer.as_deref(),
+            user_agent: view.visit.user_agent.as_deref(),
+        };
+        let enrichment = enrich::enrich(page, agents);
+        StoredEvent {
+            offset,
+            view,
+            enrichment,
+        }
+    }
 }
 
 /// A record that could not become an event.
@@ -302,7 +321,7 @@ async fn insert_events<C: ConnectionTrait>(
 ) -> Result<u64, DbErr> {
     let rows: Vec<Value> = events
         .iter()
-        .map(|e| Value::Object(event_row(&e.view, topic, partition, e.offset)))
+        .map(|e| Value::Object(event_row(e, topic, partition)))
         .collect();
     // As text, parsed once by PostgreSQL's `json` (cheaper than building a `jsonb`).
     let rows = Value::Array(rows).to_string();
@@ -375,22 +394,24 @@ async fn insert_dead_letters<C: ConnectionTrait>(
     Ok(inserted)
 }
 
-/// The `kafka_events` row of an event: its wire form with the keys in snake_case, plus where
-/// the record was read. No field is named here, so a field added to the event reaches the
-/// column of the same name without an edit.
-pub fn event_row(view: &PageView, topic: &str, partition: i32, offset: i64) -> Map<String, Value> {
-    let wire = match serde_json::to_value(view) {
+/// The `kafka_events` row of an event: its wire form with the keys in snake_case, its
+/// enrichment, and where the record was read. No field is named here, so a field added to the
+/// event or to the enrichment reaches the column of the same name without an edit.
+pub fn event_row(event: &StoredEvent, topic: &str, partition: i32) -> Map<String, Value> {
+    let object = |value| match value {
         Ok(Value::Object(map)) => map,
-        // A struct of strings, a UUID and a timestamp always serialises to an object.
+        // Structs of strings, numbers, a UUID and a timestamp always serialise to objects.
         _ => Map::new(),
     };
+    let wire = object(serde_json::to_value(&event.view));
     let mut row: Map<String, Value> = wire
         .into_iter()
         .map(|(key, value)| (snake_case(&key), value))
         .collect();
+    row.extend(object(serde_json::to_value(&event.enrichment)));
     row.insert("topic".into(), topic.into());
     row.insert("partition".into(), partition.into());
-    row.insert("offset".into(), offset.into());
+    row.insert("offset".into(), event.offset.into());
     row
 }
 
@@ -449,15 +470,22 @@ mod tests {
                 user_id: "u".into(),
                 ..Default::default()
             },
+            visit: Default::default(),
             received_at: Utc::now(),
         };
-        let row = event_row(&view, "PAGE_VIEW", 3, 42);
+        let agents = enrich::agent::AgentParser::new().expect("rules");
+        let row = event_row(&StoredEvent::new(42, view, &agents), "PAGE_VIEW", 3);
         assert_eq!(row["event_type"], "PAGE_VIEW");
         assert_eq!(row["user_id"], "u");
         assert!(row["received_at"].is_string());
         assert_eq!(row["partition"], 3);
         assert_eq!(row["offset"], 42);
         assert!(!row.contains_key("eventType") && !row.contains_key("referrer"));
+        assert!(
+            row.contains_key("site") && row.contains_key("is_bot"),
+            "enrichment is in the row"
+        );
+        assert_eq!(row["channel"], "direct");
     }
 
     #[test]
@@ -470,9 +498,11 @@ mod tests {
                 referrer: Some("https://r.example/".into()),
                 ..Default::default()
             },
+            visit: Default::default(),
             received_at: Utc::now(),
         };
-        let mut row = event_row(&view, "PAGE_VIEW", 3, 42);
+        let agents = enrich::agent::AgentParser::new().expect("rules");
+        let mut row = event_row(&StoredEvent::new(42, view.clone(), &agents), "PAGE_VIEW", 3);
         row.insert("created_at".into(), Value::Null);
         let text = Value::Object(row).to_string();
         assert_eq!(row_to_view(&text).expect("reads back"), view);

@@ -23,6 +23,30 @@ pub struct Model {
     pub offset: i64,
     pub created_at: DateTimeWithTimeZone,
     pub updated_at: DateTimeWithTimeZone,
+    /// A keyed hash of site, client address and user agent under a salt that lives 48 hours.
+    pub visitor_id: Option<i64>,
+    /// Crawlers, headless browsers and other automation: kept, but out of statistics.
+    pub is_bot: bool,
+    pub user_agent: Option<String>,
+    pub language: Option<String>,
+    /// The host of `url`, without `www.`.
+    pub site: Option<String>,
+    pub browser: Option<String>,
+    pub browser_version: Option<String>,
+    pub os: Option<String>,
+    pub os_version: Option<String>,
+    /// `desktop`, `mobile`, `tablet` or `bot`.
+    pub device: Option<String>,
+    pub source: Option<String>,
+    /// `direct`, `organic_search`, `organic_social`, `email`, `paid` or `referral`.
+    pub channel: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    /// Which ad click id the URL carried (`gclid`, `msclkid`, `fbclid`), never its value.
+    pub click_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

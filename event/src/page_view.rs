@@ -14,6 +14,8 @@ pub const MAX_SEARCH: usize = 2048;
 pub const MAX_TITLE: usize = 1024;
 pub const MAX_URL: usize = 2048;
 pub const MAX_REFERRER: usize = 2048;
+pub const MAX_USER_AGENT: usize = 512;
+pub const MAX_LANGUAGE: usize = 35;
 
 /// What the client says about a page view: the tutorial's fields plus the optional referrer.
 /// Declared here once; the GraphQL input and output types and the stored row follow from it.
@@ -36,13 +38,33 @@ pub struct PageFields {
     pub referrer: Option<String>,
 }
 
-/// A page view as produced to Kafka: the client's fields, an id and the receive time.
+/// What the producer learned from the HTTP request rather than from the client's fields. The
+/// client IP is not here and never is: it became part of `visitor_id` (a keyed hash with a
+/// salt that lives 48 hours) inside the producer. All optional, so records written before
+/// these fields existed still decode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Visit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor_id: Option<i64>,
+    /// The raw `User-Agent`, at most `MAX_USER_AGENT` bytes; parsed by the consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The first language of `Accept-Language` (`en-US`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// A page view as produced to Kafka: the client's fields, what the request said, an id and
+/// the receive time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PageView {
     pub id: Uuid,
     #[serde(flatten)]
     pub fields: PageFields,
+    #[serde(flatten)]
+    pub visit: Visit,
     pub received_at: DateTime<Utc>,
 }
 
@@ -133,12 +155,25 @@ impl PageFields {
     }
 }
 
+impl Visit {
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if let Some(agent) = &self.user_agent {
+            check_text("userAgent", agent, MAX_USER_AGENT)?;
+        }
+        if let Some(language) = &self.language {
+            check_text("language", language, MAX_LANGUAGE)?;
+        }
+        Ok(())
+    }
+}
+
 impl PageView {
     /// Parses and validates a record value.
     pub fn decode(value: Option<&[u8]>) -> Result<Self, DecodeError> {
         let bytes = value.ok_or(DecodeError::Empty)?;
         let view: PageView = serde_json::from_slice(bytes)?;
         view.fields.validate()?;
+        view.visit.validate()?;
         Ok(view)
     }
 
@@ -162,6 +197,7 @@ mod tests {
                 url: "example.com".into(),
                 ..Default::default()
             },
+            visit: Visit::default(),
             received_at: Utc::now(),
         }
     }

@@ -13,8 +13,10 @@ mod budget;
 pub mod error;
 
 mod query_cache;
+pub mod salts;
 pub mod schema;
 pub mod sink;
+pub mod visitor;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -98,6 +100,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
+        let salts = tokio::spawn(maintain_salts(Arc::clone(&self.sink)));
         let result = tokio::select! {
             joined = &mut server => joined,
             () = shutdown => {
@@ -106,9 +109,20 @@ impl Application {
                 server.await
             }
         };
+        salts.abort();
         self.sink.flush().await;
         tracing::info!("producer stopped");
         result.map_err(std::io::Error::other)?
+    }
+}
+
+/// Makes each day's salt and deletes expired ones even when no page view arrives, so that a
+/// salt never outlives its 48 hours for want of traffic.
+async fn maintain_salts(sink: Arc<EventSink>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        sink.maintain_salts().await;
     }
 }
 
@@ -156,6 +170,7 @@ fn http_server(
     let sink = web::Data::from(sink);
     let queries = web::Data::new(QueryCache::default());
     let budget = web::Data::new(EventBudget(settings.server.max_batch_size.get()));
+    let proxies = web::Data::new(TrustedProxies(settings.server.trusted_proxies.clone()));
     let workers = settings.server.workers;
     let server = HttpServer::new(move || {
         App::new()
@@ -173,6 +188,7 @@ fn http_server(
             .app_data(sink.clone())
             .app_data(queries.clone())
             .app_data(budget.clone())
+            .app_data(proxies.clone())
             .service(
                 web::resource("/")
                     .route(web::get().to(graphiql))
@@ -286,6 +302,7 @@ async fn graphql(
     queries: web::Data<QueryCache>,
     budget: web::Data<EventBudget>,
     limits: web::Data<BodyLimits>,
+    proxies: web::Data<TrustedProxies>,
     http: actix_web::HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -312,7 +329,11 @@ async fn graphql(
         async_graphql::BatchRequest::Single(r) => std::slice::from_mut(r),
         async_graphql::BatchRequest::Batch(rs) => rs,
     };
-    requests.iter_mut().for_each(|r| queries.prepare(r));
+    let context = visitor::RequestContext::from_request(&http, &proxies.0);
+    for r in requests.iter_mut() {
+        queries.prepare(r);
+        r.data.insert(context.clone());
+    }
     let events = requests
         .iter_mut()
         .map(budget::events_in)
@@ -335,6 +356,9 @@ async fn graphql(
     };
     json_answer(&response.0)
 }
+
+/// `server.trusted_proxies`.
+struct TrustedProxies(Vec<settings::IpNet>);
 
 /// The most events one HTTP request may produce (`server.max_batch_size`).
 struct EventBudget(usize);

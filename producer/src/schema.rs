@@ -9,11 +9,13 @@ use async_graphql::{
 };
 use chrono::{SecondsFormat, Utc};
 use event::page_view::{check_text, MAX_EVENT_TYPE};
-use event::{PageFields, PageView};
+use event::{PageFields, PageView, Visit};
 use uuid::Uuid;
 
 use crate::error::IngestError;
+use crate::salts::Salt;
 use crate::sink::{Delivery, EventSink};
+use crate::visitor::{visitor_id, RequestContext};
 
 pub type IngestSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -75,7 +77,9 @@ impl Mutation {
         event: RegisterKafkaEventInput,
     ) -> Result<Event> {
         let ingest = ctx.data::<Ingest>()?;
-        register_one(ingest, event).await.map_err(|e| e.extend())
+        register_one(ingest, ctx.data_opt::<RequestContext>(), event)
+            .await
+            .map_err(|e| e.extend())
     }
 
     /// Registers up to `server.max_batch_size` events at once; all or none are acknowledged.
@@ -86,7 +90,9 @@ impl Mutation {
         events: Vec<RegisterKafkaEventInput>,
     ) -> Result<Vec<Event>> {
         let ingest = ctx.data::<Ingest>()?;
-        register_many(ingest, events).await.map_err(|e| e.extend())
+        register_many(ingest, ctx.data_opt::<RequestContext>(), events)
+            .await
+            .map_err(|e| e.extend())
     }
 }
 
@@ -94,15 +100,18 @@ impl Mutation {
 // (async-graphql's blanket `From<Display>` would keep only the message).
 async fn register_one(
     ingest: &Ingest,
+    request: Option<&RequestContext>,
     event: RegisterKafkaEventInput,
 ) -> Result<Event, IngestError> {
-    let view = to_page_view(&ingest.sink, event)?;
+    let stamp = Stamp::now(ingest, request).await?;
+    let view = stamp.page_view(&ingest.sink, event)?;
     let delivery = ingest.sink.send(std::slice::from_ref(&view)).await?;
     Ok(Event::from((view, delivery.first().copied())))
 }
 
 async fn register_many(
     ingest: &Ingest,
+    request: Option<&RequestContext>,
     events: Vec<RegisterKafkaEventInput>,
 ) -> Result<Vec<Event>, IngestError> {
     if events.len() > ingest.max_batch_size {
@@ -111,9 +120,10 @@ async fn register_many(
             max: ingest.max_batch_size,
         });
     }
+    let stamp = Stamp::now(ingest, request).await?;
     let views = events
         .into_iter()
-        .map(|e| to_page_view(&ingest.sink, e))
+        .map(|e| stamp.page_view(&ingest.sink, e))
         .collect::<Result<Vec<_>, _>>()?;
     let mut ids = std::collections::HashSet::with_capacity(views.len());
     if let Some(repeated) = views.iter().find(|v| !ids.insert(v.id)) {
@@ -139,33 +149,82 @@ pub fn build_schema(ingest: Ingest, settings: &settings::ServerSettings) -> Inge
     }
 }
 
-/// Validates the input and stamps it with an id and the receive time.
-fn to_page_view(sink: &EventSink, input: RegisterKafkaEventInput) -> Result<PageView, IngestError> {
-    let fields = input.fields;
-    check_text("eventType", &fields.event_type, MAX_EVENT_TYPE)?;
-    if !sink.accepts(&fields.event_type) {
-        return Err(IngestError::UnknownEventType(
-            fields.event_type,
-            sink.event_types(),
-        ));
+/// What every event of one mutation is stamped with: the receive time, the request's context
+/// and the salt of the day.
+struct Stamp<'a> {
+    received_at: chrono::DateTime<Utc>,
+    request: Option<&'a RequestContext>,
+    salt: Salt,
+}
+
+impl<'a> Stamp<'a> {
+    async fn now(
+        ingest: &Ingest,
+        request: Option<&'a RequestContext>,
+    ) -> Result<Self, IngestError> {
+        let received_at = Utc::now();
+        let salt = ingest.sink.salt_for(received_at.date_naive()).await?;
+        Ok(Stamp {
+            received_at,
+            request,
+            salt,
+        })
     }
-    let id = match input.id {
-        Some(raw) => match Uuid::parse_str(&raw) {
-            // The nil UUID is what an uninitialised id looks like: every such client would
-            // share one event.
-            Ok(id) if !id.is_nil() => id,
-            // A UUID has 36 characters: a longer echo only helps to blow up the answer.
-            _ => return Err(IngestError::InvalidId(crate::shortened(&raw, 40))),
-        },
-        // v7: time-ordered and unique, unlike the tutorial's Unix-second ids.
-        None => Uuid::now_v7(),
-    };
-    fields.validate()?;
-    Ok(PageView {
-        id,
-        fields,
-        received_at: Utc::now(),
-    })
+
+    /// Validates the input and stamps it with an id, the receive time and the visit.
+    fn page_view(
+        &self,
+        sink: &EventSink,
+        input: RegisterKafkaEventInput,
+    ) -> Result<PageView, IngestError> {
+        let mut fields = input.fields;
+        check_text("eventType", &fields.event_type, MAX_EVENT_TYPE)?;
+        if !sink.accepts(&fields.event_type) {
+            return Err(IngestError::UnknownEventType(
+                fields.event_type,
+                sink.event_types(),
+            ));
+        }
+        let id = match input.id {
+            Some(raw) => match Uuid::parse_str(&raw) {
+                // The nil UUID is what an uninitialised id looks like: every such client would
+                // share one event.
+                Ok(id) if !id.is_nil() => id,
+                // A UUID has 36 characters: a longer echo only helps to blow up the answer.
+                _ => return Err(IngestError::InvalidId(crate::shortened(&raw, 40))),
+            },
+            // v7: time-ordered and unique, unlike the tutorial's Unix-second ids.
+            None => Uuid::now_v7(),
+        };
+        if fields.referrer.is_none() {
+            // A client that says nothing about the referrer: the request's `Referer` header.
+            fields.referrer = self.request.and_then(|r| r.referer.clone());
+        }
+        fields.validate()?;
+        let site = enrich::site::site_of(&fields.url).ok_or_else(|| {
+            IngestError::InvalidField(event::page_view::FieldError {
+                field: "url",
+                reason: "names no host; send the page's host or full URL (example.com or https://example.com/page)".into(),
+            })
+        })?;
+        let user_agent = self.request.and_then(|r| r.user_agent.clone());
+        let visit = Visit {
+            visitor_id: Some(visitor_id(
+                &self.salt,
+                &site,
+                self.request.and_then(|r| r.client),
+                user_agent.as_deref(),
+            )),
+            user_agent,
+            language: self.request.and_then(|r| r.language.clone()),
+        };
+        Ok(PageView {
+            id,
+            fields,
+            visit,
+            received_at: self.received_at,
+        })
+    }
 }
 
 impl From<(PageView, Option<Delivery>)> for Event {

@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 
 use crate::breaker::{Admission, Breaker};
 use crate::error::IngestError;
+use crate::salts::{self, Salt, SaltBook};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -45,6 +46,8 @@ pub enum SinkError {
     },
     #[error("topic {0} does not exist on the broker after creating it")]
     MissingTopic(String),
+    #[error("cannot open the salt topic: {0}")]
+    Salts(#[from] salts::SaltError),
     #[error("cannot open partition {topic}/{partition}: {source}")]
     Partition {
         topic: String,
@@ -75,6 +78,7 @@ pub struct EventSink {
     breaker: Breaker,
     /// A repair (re-creating missing topics) is running.
     repairing: Arc<AtomicBool>,
+    salts: SaltBook,
 }
 
 /// Events between being accepted and answered, as the `pageviews_events_in_flight` gauge.
@@ -121,7 +125,14 @@ impl EventSink {
                 },
             );
         }
+        let salts = SaltBook::open(
+            &client,
+            &salts::topic(&kafka.topic_prefix),
+            kafka.request_timeout(),
+        )
+        .await?;
         Ok(EventSink {
+            salts,
             client: Arc::new(client),
             kafka: kafka.clone(),
             topics,
@@ -129,6 +140,22 @@ impl EventSink {
             breaker: Breaker::new(kafka.circuit_breaker()),
             repairing: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The visitor-id salt of `day`, shared with every other producer instance.
+    pub async fn salt_for(&self, day: chrono::NaiveDate) -> Result<Salt, IngestError> {
+        self.salts.salt_for(day).await.map_err(|e| {
+            tracing::warn!(error = %e, "no salt for the visitor id");
+            IngestError::KafkaUnavailable {
+                reason: "the visitor-id salt could not be read from Kafka".into(),
+                ids: Vec::new(),
+            }
+        })
+    }
+
+    /// Keeps today's salt made and older ones deleted; run periodically.
+    pub async fn maintain_salts(&self) {
+        self.salts.maintain(chrono::Utc::now().date_naive()).await;
     }
 
     /// Whether `event_type` is one this sink produces.
@@ -170,10 +197,11 @@ impl EventSink {
             let producers = self.topics.get(&fields.event_type).ok_or_else(|| {
                 IngestError::UnknownEventType(fields.event_type.clone(), self.event_types())
             })?;
-            let partition =
-                partition_for(fields.user_id.as_bytes(), producers.partitions.len() as i32);
+            // Keyed by visitor: one visitor's events stay in order on one partition.
+            let key = record_key(event);
+            let partition = partition_for(&key, producers.partitions.len() as i32);
             let record = Record {
-                key: Some(fields.user_id.as_bytes().to_vec()),
+                key: Some(key),
                 value: Some(event.encode()),
                 headers: BTreeMap::new(),
                 timestamp: event.received_at,
@@ -286,14 +314,19 @@ async fn list_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCoun
 /// Creates the configured topics that do not exist yet ("already exists" is fine: another
 /// producer was first) and returns every topic's partition count once all are listed.
 async fn ensure_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCounts, SinkError> {
-    let wanted: Vec<String> = kafka
+    // The event topics, and the one-partition topic of the visitor-id salts.
+    let wanted: Vec<(String, i32)> = kafka
         .event_types
         .iter()
-        .map(|t| kafka.topic_for(t))
+        .map(|t| (kafka.topic_for(t), kafka.partitions))
+        .chain([(salts::topic(&kafka.topic_prefix), 1)])
         .collect();
     let counts = list_topics(client, kafka).await?;
     // Asking for an existing topic would make rskafka log an error: create only the missing.
-    let missing: Vec<&String> = wanted.iter().filter(|t| !counts.contains_key(*t)).collect();
+    let missing: Vec<&(String, i32)> = wanted
+        .iter()
+        .filter(|(t, _)| !counts.contains_key(t))
+        .collect();
     if missing.is_empty() {
         return Ok(counts);
     }
@@ -303,22 +336,20 @@ async fn ensure_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCo
             brokers: kafka.brokers.join(","),
             source,
         })?;
-    for topic in missing {
+    for (topic, partitions) in missing {
         let created = within(
             kafka.request_timeout(),
             &format!("creating topic {topic}"),
             controller.create_topic(
                 topic,
-                kafka.partitions,
+                *partitions,
                 kafka.replication_factor,
                 kafka.request_timeout_ms.get().min(i32::MAX as u64) as i32,
             ),
         )
         .await?;
         match created {
-            Ok(()) => {
-                tracing::info!(topic = %topic, partitions = kafka.partitions, "created topic")
-            }
+            Ok(()) => tracing::info!(topic = %topic, partitions, "created topic"),
             Err(ClientError::ServerError {
                 protocol_error: ProtocolError::TopicAlreadyExists,
                 ..
@@ -335,11 +366,21 @@ async fn ensure_topics(client: &Client, kafka: &KafkaSettings) -> Result<TopicCo
     let deadline = tokio::time::Instant::now() + kafka.request_timeout();
     loop {
         let counts = list_topics(client, kafka).await?;
-        let all_listed = wanted.iter().all(|t| counts.get(t).is_some_and(|c| *c > 0));
+        let all_listed = wanted
+            .iter()
+            .all(|(t, _)| counts.get(t).is_some_and(|c| *c > 0));
         if all_listed || tokio::time::Instant::now() >= deadline {
             return Ok(counts);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The record key: the visitor id, or the client's `userId` for an event without one.
+fn record_key(event: &PageView) -> Vec<u8> {
+    match event.visit.visitor_id {
+        Some(id) => id.to_be_bytes().to_vec(),
+        None => event.fields.user_id.as_bytes().to_vec(),
     }
 }
 

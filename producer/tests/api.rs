@@ -34,6 +34,25 @@ impl TestApp {
             .expect("JSON body")
     }
 
+    /// A GraphQL request with extra headers (a browser's user agent, a proxy's X-Forwarded-For).
+    async fn graphql_with(&self, headers: &[(&str, &str)], body: Value) -> Value {
+        let mut request = self
+            .http
+            .post(format!("{}/query", self.base))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("HTTP request")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     async fn get_text(&self, path: &str) -> String {
         self.http
             .get(format!("{}{path}", self.base))
@@ -149,8 +168,11 @@ async fn the_readme_curl_mutation_is_acknowledged_and_lands_on_the_page_view_top
 
     let records = app.records().await;
     assert_eq!(records.len(), 2, "exactly the two events");
+    let visitor = records[0].2.visit.visitor_id.expect("a visitor id");
     for (partition, _, view) in &records {
-        assert_eq!(*partition, partition_for(b"some_session_id", 4));
+        // Same address, same user agent, same day, same site: one visitor, one partition.
+        assert_eq!(view.visit.visitor_id, Some(visitor));
+        assert_eq!(*partition, partition_for(&visitor.to_be_bytes(), 4));
         assert_eq!(view.fields.event_type, "PAGE_VIEW");
         assert_eq!(view.fields.user_id, "some_session_id");
         assert_eq!(view.fields.path, "/test");
@@ -166,15 +188,20 @@ async fn the_readme_curl_mutation_is_acknowledged_and_lands_on_the_page_view_top
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_mutations_get_distinct_ids_and_keep_each_visitors_order() {
     let app = spawn_app().await;
-    // 100 visitors send concurrently, each its 10 page views one after another.
+    // 100 visitors (browsers of their own) send concurrently, each its 10 page views one
+    // after another.
     let visitors: Vec<String> = (0..100).map(|v| format!("visitor-{v}")).collect();
     let chains = visitors.iter().map(|visitor| {
         let app = &app;
         async move {
             let mut answers = Vec::new();
+            let agent = format!("Mozilla/5.0 (test browser of {visitor})");
             for seq in 0..10 {
                 let body = app
-                    .graphql(mutation(visitor, &format!("/page/{seq}")))
+                    .graphql_with(
+                        &[("user-agent", &agent)],
+                        mutation(visitor, &format!("/page/{seq}")),
+                    )
                     .await;
                 assert!(body["errors"].is_null(), "{body}");
                 answers.push(body["data"]["register_kafka_event"].clone());
@@ -193,15 +220,25 @@ async fn a_thousand_concurrent_mutations_get_distinct_ids_and_keep_each_visitors
     let records = app.records().await;
     assert_eq!(records.len(), 1000, "1,000 records on the topic");
     let mut by_visitor: HashMap<&str, Vec<(i32, i64, &str)>> = HashMap::new();
+    let mut ids_of: HashMap<&str, HashSet<i64>> = HashMap::new();
     for (partition, offset, view) in &records {
         assert!(ids.contains(view.id.to_string().as_str()));
+        let visitor_id = view.visit.visitor_id.expect("a visitor id");
+        ids_of
+            .entry(view.fields.user_id.as_str())
+            .or_default()
+            .insert(visitor_id);
         by_visitor
             .entry(view.fields.user_id.as_str())
             .or_default()
             .push((*partition, *offset, view.fields.path.as_str()));
     }
+    let distinct: HashSet<i64> = ids_of.values().flatten().copied().collect();
+    assert_eq!(distinct.len(), 100, "one visitor id per browser");
     for (visitor, mut seen) in by_visitor {
-        let expected_partition = partition_for(visitor.as_bytes(), 4);
+        let visitor_id = *ids_of[visitor].iter().next().expect("an id");
+        assert_eq!(ids_of[visitor].len(), 1, "{visitor} keeps one visitor id");
+        let expected_partition = partition_for(&visitor_id.to_be_bytes(), 4);
         assert!(
             seen.iter().all(|(p, _, _)| *p == expected_partition),
             "{visitor} on one partition"

@@ -215,6 +215,7 @@ pub fn page_view(user: &str, path: &str) -> PageView {
             url: "example.com".into(),
             ..Default::default()
         },
+        visit: Default::default(),
         received_at: chrono::Utc::now(),
     }
 }
