@@ -88,6 +88,11 @@ impl SaltBook {
         }
     }
 
+    /// The one day whose salt this instance holds in memory.
+    pub fn day_in_memory(&self) -> Option<NaiveDate> {
+        self.today.read().ok()?.map(|(day, _)| day)
+    }
+
     fn cached(&self, day: NaiveDate) -> Option<Salt> {
         match *self.today.read().ok()? {
             Some((d, salt)) if d == day => Some(salt),

@@ -1090,3 +1090,217 @@ async fn graphiql_loads_pinned_integrity_checked_code_under_a_strict_policy_and_
     assert!(types.iter().any(|t| t["name"] == "RegisterKafkaEventInput"));
     app.shutdown().await;
 }
+
+const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+fn visit(url: &str, path: &str) -> Value {
+    json!({
+        "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+        "variables": { "e": {
+            "eventType": "PAGE_VIEW", "userId": "u", "path": path, "search": "", "title": "t", "url": url
+        }}
+    })
+}
+
+/// The visitor id the producer gave the event stored with `path`.
+async fn visitor_of(app: &TestApp, path: &str) -> Option<i64> {
+    app.records()
+        .await
+        .into_iter()
+        .find(|(_, _, v)| v.fields.path == path)
+        .and_then(|(_, _, v)| v.visit.visitor_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_visitor_gets_one_id_on_two_producer_instances_and_another_site_another_id() {
+    let shared = testkit::unique_prefix();
+    let one = spawn_app_with(&testkit::brokers(), |s| {
+        s.kafka.topic_prefix = shared.clone()
+    })
+    .await;
+    let two = spawn_app_with(&testkit::brokers(), |s| {
+        s.kafka.topic_prefix = shared.clone()
+    })
+    .await;
+    let ua = [("user-agent", CHROME_WINDOWS)];
+    for (app, path) in [(&one, "/on-one"), (&two, "/on-two")] {
+        let answer = app
+            .graphql_with(&ua, visit("https://kafka.demo.com/a", path))
+            .await;
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+    let other_site = one
+        .graphql_with(&ua, visit("other.example", "/other-site"))
+        .await;
+    assert!(other_site["errors"].is_null(), "{other_site}");
+    let other_browser = one
+        .graphql_with(
+            &[(
+                "user-agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            )],
+            visit("kafka.demo.com", "/other-browser"),
+        )
+        .await;
+    assert!(other_browser["errors"].is_null(), "{other_browser}");
+
+    let on_one = visitor_of(&one, "/on-one").await.expect("a visitor id");
+    assert_eq!(
+        visitor_of(&one, "/on-two").await,
+        Some(on_one),
+        "the same id on the other instance"
+    );
+    assert_ne!(visitor_of(&one, "/other-site").await, Some(on_one));
+    assert_ne!(visitor_of(&one, "/other-browser").await, Some(on_one));
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salts_are_shared_differ_by_day_and_are_destroyed_after_48_hours() {
+    let client = testkit::kafka_client(&testkit::brokers())
+        .await
+        .expect("client");
+    let topic = producer::salts::topic(&testkit::unique_prefix());
+    testkit::create_topic(&client, &topic, 1)
+        .await
+        .expect("salt topic");
+    let open = || producer::salts::SaltBook::open(&client, &topic, Duration::from_secs(10));
+    let (a, b) = (open().await.expect("book a"), open().await.expect("book b"));
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("a day");
+    let next = day.succ_opt().expect("a day");
+    // Two instances asking at once still agree.
+    let (from_a, from_b) = tokio::join!(a.salt_for(day), b.salt_for(day));
+    let salt = from_a.expect("a salt");
+    assert_eq!(from_b.expect("a salt"), salt);
+    let next_salt = a.salt_for(next).await.expect("a salt");
+    assert_ne!(next_salt, salt, "a new day, a new salt");
+    assert_eq!(b.salt_for(next).await.expect("a salt"), next_salt);
+
+    // Two days later the first day's salt is gone from the topic and from both instances.
+    let after = next.succ_opt().expect("a day");
+    a.salt_for(after).await.expect("a salt");
+    b.maintain(after).await;
+    let keys: Vec<String> = testkit::read_partition(&client, &topic, 0)
+        .await
+        .expect("read the salts")
+        .into_iter()
+        .filter_map(|r| String::from_utf8(r.record.key?).ok())
+        .collect();
+    assert!(!keys.contains(&day.to_string()), "{keys:?}");
+    assert!(
+        keys.contains(&next.to_string()) && keys.contains(&after.to_string()),
+        "{keys:?}"
+    );
+    assert_eq!(a.day_in_memory(), Some(after));
+    assert_eq!(b.day_in_memory(), Some(after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_headers_get_defined_outcomes_and_only_trusted_proxies_name_the_client() {
+    let app = spawn_app_with(&testkit::brokers(), |s| {
+        s.server.trusted_proxies =
+            vec![settings::IpNet::try_from("127.0.0.1".to_owned()).expect("net")];
+    })
+    .await;
+    let huge_agent = format!("Mozilla/5.0 {}", "x".repeat(10_000));
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("/plain", vec![]),
+        ("/huge-agent", vec![("user-agent", huge_agent)]),
+        ("/v4", vec![("x-forwarded-for", "203.0.113.10".into())]),
+        ("/v6", vec![("x-forwarded-for", "2001:db8::10".into())]),
+        (
+            "/referer",
+            vec![("referer", "https://news.ycombinator.com/".into())],
+        ),
+        (
+            "/language",
+            vec![("accept-language", "de-DE,de;q=0.9".into())],
+        ),
+    ];
+    for (path, headers) in &cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let answer = app
+            .graphql_with(&headers, visit("kafka.demo.com", path))
+            .await;
+        assert!(answer["errors"].is_null(), "{path}: {answer}");
+    }
+    // Invalid UTF-8 in a header: as if absent.
+    let raw = app
+        .http
+        .post(format!("{}/query", app.base))
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            reqwest::header::HeaderValue::from_bytes(b"Mozilla \xff\xfe").expect("bytes"),
+        )
+        .body(visit("kafka.demo.com", "/bad-utf8").to_string())
+        .send()
+        .await
+        .expect("HTTP request");
+    assert_eq!(raw.status(), 200);
+    let no_host = app.graphql(visit("/just/a/path", "/no-host")).await;
+    assert_eq!(error_code(&no_host), Some("BAD_USER_INPUT"), "{no_host}");
+    assert_eq!(no_host["errors"][0]["extensions"]["field"], "url");
+    let not_a_url = app
+        .graphql(json!({
+            "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+            "variables": { "e": { "eventType": "PAGE_VIEW", "userId": "u", "path": "/odd-referrer", "search": "", "title": "t", "url": "kafka.demo.com", "referrer": "not a url" } }
+        }))
+        .await;
+    assert!(
+        not_a_url["errors"].is_null(),
+        "kept as sent; the consumer calls it direct: {not_a_url}"
+    );
+
+    let records = app.records().await;
+    let by_path = |path: &str| {
+        records
+            .iter()
+            .find(|(_, _, v)| v.fields.path == path)
+            .map(|(_, _, v)| v.clone())
+            .unwrap_or_else(|| panic!("{path} was stored"))
+    };
+    assert!(records.iter().all(|(_, _, v)| v.fields.path != "/no-host"));
+    let agent = by_path("/huge-agent").visit.user_agent.expect("kept");
+    assert_eq!(agent.len(), 512, "cut to 512 bytes");
+    assert_eq!(by_path("/bad-utf8").visit.user_agent, None);
+    assert_eq!(
+        by_path("/referer").fields.referrer.as_deref(),
+        Some("https://news.ycombinator.com/")
+    );
+    assert_eq!(
+        by_path("/language").visit.language.as_deref(),
+        Some("de-DE")
+    );
+    assert_eq!(
+        by_path("/odd-referrer").fields.referrer.as_deref(),
+        Some("not a url")
+    );
+    let plain = by_path("/plain").visit.visitor_id;
+    let v4 = by_path("/v4").visit.visitor_id;
+    let v6 = by_path("/v6").visit.visitor_id;
+    assert!(plain.is_some() && v4.is_some() && v6.is_some());
+    assert_ne!(v4, plain, "a trusted proxy names the client");
+    assert_ne!(v6, v4);
+    app.shutdown().await;
+
+    // The same header from a peer nobody trusts changes nothing.
+    let untrusted = spawn_app().await;
+    for (path, forged) in [("/no-header", None), ("/forged", Some("203.0.113.10"))] {
+        let headers: Vec<(&str, &str)> = forged
+            .map(|ip| ("x-forwarded-for", ip))
+            .into_iter()
+            .collect();
+        let answer = untrusted
+            .graphql_with(&headers, visit("kafka.demo.com", path))
+            .await;
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+    assert_eq!(
+        visitor_of(&untrusted, "/forged").await,
+        visitor_of(&untrusted, "/no-header").await,
+        "a forged X-Forwarded-For is ignored"
+    );
+    untrusted.shutdown().await;
+}

@@ -276,7 +276,13 @@ pub async fn read_partition(
 ) -> Result<Vec<rskafka::record::RecordAndOffset>> {
     let pc = partition_client(client, topic, partition).await?;
     let mut out: Vec<rskafka::record::RecordAndOffset> = Vec::new();
-    let mut next = 0i64;
+    // From the log start: records deleted below it are not there to read.
+    let mut next = tokio::time::timeout(
+        Duration::from_secs(10),
+        pc.get_offset(rskafka::client::partition::OffsetAt::Earliest),
+    )
+    .await
+    .context("reading the log start timed out")??;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (records, high_watermark) = tokio::time::timeout(
