@@ -274,6 +274,12 @@ install_postgres() {
     [ -x "$PG_BIN/initdb" ] || PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
 }
 
+# The directory of the PostgreSQL server binaries (initdb, pg_ctl, pg_dump), installed if missing.
+pg_bin() {
+    [ -x "$PG_BIN/initdb" ] || install_postgres
+    echo "$PG_BIN"
+}
+
 stop_pid() {
     local file=$1 pid i
     [ -f "$file" ] || return 0
@@ -325,6 +331,7 @@ case "$cmd" in
     kafka-ready) kafka_ready "$@" ;;
     kafka-leader) kafka_leader "$@" ;;
     pg-start) pg_start "$@" ;;
+    pg-bin) pg_bin ;;
     pg-stop) pg_stop "$@" ;;
     stop-pid) stop_pid "$@" ;;
     kill-pid) kill_pid "$@" ;;
@@ -333,5 +340,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|java|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

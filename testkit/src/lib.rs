@@ -21,7 +21,7 @@ use migration::MigratorTrait;
 use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use rskafka::client::Client;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use settings::{ExposeSecret, Settings};
+use settings::{ExposeSecret, SecretString, Settings};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -221,6 +221,25 @@ pub fn page_view(user: &str, path: &str) -> PageView {
 }
 
 /// Creates a topic with one replica (the brokers never create topics on their own).
+/// A plain-text dump of a whole database (schema and data), with the server's own `pg_dump`.
+pub async fn pg_dump(database_url: &SecretString) -> Result<String> {
+    let bin = stack(&["pg-bin"]).await?;
+    let output = tokio::process::Command::new(format!("{}/pg_dump", bin.trim()))
+        .arg("--dbname")
+        .arg(database_url.expose_secret())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running pg_dump")?;
+    if !output.status.success() {
+        bail!(
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// Deletes a topic, within a deadline.
 pub async fn delete_topic(client: &Client, topic: &str) -> Result<()> {
     let controller = client.controller_client()?;
