@@ -65,6 +65,11 @@ impl AgentParser {
         })
     }
 
+    /// Without the cache: what a user agent seen for the first time costs.
+    pub fn parse_uncached(&self, user_agent: &str) -> Agent {
+        parse(self.extractor, user_agent)
+    }
+
     pub fn parse(&self, user_agent: &str) -> Agent {
         if let Some(agent) = self
             .cache
