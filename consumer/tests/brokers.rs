@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use event::partitioner::partition_for;
 use rskafka::client::partition::OffsetAt;
 use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -66,9 +65,11 @@ impl Producer {
             "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
             "variables": {"e": event},
         });
+        // A browser of its own per user: a visitor id of its own, spread over the partitions.
         let answer: Value = self
             .http
             .post(format!("{}/query", self.app.base))
+            .header("user-agent", format!("Mozilla/5.0 (fault test; {user})"))
             .json(&body)
             .send()
             .await
@@ -230,6 +231,24 @@ async fn assert_exactly_the_acknowledged_events(db: &DatabaseConnection, tally: 
     );
 }
 
+/// A partition that holds records.
+async fn busy_partition(brokers: &str, topic: &str) -> i32 {
+    let kafka = testkit::kafka_client(brokers).await.expect("kafka");
+    for partition in 0..PARTITIONS {
+        let pc = testkit::partition_client(&kafka, topic, partition)
+            .await
+            .expect("partition");
+        let end = tokio::time::timeout(Duration::from_secs(20), pc.get_offset(OffsetAt::Latest))
+            .await
+            .expect("in time")
+            .expect("high watermark");
+        if end > 0 {
+            return partition;
+        }
+    }
+    panic!("no partition of {topic} holds a record")
+}
+
 async fn assert_offsets_reach_the_high_watermarks(
     db: &DatabaseConnection,
     brokers: &str,
@@ -305,8 +324,8 @@ async fn a_partition_leader_killed_and_restarted_in_a_three_broker_cluster_loses
     let load = Load::start(&p.producer, 6);
     load.until_acked(300, "acknowledgements before the kill")
         .await;
-    // The leader of a partition that is sure to take writes: visitor-0's.
-    let partition = partition_for(b"visitor-0", PARTITIONS);
+    // The leader of a partition that takes writes.
+    let partition = busy_partition(cluster.bootstrap(), &topic).await;
     let leader = cluster.leader(&topic, partition).await.expect("a leader");
     cluster.kill(leader).await.expect("SIGKILL the leader");
     load.until_acked(300, "acknowledgements after the election, no restart")
