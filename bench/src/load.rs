@@ -83,11 +83,17 @@ where
     )
 }
 
-/// POSTs `body` and says whether it came back 200 without GraphQL errors.
-pub async fn post_ok(http: &reqwest::Client, url: &str, body: String) -> bool {
+/// POSTs `body` as the browser of `visitor` (a user agent of its own, so visitors spread over
+/// the partitions as real traffic does) and says whether it came back 200 without GraphQL
+/// errors.
+pub async fn post_ok(http: &reqwest::Client, url: &str, visitor: usize, body: String) -> bool {
     match http
         .post(url)
         .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            format!("Mozilla/5.0 (bench visitor {visitor})"),
+        )
         .body(body)
         .send()
         .await

@@ -227,9 +227,10 @@ async fn ingest(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Resu
     r.ingest_single = {
         let (http, bodies, query) = (http.clone(), Arc::clone(&bodies), query.clone());
         closed_loop(p.clients, p.ingest, move |c, n| {
-            let body = bodies[(c * 7919 + n as usize) % bodies.len()].clone();
+            let visitor = (c * 7919 + n as usize) % bodies.len();
+            let body = bodies[visitor].clone();
             let (http, query) = (http.clone(), query.clone());
-            async move { post_ok(&http, &query, body).await }
+            async move { post_ok(&http, &query, visitor, body).await }
         })
         .await
     };
@@ -257,7 +258,7 @@ async fn ingest(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Resu
         closed_loop(p.clients, p.batch, move |c, n| {
             let body = batches[(c + n as usize) % batches.len()].clone();
             let (http, query) = (http.clone(), query.clone());
-            async move { post_ok(&http, &query, body).await }
+            async move { post_ok(&http, &query, c, body).await }
         })
         .await
     };
@@ -612,8 +613,9 @@ async fn end_to_end(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> 
                     inflight.push(tokio::spawn(async move {
                         let id = uuid::Uuid::now_v7();
                         let t0 = Instant::now();
-                        let body = mutation_body(((tick * per_tick + i) % 1000) as usize, Some(id));
-                        if post_ok(&http, &query, body).await {
+                        let visitor = ((tick * per_tick + i) % 1000) as usize;
+                        let body = mutation_body(visitor, Some(id));
+                        if post_ok(&http, &query, visitor, body).await {
                             let now = Instant::now();
                             if let Ok(mut l) = http_latencies.lock() {
                                 l.push(now - t0);

@@ -133,7 +133,13 @@ fn referrer_host(referrer: &str) -> Option<String> {
 }
 
 fn is_same_site(host: &str, site: Option<&str>) -> bool {
-    site.is_some_and(|site| host == site || host.ends_with(&format!(".{site}")))
+    site.is_some_and(|site| is_domain_or_subdomain(host, site))
+}
+
+/// `host` is `domain` or ends with `.domain` (without allocating: this runs per event).
+fn is_domain_or_subdomain(host: &str, domain: &str) -> bool {
+    host.strip_suffix(domain)
+        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
 }
 
 fn known_host(host: &str) -> Option<(&'static str, Channel)> {
@@ -146,7 +152,7 @@ fn known_host(host: &str) -> Option<(&'static str, Channel)> {
                 (1..=2).contains(&rest.len()) && rest.iter().all(|l| (2..=3).contains(&l.len()))
             })
         } else {
-            host == *suffix || host.ends_with(&format!(".{suffix}"))
+            is_domain_or_subdomain(host, suffix)
         };
         matches.then_some((*name, *channel))
     })
