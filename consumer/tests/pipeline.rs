@@ -64,7 +64,15 @@ async fn the_readme_mutation_becomes_a_row_with_every_field_equal() {
     assert_eq!(row.url, "kafka.demo.com");
     assert_eq!(row.referrer, None);
     assert_eq!(row.topic, settings.consumer.topics[0]);
-    assert_eq!(row.partition, partition_for(b"some_session_id", 4));
+    let visitor = row.visitor_id.expect("a visitor id");
+    assert_eq!(
+        row.partition,
+        partition_for(&visitor.to_be_bytes(), 4),
+        "keyed by visitor"
+    );
+    assert_eq!(row.site.as_deref(), Some("kafka.demo.com"));
+    assert_eq!(row.channel.as_deref(), Some("direct"));
+    assert!(!row.is_bot);
     let age = chrono::Utc::now().signed_duration_since(row.received_at);
     assert!(
         age >= chrono::Duration::zero() && age < chrono::Duration::seconds(10),
