@@ -4,13 +4,15 @@
 /// Longest UTM value kept; longer ones are cut (they are labels, not payloads).
 const MAX_VALUE_CHARS: usize = 200;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Field names are column names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Campaign {
     pub utm_source: Option<String>,
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
     pub utm_term: Option<String>,
     pub utm_content: Option<String>,
+    /// Which ad click id the URL carried; never its value.
     pub click_id: Option<&'static str>,
 }
 

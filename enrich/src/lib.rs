@@ -27,13 +27,9 @@ pub struct Enrichment {
     /// Where the visit came from: `google`, `news.ycombinator.com`, a `utm_source`.
     pub source: Option<String>,
     pub channel: &'static str,
-    pub utm_source: Option<String>,
-    pub utm_medium: Option<String>,
-    pub utm_campaign: Option<String>,
-    pub utm_term: Option<String>,
-    pub utm_content: Option<String>,
-    /// Which ad click id the URL carried (`gclid`, `msclkid`, `fbclid`); never its value.
-    pub click_id: Option<&'static str>,
+    /// The five `utm_*` and the name of an ad click id (`gclid`, `msclkid`, `fbclid`).
+    #[serde(flatten)]
+    pub campaign: campaign::Campaign,
 }
 
 /// What enrichment reads from a page view.
@@ -64,11 +60,6 @@ pub fn enrich(page: PageContext<'_>, agents: &agent::AgentParser) -> Enrichment 
         is_bot: agent.is_bot,
         source: origin.source,
         channel: origin.channel.as_str(),
-        utm_source: campaign.utm_source,
-        utm_medium: campaign.utm_medium,
-        utm_campaign: campaign.utm_campaign,
-        utm_term: campaign.utm_term,
-        utm_content: campaign.utm_content,
-        click_id: campaign.click_id,
+        campaign,
     }
 }
