@@ -314,16 +314,9 @@ async fn graphql(
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let mut request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
+    let mut request = match parse_batch(&body) {
         Ok(request) => request,
-        Err(e) => {
-            let message = format!("the body is not a GraphQL request: {e}");
-            return http_error(
-                HttpResponse::BadRequest(),
-                "BAD_REQUEST",
-                &shortened(&message, MAX_MESSAGE_CHARS),
-            );
-        }
+        Err(why) => return http_error(HttpResponse::BadRequest(), "BAD_REQUEST", &why),
     };
     let requests: &mut [async_graphql::Request] = match &mut request {
         async_graphql::BatchRequest::Single(r) => std::slice::from_mut(r),
@@ -343,18 +336,36 @@ async fn graphql(
             got: events,
             max: budget.0,
         };
-        return json_answer(&refused(&request, &refusal));
+        return respond(refused(&request, &refusal), &http);
     }
-    let response: GraphQLResponse = match schema.execute_batch(request).await {
-        async_graphql::BatchResponse::Single(r) => counted(capped(with_codes(r))).into(),
-        async_graphql::BatchResponse::Batch(rs) => async_graphql::BatchResponse::Batch(
-            rs.into_iter()
-                .map(|r| counted(capped(with_codes(r))))
-                .collect(),
-        )
-        .into(),
-    };
-    json_answer(&response.0)
+    respond(execute(&schema, request).await, &http)
+}
+
+/// Through async-graphql-actix-web's responder: JSON, and the cache headers an answer asks for.
+fn respond(answer: async_graphql::BatchResponse, http: &actix_web::HttpRequest) -> HttpResponse {
+    actix_web::Responder::respond_to(GraphQLResponse::from(answer), http).map_into_boxed_body()
+}
+
+/// The body as a GraphQL request or a JSON array of them, or why it is not one.
+fn parse_batch(body: &[u8]) -> Result<async_graphql::BatchRequest, String> {
+    serde_json::from_slice(body).map_err(|e| {
+        let message = format!("the body is not a GraphQL request: {e}");
+        shortened(&message, MAX_MESSAGE_CHARS)
+    })
+}
+
+/// Runs the requests; every answer gets error codes, caps and its count in the metrics.
+async fn execute(
+    schema: &IngestSchema,
+    request: async_graphql::BatchRequest,
+) -> async_graphql::BatchResponse {
+    let tidy = |r| counted(capped(with_codes(r)));
+    match schema.execute_batch(request).await {
+        async_graphql::BatchResponse::Single(r) => async_graphql::BatchResponse::Single(tidy(r)),
+        async_graphql::BatchResponse::Batch(rs) => {
+            async_graphql::BatchResponse::Batch(rs.into_iter().map(tidy).collect())
+        }
+    }
 }
 
 /// `server.trusted_proxies`.
@@ -378,15 +389,6 @@ fn refused(
         async_graphql::BatchRequest::Batch(rs) => {
             async_graphql::BatchResponse::Batch(rs.iter().map(|_| answer()).collect())
         }
-    }
-}
-
-fn json_answer(response: &async_graphql::BatchResponse) -> HttpResponse {
-    match serde_json::to_vec(response) {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(body),
-        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }
 }
 
