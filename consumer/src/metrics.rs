@@ -55,6 +55,13 @@ impl Metrics {
         metrics::counter!("pageviews_dead_letters_total", "topic" => topic).increment(dead_letters);
     }
 
+    /// Page views from crawlers and automation in committed batches: stored with `is_bot`,
+    /// counted apart. (A client's retry of a bot event counts again.)
+    pub fn bots(&self, topic: &str, events: u64) {
+        metrics::counter!("pageviews_bot_events_total", "topic" => topic.to_owned())
+            .increment(events);
+    }
+
     pub fn observe(&self, topic: &str, partition: i32, state: PartitionState) {
         if let Ok(mut map) = self.partitions.lock() {
             map.insert((topic.to_owned(), partition), state);

@@ -334,12 +334,14 @@ impl Worker {
         };
         let batch = self.decode(records, *next, last + 1);
         let last_record = batch.last_record;
+        let bots = batch.events.iter().filter(|e| e.enrichment.is_bot).count();
         match store::commit(&self.ctx.db, batch).await {
             Ok(committed) => {
                 *next = last + 1;
                 self.anchor = last_record;
                 self.backoff.reset();
                 self.ctx.metrics.stored(&self.topic, committed);
+                self.ctx.metrics.bots(&self.topic, bots as u64);
                 self.observe(*next, high_watermark);
                 Flow::Continue
             }

@@ -259,6 +259,14 @@ async fn browsers_bots_sources_channels_and_campaigns_are_stored_with_each_page_
         ),
     ];
     assert_eq!(seen, expected);
+    let metrics = site.consumer.metrics().await.expect("metrics");
+    let topic = site.settings.kafka.topic_for("PAGE_VIEW");
+    assert!(
+        metrics.contains(&format!(
+            "pageviews_bot_events_total{{topic=\"{topic}\"}} 1"
+        )),
+        "bots are counted apart:\n{metrics}"
+    );
     site.stop().await;
 }
 
