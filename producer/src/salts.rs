@@ -39,6 +39,8 @@ pub struct SaltBook {
     today: RwLock<Option<(NaiveDate, Salt)>>,
     /// One instance-wide look-up at a time: a day change is one read, not one per request.
     loading: tokio::sync::Mutex<()>,
+    /// The day whose expired salts were last deleted, so a failed deletion is tried again.
+    destroyed_for: RwLock<Option<NaiveDate>>,
     timeout: Duration,
 }
 
@@ -55,6 +57,7 @@ impl SaltBook {
             client: Arc::new(pc),
             today: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
+            destroyed_for: RwLock::new(None),
             timeout,
         })
     }
@@ -75,17 +78,39 @@ impl SaltBook {
             // Yesterday's salt is dropped from memory here; the topic keeps it one more day.
             *today = Some((day, salt));
         }
-        if let Err(e) = tokio::time::timeout(self.timeout, self.destroy_before(day)).await {
-            tracing::warn!(error = %e, "could not delete the expired salts yet; retrying at the next look-up");
-        }
+        self.destroy_expired(day).await;
         Ok(salt)
+    }
+
+    /// Deletes the salts older than yesterday's unless done already for `today`; a failure is
+    /// logged and tried again at the next maintenance.
+    async fn destroy_expired(&self, today: NaiveDate) {
+        if self.destroyed_for.read().is_ok_and(|d| *d == Some(today)) {
+            return;
+        }
+        let outcome = tokio::time::timeout(self.timeout, self.destroy_before(today))
+            .await
+            .unwrap_or(Err(SaltError::Timeout));
+        match outcome {
+            Ok(()) => {
+                if let Ok(mut done) = self.destroyed_for.write() {
+                    *done = Some(today);
+                }
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "could not delete the expired salts yet; trying again at the next maintenance"
+            ),
+        }
     }
 
     /// Keeps the salt topic current even when no page view arrives: run once a minute.
     pub async fn maintain(&self, today: NaiveDate) {
         if let Err(e) = self.salt_for(today).await {
             tracing::warn!(error = %e, "salt maintenance failed");
+            return;
         }
+        self.destroy_expired(today).await;
     }
 
     /// The one day whose salt this instance holds in memory.
