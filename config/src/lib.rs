@@ -29,6 +29,8 @@ const LIST_KEYS: &[&str] = &[
     "consumer.topics",
     "server.cors_allowed_origins",
     "server.trusted_proxies",
+    "analytics.site_time_zones",
+    "dashboard.api_tokens",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +47,101 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub database: DatabaseSettings,
     pub consumer: ConsumerSettings,
+    pub analytics: AnalyticsSettings,
+    pub dashboard: DashboardSettings,
     pub log: LogSettings,
+}
+
+/// How events become visits and rollups (read by the consumer, which writes them, and by the
+/// dashboard, which must count days the same way).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnalyticsSettings {
+    /// The event type whose events are page views: they make the visits and the rollups.
+    pub page_view_type: String,
+    /// Minutes of inactivity after which a visit ends.
+    pub visit_timeout_minutes: NonZeroU32,
+    /// The time zone of every site without its own entry in `site_time_zones`.
+    pub time_zone: TimeZone,
+    /// `site=Zone` entries, e.g. `shop.example=Europe/Paris`.
+    pub site_time_zones: Vec<SiteTimeZone>,
+}
+
+/// An IANA time zone name (`UTC`, `Europe/Paris`), checked when the settings are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl TryFrom<String> for TimeZone {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.trim()
+            .parse::<chrono_tz::Tz>()
+            .map(TimeZone)
+            .map_err(|_| format!("{text:?} is not an IANA time zone name (e.g. UTC, Europe/Paris)"))
+    }
+}
+
+/// One `site=Zone` entry of `analytics.site_time_zones`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SiteTimeZone {
+    pub site: String,
+    pub zone: TimeZone,
+}
+
+impl TryFrom<String> for SiteTimeZone {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let (site, zone) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not site=Zone (e.g. shop.example=Europe/Paris)"))?;
+        Ok(SiteTimeZone {
+            site: site.trim().to_ascii_lowercase(),
+            zone: TimeZone::try_from(zone.to_owned())?,
+        })
+    }
+}
+
+impl AnalyticsSettings {
+    /// The time zone a site's days are counted in.
+    pub fn time_zone_of(&self, site: &str) -> chrono_tz::Tz {
+        self.site_time_zones
+            .iter()
+            .find(|entry| entry.site == site)
+            .map_or(self.time_zone.0, |entry| entry.zone.0)
+    }
+
+    pub fn visit_timeout(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::minutes(i64::from(self.visit_timeout_minutes.get()))
+    }
+}
+
+/// The read side: the Stats API and the dashboard.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DashboardSettings {
+    pub host: String,
+    pub port: u16,
+    /// Bearer tokens accepted by the Stats API; none means the dashboard refuses to start.
+    pub api_tokens: Vec<SecretString>,
+    /// The longest date range one query may span, in days.
+    pub max_date_span_days: NonZeroU32,
+    /// The largest `limit` of one query.
+    pub max_limit: NonZeroUsize,
+    pub max_depth: NonZeroUsize,
+    pub max_complexity: NonZeroUsize,
+    /// "Current visitors" are those seen within this many seconds.
+    pub realtime_window_s: NonZeroU32,
+    /// How often the `currentVisitors` subscription pushes a count.
+    pub realtime_push_ms: NonZeroU64,
+}
+
+impl DashboardSettings {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+    pub fn realtime_push(&self) -> Duration {
+        Duration::from_millis(self.realtime_push_ms.get())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +386,26 @@ impl Settings {
             return invalid(
                 "consumer.lease_ttl_ms",
                 "must be at least twice consumer.lease_renew_ms",
+            );
+        }
+        let a = &self.analytics;
+        if !k.event_types.contains(&a.page_view_type) {
+            return invalid(
+                "analytics.page_view_type",
+                &format!("{:?} is not one of kafka.event_types", a.page_view_type),
+            );
+        }
+        let b = &self.dashboard;
+        if b.host.trim().is_empty() {
+            return invalid("dashboard.host", "must not be empty");
+        }
+        if b.api_tokens
+            .iter()
+            .any(|t| t.expose_secret().trim().len() < 16)
+        {
+            return invalid(
+                "dashboard.api_tokens",
+                "every token must be at least 16 characters (make up generates one)",
             );
         }
         Ok(())

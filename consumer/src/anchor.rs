@@ -41,6 +41,13 @@ pub fn fingerprint(record: &Record) -> i64 {
     hash.0 as i64
 }
 
+/// FNV-1a of some bytes, stable like `fingerprint` (a stand-in visitor id for old events).
+pub fn fnv1a(bytes: &[u8]) -> i64 {
+    let mut hash = Fnv::new();
+    hash.write(bytes);
+    hash.0 as i64
+}
+
 struct Fnv(u64);
 
 impl Fnv {

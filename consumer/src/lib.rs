@@ -16,6 +16,7 @@ mod anchor;
 pub mod leases;
 pub mod metrics;
 pub mod partition;
+pub mod sessions;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -335,7 +335,7 @@ impl Worker {
         let batch = self.decode(records, *next, last + 1);
         let last_record = batch.last_record;
         let bots = batch.events.iter().filter(|e| e.enrichment.is_bot).count();
-        match store::commit(&self.ctx.db, batch).await {
+        match store::commit(&self.ctx.db, &self.ctx.settings.analytics, batch).await {
             Ok(committed) => {
                 *next = last + 1;
                 self.anchor = last_record;

@@ -6,6 +6,7 @@ use chrono::Utc;
 use entity::{consumer_offset, dead_letter};
 use std::collections::{HashMap, HashSet};
 
+use crate::sessions::{self, Hit, HitColumns};
 use event::{PageFields, PageView};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -54,6 +55,32 @@ impl StoredEvent {
             view,
             enrichment,
         }
+    }
+}
+
+impl StoredEvent {
+    /// What visits see of this event, if it is a page view of a site.
+    pub fn hit(&self, analytics: &settings::AnalyticsSettings) -> Option<Hit> {
+        let (view, e) = (&self.view, &self.enrichment);
+        HitColumns {
+            id: view.id,
+            event_type: view.fields.event_type.clone(),
+            user_id: view.fields.user_id.clone(),
+            visitor_id: view.visit.visitor_id,
+            received_at: view.received_at,
+            path: view.fields.path.clone(),
+            site: e.site.clone(),
+            is_bot: e.is_bot,
+            source: e.source.clone(),
+            channel: Some(e.channel.to_owned()),
+            utm_source: e.campaign.utm_source.clone(),
+            utm_medium: e.campaign.utm_medium.clone(),
+            utm_campaign: e.campaign.utm_campaign.clone(),
+            browser: e.browser.clone(),
+            os: e.os.clone(),
+            device: e.device.clone(),
+        }
+        .into_hit(analytics)
     }
 }
 
@@ -202,13 +229,19 @@ async fn compare_and_set_offset<C: sea_orm::ConnectionTrait>(
     Ok(())
 }
 
-/// Stores a batch exactly once: events (skipping ids already stored), dead letters, and the
-/// offset compare-and-set, in one transaction. Dropping the future rolls it back.
+/// Stores a batch exactly once: events (skipping ids already stored), the visits and rollups
+/// they change, dead letters, and the offset compare-and-set, in one transaction. Dropping the
+/// future rolls it back.
 ///
 /// An id names one event: the first record stored with it wins. A later record with the same
 /// id and the same client fields is a retry and is dropped (counted as a duplicate); one with
-/// different fields is kept as a dead letter saying so, never silently dropped.
-pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, StoreError> {
+/// different fields is kept as a dead letter saying so, never silently dropped. Only events
+/// stored now reach the visits, so a retry is never counted twice.
+pub async fn commit(
+    db: &DatabaseConnection,
+    analytics: &settings::AnalyticsSettings,
+    batch: Batch,
+) -> Result<Committed, StoreError> {
     let txn = db.begin().await?;
     let Batch {
         topic,
@@ -225,18 +258,24 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
         dead_letters: 0,
         duplicates: 0,
     };
-    let earlier = insert_firsts(
-        &txn,
-        &firsts,
-        (&topic, partition),
-        &mut committed,
-        &mut dead_letters,
-    )
-    .await?;
+    let earlier = stored_fields(&txn, &firsts).await?;
+    let (fresh, known): (Vec<StoredEvent>, Vec<StoredEvent>) = firsts
+        .into_iter()
+        .partition(|e| !earlier.contains_key(&e.view.id));
+    for event in &known {
+        if earlier.get(&event.view.id) == Some(&event.view.fields) {
+            committed.duplicates += 1;
+        } else {
+            dead_letters.push(conflicting(event));
+        }
+    }
+    let hits: Vec<Hit> = fresh.iter().filter_map(|e| e.hit(analytics)).collect();
+    sessions::apply(&txn, &hits, analytics).await?;
+    committed.events = insert_fresh(&txn, &fresh, &topic, partition).await?;
     for event in &repeats {
         let id = event.view.id;
         let winner = earlier.get(&id).or_else(|| {
-            let first = firsts.iter().find(|f| f.view.id == id);
+            let first = fresh.iter().find(|f| f.view.id == id);
             first.map(|f| &f.view.fields)
         });
         if winner == Some(&event.view.fields) {
@@ -258,38 +297,28 @@ pub async fn commit(db: &DatabaseConnection, batch: Batch) -> Result<Committed, 
     Ok(committed)
 }
 
-/// Inserts the first event of each id. Where an id was stored before, the same client fields
-/// are a duplicate and different ones a dead letter. Returns the stored fields of the chunks
-/// that held such ids (rows just inserted included), the winners for the batch's repeats.
-async fn insert_firsts<C: ConnectionTrait>(
+/// Inserts events whose ids were not stored when the transaction looked. All of them must go
+/// in, or the visits just written would count an event that is not stored: an id stored by
+/// another transaction in between fails the batch, and its retry sees that id as stored.
+async fn insert_fresh<C: ConnectionTrait>(
     conn: &C,
-    firsts: &[StoredEvent],
-    (topic, partition): (&str, i32),
-    committed: &mut Committed,
-    dead_letters: &mut Vec<DeadLetter>,
-) -> Result<HashMap<uuid::Uuid, PageFields>, DbErr> {
-    let mut earlier = HashMap::new();
-    for chunk in firsts.chunks(EVENT_ROWS_PER_INSERT) {
-        let inserted = insert_events(conn, chunk, topic, partition).await?;
-        committed.events += inserted;
-        if inserted == chunk.len() as u64 {
-            continue; // The usual case: no id of the chunk was stored before.
+    fresh: &[StoredEvent],
+    topic: &str,
+    partition: i32,
+) -> Result<u64, DbErr> {
+    let mut inserted = 0;
+    for chunk in fresh.chunks(EVENT_ROWS_PER_INSERT) {
+        let n = insert_events(conn, chunk, topic, partition).await?;
+        if n != chunk.len() as u64 {
+            return Err(DbErr::Custom(format!(
+                "{} of {} new event ids were stored by another transaction meanwhile",
+                chunk.len() as u64 - n,
+                chunk.len()
+            )));
         }
-        let stored = stored_fields(conn, chunk).await?;
-        let mut conflicts = 0;
-        for event in chunk {
-            if stored
-                .get(&event.view.id)
-                .is_some_and(|f| *f != event.view.fields)
-            {
-                dead_letters.push(conflicting(event));
-                conflicts += 1;
-            }
-        }
-        committed.duplicates += chunk.len() as u64 - inserted - conflicts;
-        earlier.extend(stored);
+        inserted += n;
     }
-    Ok(earlier)
+    Ok(inserted)
 }
 
 /// Splits a batch into the first event of each id and the later ones.

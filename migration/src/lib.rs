@@ -11,6 +11,7 @@ mod m20261124_000003_create_dead_letters;
 mod m20261124_000004_create_partition_leases;
 mod m20261125_000005_add_last_record_to_consumer_offsets;
 mod m20261125_000006_add_visit_and_enrichment_to_kafka_events;
+mod m20261126_000007_create_visits_and_rollups;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_partition_leases::Migration),
             Box::new(m20261125_000005_add_last_record_to_consumer_offsets::Migration),
             Box::new(m20261125_000006_add_visit_and_enrichment_to_kafka_events::Migration),
+            Box::new(m20261126_000007_create_visits_and_rollups::Migration),
         ]
     }
 }
