@@ -16,6 +16,7 @@ mod anchor;
 pub mod leases;
 pub mod metrics;
 pub mod partition;
+pub mod rebuild;
 pub mod sessions;
 pub mod store;
 
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context as _;
 use migration::MigratorTrait;
 use rskafka::client::Client;
 use sea_orm::{
@@ -83,21 +85,7 @@ pub struct Consumer {
 impl Consumer {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         settings::telemetry::init();
-        let mut options = ConnectOptions::new(settings.database.url.expose_secret());
-        options
-            .max_connections(settings.database.max_connections.get())
-            .connect_timeout(settings.database.connect_timeout())
-            .acquire_timeout(settings.database.connect_timeout())
-            .sqlx_logging(false);
-        let db = Database::connect(options)
-            .await
-            .map_err(|source| StartError::Database {
-                url: settings.database.redacted_url(),
-                source,
-            })?;
-        if settings.consumer.auto_migrate {
-            migrate(&db).await.map_err(StartError::Migrate)?;
-        }
+        let db = connect(&settings).await?;
 
         // Compiled before the first fetch, so broken rules stop the start, not a batch.
         let agents = enrich::agent::AgentParser::new().map_err(StartError::Agents)?;
@@ -206,6 +194,54 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// Builds the consumer and consumes until `shutdown` resolves (what the binary runs).
+/// Connects to the database and, when `consumer.auto_migrate`, applies pending migrations.
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartError> {
+    let mut options = ConnectOptions::new(settings.database.url.expose_secret());
+    options
+        .max_connections(settings.database.max_connections.get())
+        .connect_timeout(settings.database.connect_timeout())
+        .acquire_timeout(settings.database.connect_timeout())
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .map_err(|source| StartError::Database {
+            url: settings.database.redacted_url(),
+            source,
+        })?;
+    if settings.consumer.auto_migrate {
+        migrate(&db).await.map_err(StartError::Migrate)?;
+    }
+    Ok(db)
+}
+
+/// `consumer rebuild [--verify]`: recomputes visits and rollups from the stored events.
+pub async fn rebuild_command(settings: Settings, mode: rebuild::Mode) -> anyhow::Result<()> {
+    let db = connect(&settings).await.context("starting the rebuild")?;
+    let started = Instant::now();
+    let done = rebuild::rebuild(&db, &settings.analytics, mode)
+        .await
+        .context("rebuilding visits and rollups")?;
+    println!(
+        "{} {} events into {} visits in {:.1}s; the rollups {}",
+        match mode {
+            rebuild::Mode::Replace => "rebuilt",
+            rebuild::Mode::Verify => "replayed (rolled back)",
+        },
+        done.events,
+        done.visits,
+        started.elapsed().as_secs_f64(),
+        if done.differed {
+            "DIFFERED from the stored ones"
+        } else {
+            "equal the stored ones"
+        }
+    );
+    if mode == rebuild::Mode::Verify && done.differed {
+        anyhow::bail!("the stored rollups differ from a recomputation");
+    }
+    Ok(())
+}
+
 pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let consumer = Consumer::build(settings)
         .await

@@ -163,6 +163,32 @@ async fn every_event_is_stored_exactly_once_while_the_consumer_is_killed_again_a
     assert_eq!(stored, all_ids, "exactly the 20,000 ids");
     assert_eq!(count(&s.db, "SELECT count(*) FROM dead_letters").await, 0);
     assert_no_gaps_and_offsets_at_high_watermark(&s).await;
+    assert_rollups_equal_a_recomputation(&s, 20_000).await;
+}
+
+/// The rollups written batch by batch equal the ones `consumer rebuild` computes afresh from
+/// the stored events (`--verify` recomputes in a transaction, compares and rolls back).
+async fn assert_rollups_equal_a_recomputation(s: &Setup, events: i64) {
+    let pageviews =
+        "SELECT coalesce(sum(pageviews), 0)::bigint FROM rollup_days WHERE dimension = 'all'";
+    assert_eq!(
+        count(&s.db, pageviews).await,
+        events,
+        "every stored page view is in the rollups"
+    );
+    let rebuilt = consumer::rebuild::rebuild(
+        &s.db,
+        &s.settings.analytics,
+        consumer::rebuild::Mode::Verify,
+    )
+    .await
+    .expect("recomputes");
+    assert_eq!(rebuilt.events, events as u64);
+    assert!(rebuilt.visits > 0);
+    assert!(
+        !rebuilt.differed,
+        "the rollups equal a recomputation from the stored events"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,6 +342,7 @@ async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
     .await;
     assert_no_gaps_and_offsets_at_high_watermark(&s).await;
     consumer.stop().await.expect("the consumer stops");
+    assert_rollups_equal_a_recomputation(&s, 9_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
