@@ -1,0 +1,310 @@
+//! The read side: the Stats API over the visits and rollups the consumer keeps in PostgreSQL.
+//!
+//! - `POST /query`: GraphQL (`stats`, `sites`, `currentVisitors`); `GET /query` upgraded to a
+//!   WebSocket serves the `currentVisitors` subscription (graphql-ws and graphql-transport-ws).
+//! - `GET /export.csv?…`: any breakdown as CSV (see `export`).
+//! - `GET /healthz` (alive), `GET /readyz` (the database answers): the only routes without a
+//!   token.
+//!
+//! Every other request needs `Authorization: Bearer <token>` with one of
+//! `dashboard.api_tokens`; anything else gets HTTP 401 with an empty body. Browsers cannot set
+//! headers on a WebSocket, so a WebSocket without the header must send the token as
+//! `{"authorization": "Bearer <token>"}` in its `connection_init` payload, or is closed.
+//!
+//! Architecture Invariant: the dashboard never touches Kafka and never writes to PostgreSQL; it
+//! knows the tables only through `entity::rollup` and the column names of `visits`.
+
+pub mod engine;
+pub mod export;
+pub mod schema;
+pub mod stats;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use async_graphql::Data;
+use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use settings::{ExposeSecret, Settings};
+
+use crate::schema::{Reader, StatsSchema};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("dashboard.api_tokens: no token is set, so nobody could read the stats (set APP__DASHBOARD__API_TOKENS, or run `make up`, which generates one)")]
+    NoToken,
+    #[error("cannot connect to the database {url}: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: DbErr,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The accepted bearer tokens, compared in constant time.
+#[derive(Clone)]
+struct Tokens(Arc<Vec<Vec<u8>>>);
+
+impl Tokens {
+    fn accepts(&self, authorization: Option<&str>) -> bool {
+        let Some(given) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let given = given.trim().as_bytes();
+        self.0
+            .iter()
+            .fold(false, |ok, token| ok | equal(token, given))
+    }
+}
+
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database and binds `dashboard.host:dashboard.port`.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let address = settings.dashboard.address();
+        let listener =
+            TcpListener::bind(&address).map_err(|source| StartError::Bind { address, source })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartError> {
+        let tokens: Vec<Vec<u8>> = settings
+            .dashboard
+            .api_tokens
+            .iter()
+            .map(|t| t.expose_secret().trim().as_bytes().to_vec())
+            .collect();
+        if tokens.is_empty() {
+            return Err(StartError::NoToken);
+        }
+        let db = connect(&settings).await?;
+        let address = settings.dashboard.address();
+        let bind_err = |source| StartError::Bind {
+            address: address.clone(),
+            source,
+        };
+        let port = listener.local_addr().map_err(bind_err)?.port();
+        let schema = schema::build(Reader {
+            db: db.clone(),
+            analytics: settings.analytics.clone(),
+            limits: settings.dashboard.clone(),
+        });
+        let tokens = Tokens(Arc::new(tokens));
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(require_token))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .app_data(web::Data::new(schema.clone()))
+                .app_data(web::Data::new(tokens.clone()))
+                .app_data(web::Data::new(db.clone()))
+                .route("/query", web::post().to(graphql))
+                .route("/query", web::get().to(subscription))
+                .route("/export.csv", web::get().to(export_csv))
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().body("ok") }),
+                )
+                .route("/readyz", web::get().to(ready))
+        })
+        .listen(listener)
+        .map_err(bind_err)?
+        .disable_signals()
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let result = tokio::select! {
+            joined = &mut server => joined,
+            () = shutdown => {
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        result.map_err(std::io::Error::other)?
+    }
+}
+
+async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartError> {
+    let mut options = ConnectOptions::new(settings.database.url.expose_secret());
+    options
+        .max_connections(settings.database.max_connections.get())
+        .connect_timeout(settings.database.connect_timeout())
+        .acquire_timeout(settings.database.connect_timeout())
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .map_err(|source| StartError::Database {
+            url: settings.database.redacted_url(),
+            source,
+        })
+}
+
+/// `dashboard`: serve until SIGTERM/SIGINT.
+pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("starting the dashboard"))?;
+    tracing::info!(
+        port = app.port(),
+        "dashboard started; Stats API at POST /query"
+    );
+    app.run_until(shutdown)
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("serving"))
+}
+
+fn is_open(req: &ServiceRequest) -> bool {
+    matches!(req.path(), "/healthz" | "/readyz")
+}
+
+fn is_websocket(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Every route but the health checks needs a valid token; a WebSocket without the header
+/// proves it in `connection_init` instead.
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let tokens = req.app_data::<web::Data<Tokens>>().cloned();
+    let allowed = is_open(&req)
+        || (is_websocket(&req) && authorization.is_none())
+        || tokens.is_some_and(|t| t.accepts(authorization));
+    if !allowed {
+        let refusal = HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .finish();
+        return Ok(req.into_response(refusal).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+async fn graphql(schema: web::Data<StatsSchema>, request: GraphQLRequest) -> GraphQLResponse {
+    schema.execute(request.into_inner()).await.into()
+}
+
+async fn subscription(
+    schema: web::Data<StatsSchema>,
+    tokens: web::Data<Tokens>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    let authorized = req.headers().contains_key(header::AUTHORIZATION);
+    let tokens = tokens.get_ref().clone();
+    GraphQLSubscription::new(schema.get_ref().clone())
+        .on_connection_init(move |init| async move {
+            let given = init
+                .get("authorization")
+                .or_else(|| init.get("Authorization"))
+                .and_then(|v| v.as_str());
+            if authorized || tokens.accepts(given) {
+                Ok(Data::default())
+            } else {
+                Err(async_graphql::Error::new("unauthorized"))
+            }
+        })
+        .start(&req, payload)
+}
+
+async fn export_csv(
+    reader: web::Data<StatsSchema>,
+    params: web::Query<Vec<(String, String)>>,
+) -> HttpResponse {
+    let refuse = |message: String| {
+        HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{message}\n"))
+    };
+    let Some(reader) = reader.data::<Reader>() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    let query = match export::query_of(&params) {
+        Ok(q) => q,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let checked = match reader.check(&query).await {
+        Ok(c) => c,
+        Err(e) => return refuse(e.message),
+    };
+    let answer = match reader.run(&checked, None).await {
+        Ok(a) => a,
+        Err(e) => return HttpResponse::ServiceUnavailable().body(e.message),
+    };
+    let header: Vec<String> = checked
+        .time
+        .iter()
+        .chain(checked.dimensions.iter())
+        .map(|d| d.name().to_owned())
+        .chain(checked.metrics.iter().map(|m| m.name().to_owned()))
+        .collect();
+    let rows: Vec<Vec<String>> = answer
+        .results
+        .iter()
+        .map(|row| {
+            row.dimensions
+                .iter()
+                .map(|d| d.clone().unwrap_or_default())
+                .chain(row.metrics.iter().map(f64::to_string))
+                .collect()
+        })
+        .collect();
+    let name: String = format!("{}-{}-{}", checked.site, checked.from, checked.to)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}.csv\""),
+        ))
+        .body(export::csv(&header, &rows))
+}
+
+async fn ready(db: web::Data<DatabaseConnection>) -> HttpResponse {
+    match db.execute_unprepared("SELECT 1").await {
+        Ok(_) => HttpResponse::Ok().body("ready"),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the database does not answer"),
+    }
+}
