@@ -37,6 +37,7 @@ use tracing_actix_web::{RequestId, RootSpanBuilder, TracingLogger};
 
 use crate::error::IngestError;
 use crate::query_cache::QueryCache;
+pub use crate::schema::Clock;
 use crate::schema::{build_schema, Ingest, IngestSchema};
 use crate::sink::{EventSink, SinkError};
 
@@ -72,6 +73,15 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, listener, Clock::system()).await
+    }
+
+    /// As `build_with_listener`, with receive times from `clock`.
+    pub async fn build_with_clock(
+        settings: Settings,
+        listener: TcpListener,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         let address = settings.server.address();
         let bind_err = |source| StartError::Bind {
             address: address.clone(),
@@ -84,6 +94,7 @@ impl Application {
             Ingest {
                 sink: Arc::clone(&sink),
                 max_batch_size: settings.server.max_batch_size.get(),
+                clock,
             },
             &settings.server,
         );

@@ -23,6 +23,26 @@ pub type IngestSchema = Schema<Query, Mutation, EmptySubscription>;
 pub struct Ingest {
     pub sink: Arc<EventSink>,
     pub max_batch_size: usize,
+    pub clock: Clock,
+}
+
+/// Where receive times come from: the system clock, or a test's (visits span hours; a test
+/// cannot wait for them).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(Arc::new(Utc::now))
+    }
+
+    pub fn new(now: impl Fn() -> chrono::DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        (self.0)()
+    }
 }
 
 /// An acknowledged event: the client's fields as stored, and where Kafka put it.
@@ -162,7 +182,7 @@ impl<'a> Stamp<'a> {
         ingest: &Ingest,
         request: Option<&'a RequestContext>,
     ) -> Result<Self, IngestError> {
-        let received_at = Utc::now();
+        let received_at = ingest.clock.now();
         let salt = ingest.sink.salt_for(received_at.date_naive()).await?;
         Ok(Stamp {
             received_at,

@@ -95,8 +95,15 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
     s.consumer.lease_ttl_ms = ms(2000);
     s.consumer.lease_renew_ms = ms(250);
     s.consumer.partition_refresh_ms = ms(1000);
+    s.dashboard.host = "127.0.0.1".into();
+    s.dashboard.port = 0;
+    s.dashboard.api_tokens = vec![DASHBOARD_TOKEN.into()];
+    s.dashboard.realtime_push_ms = ms(200);
     s
 }
+
+/// The Stats API token of [`settings`].
+pub const DASHBOARD_TOKEN: &str = "test-token-0123456789abcdef";
 
 /// The environment that gives a child process (the producer or consumer binary) the same
 /// settings as `s`, for every key the tests and the benchmark change: the one place that turns
@@ -629,7 +636,15 @@ pub struct TestProducer {
 impl TestProducer {
     /// Builds it from `settings` (connects, creates the topics) and serves.
     pub async fn start(settings: Settings) -> Result<Self> {
-        let app = producer::Application::build(settings)
+        Self::start_with_clock(settings, producer::Clock::system()).await
+    }
+
+    /// As `start`, with receive times from `clock`.
+    pub async fn start_with_clock(settings: Settings, clock: producer::Clock) -> Result<Self> {
+        let address = settings.server.address();
+        let listener =
+            std::net::TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
+        let app = producer::Application::build_with_clock(settings, listener, clock)
             .await
             .context("the producer starts")?;
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -641,6 +656,30 @@ impl TestProducer {
     pub async fn stop(self) -> Result<()> {
         self.serving
             .stop("the producer", Duration::from_secs(60))
+            .await
+    }
+}
+
+/// The dashboard (Stats API) inside the test process, on a free port.
+pub struct TestDashboard {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    serving: Serving,
+}
+
+impl TestDashboard {
+    pub async fn start(settings: Settings) -> Result<Self> {
+        let app = dashboard::Application::build(settings)
+            .await
+            .context("the dashboard starts")?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let serving = Serving::spawn(|shutdown| app.run_until(shutdown));
+        Ok(TestDashboard { base, serving })
+    }
+
+    pub async fn stop(self) -> Result<()> {
+        self.serving
+            .stop("the dashboard", Duration::from_secs(30))
             .await
     }
 }

@@ -1,0 +1,553 @@
+//! The read side end to end: page views posted through the producer (on a clock the test moves),
+//! consumed into visits and rollups, and read back through the Stats API over HTTP.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use serde_json::{json, Value};
+
+const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+struct Stack {
+    producer: testkit::TestProducer,
+    consumer: testkit::TestConsumer,
+    dashboard: testkit::TestDashboard,
+    db: sea_orm::DatabaseConnection,
+    now: Arc<Mutex<DateTime<Utc>>>,
+    http: reqwest::Client,
+}
+
+async fn spawn_stack(start: DateTime<Utc>) -> Stack {
+    let url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let now = Arc::new(Mutex::new(start));
+    let clock = {
+        let now = Arc::clone(&now);
+        producer::Clock::new(move || *now.lock().expect("clock"))
+    };
+    let producer = testkit::TestProducer::start_with_clock(settings.clone(), clock)
+        .await
+        .expect("producer");
+    let consumer = testkit::TestConsumer::start(settings.clone())
+        .await
+        .expect("consumer");
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let db = testkit::connect(&url).await.expect("db");
+    Stack {
+        producer,
+        consumer,
+        dashboard,
+        db,
+        now,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Stack {
+    /// Posts one page view at `minute` minutes after the start, as a browser with `agent`.
+    async fn view(
+        &self,
+        start: DateTime<Utc>,
+        minute: i64,
+        agent: &str,
+        page: (&str, &str, Option<&str>),
+    ) {
+        let (path, search, referrer) = page;
+        *self.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
+        let event = json!({
+            "eventType": "PAGE_VIEW", "userId": "", "path": path, "search": search,
+            "title": "Shop", "url": format!("https://shop.example{path}{search}"),
+            "referrer": referrer,
+        });
+        let answer: Value = self
+            .http
+            .post(format!("{}/query", self.producer.base))
+            .header("user-agent", agent)
+            .json(&json!({
+                "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+                "variables": {"e": event},
+            }))
+            .send()
+            .await
+            .expect("posted")
+            .json()
+            .await
+            .expect("json");
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+
+    async fn stats(&self, query: Value) -> Value {
+        let answer: Value = self
+            .http
+            .post(format!("{}/query", self.dashboard.base))
+            .bearer_auth(testkit::DASHBOARD_TOKEN)
+            .json(&json!({
+                "query": "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } meta { engine timeZone } } }",
+                "variables": {"q": query},
+            }))
+            .send()
+            .await
+            .expect("asked")
+            .json()
+            .await
+            .expect("json");
+        assert!(answer["errors"].is_null(), "{answer}");
+        answer["data"]["stats"].clone()
+    }
+
+    /// `dimensions → metrics` of a breakdown.
+    async fn breakdown(&self, dimension: &str, filters: Value) -> Vec<(Value, Vec<f64>)> {
+        let answer = self
+            .stats(json!({
+                "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+                "metrics": ["VISITORS", "VISITS", "PAGEVIEWS"], "dimensions": [dimension],
+                "filters": filters,
+                "orderBy": [{"dimension": dimension, "direction": "ASC"}],
+            }))
+            .await;
+        rows(&answer)
+    }
+}
+
+fn rows(answer: &Value) -> Vec<(Value, Vec<f64>)> {
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            let metrics = r["metrics"].as_array().expect("metrics");
+            (
+                r["dimensions"][0].clone(),
+                metrics
+                    .iter()
+                    .map(|m| m.as_f64().expect("a number"))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn row(value: Value, metrics: &[f64]) -> (Value, Vec<f64>) {
+    (value, metrics.to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_api_counts_exactly_the_visits_a_known_mix_of_page_views_makes() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    let google = Some("https://www.google.com/search?q=shop");
+    let hn = Some("https://news.ycombinator.com/item?id=1");
+    let inside = Some("https://shop.example/");
+    let campaign = "?utm_source=newsletter&utm_medium=email&utm_campaign=nov";
+    // Visitor A (desktop): a 12-minute visit from Google, then after 48 idle minutes a bounce
+    // from the newsletter.
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", google)).await;
+    // Visitor B (mobile): a bounce from Hacker News.
+    s.view(start, 3, SAFARI_IPHONE, ("/pricing", "", hn)).await;
+    s.view(start, 5, CHROME_WINDOWS, ("/pricing", "", inside))
+        .await;
+    s.view(start, 12, CHROME_WINDOWS, ("/signup", "", inside))
+        .await;
+    // A bot: stored, counted apart, in no visit.
+    s.view(start, 15, GOOGLEBOT, ("/", "", None)).await;
+    // Visitor C (desktop): a direct bounce.
+    s.view(start, 20, FIREFOX_LINUX, ("/", "", None)).await;
+    // Visitor B again after 47 minutes: a direct visit of two pages, 5 minutes long.
+    s.view(start, 50, SAFARI_IPHONE, ("/", "", None)).await;
+    s.view(start, 55, SAFARI_IPHONE, ("/pricing", "", inside))
+        .await;
+    s.view(start, 60, CHROME_WINDOWS, ("/blog", campaign, None))
+        .await;
+
+    testkit::poll_until(Duration::from_secs(30), "9 events stored", || {
+        let db = &s.db;
+        async move {
+            let n = count(db, "SELECT count(*) FROM kafka_events").await;
+            (n == 9).then_some(())
+        }
+    })
+    .await
+    .expect("stored");
+
+    // Top line: 3 visitors, 5 visits (A 2, B 2, C 1), 8 page views (the bot's is not one),
+    // bounces A2, B1, C = 3 of 5, durations 720 + 300 seconds over 5 visits.
+    let top = s
+        .stats(json!({
+            "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+            "metrics": ["VISITORS", "VISITS", "PAGEVIEWS", "VIEWS_PER_VISIT", "BOUNCE_RATE", "VISIT_DURATION"],
+            "compare": "PREVIOUS_PERIOD",
+        }))
+        .await;
+    assert_eq!(top["meta"]["engine"], "ROLLUPS");
+    assert_eq!(top["meta"]["timeZone"], "UTC");
+    assert_eq!(
+        top["results"][0]["metrics"],
+        json!([3.0, 5.0, 8.0, 1.6, 60.0, 204.0])
+    );
+    assert_eq!(
+        top["results"][0]["comparison"]["metrics"],
+        json!([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    );
+
+    assert_eq!(
+        s.breakdown("PAGE", json!([])).await,
+        vec![
+            row(json!("/"), &[3.0, 3.0, 3.0]),
+            row(json!("/blog"), &[1.0, 1.0, 1.0]),
+            row(json!("/pricing"), &[2.0, 3.0, 3.0]),
+            row(json!("/signup"), &[1.0, 1.0, 1.0]),
+        ]
+    );
+    assert_eq!(
+        s.breakdown("SOURCE", json!([])).await,
+        vec![
+            row(Value::Null, &[2.0, 2.0, 3.0]),
+            row(json!("google"), &[1.0, 1.0, 3.0]),
+            row(json!("news.ycombinator.com"), &[1.0, 1.0, 1.0]),
+            row(json!("newsletter"), &[1.0, 1.0, 1.0]),
+        ]
+    );
+    assert_eq!(
+        s.breakdown("ENTRY_PAGE", json!([])).await,
+        vec![
+            row(json!("/"), &[3.0, 3.0, 6.0]),
+            row(json!("/blog"), &[1.0, 1.0, 1.0]),
+            row(json!("/pricing"), &[1.0, 1.0, 1.0]),
+        ]
+    );
+    assert_eq!(
+        s.breakdown("EXIT_PAGE", json!([])).await,
+        vec![
+            row(json!("/"), &[1.0, 1.0, 1.0]),
+            row(json!("/blog"), &[1.0, 1.0, 1.0]),
+            row(json!("/pricing"), &[1.0, 2.0, 3.0]),
+            row(json!("/signup"), &[1.0, 1.0, 3.0]),
+        ]
+    );
+    assert_eq!(
+        s.breakdown("DEVICE", json!([])).await,
+        vec![
+            row(json!("desktop"), &[2.0, 3.0, 5.0]),
+            row(json!("mobile"), &[1.0, 2.0, 3.0]),
+        ]
+    );
+    assert_eq!(
+        s.breakdown("UTM_CAMPAIGN", json!([])).await,
+        vec![
+            row(Value::Null, &[3.0, 4.0, 7.0]),
+            row(json!("nov"), &[1.0, 1.0, 1.0])
+        ]
+    );
+    // A filter on another dimension is answered from the visits: Google's visit, by page.
+    let from_google = json!([{"dimension": "SOURCE", "op": "IS", "values": ["google"]}]);
+    assert_eq!(
+        s.breakdown("PAGE", from_google).await,
+        vec![
+            row(json!("/"), &[1.0, 1.0, 1.0]),
+            row(json!("/pricing"), &[1.0, 1.0, 1.0]),
+            row(json!("/signup"), &[1.0, 1.0, 1.0]),
+        ]
+    );
+    // Hours: four visits started in the 09:00 hour (A, B, C, B again), one at 10:00.
+    let hours = s
+        .stats(json!({
+            "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+            "metrics": ["VISITS"], "dimensions": ["TIME_HOUR"],
+        }))
+        .await;
+    let hourly = rows(&hours);
+    assert_eq!(hourly.len(), 24, "every hour, zero-filled");
+    assert_eq!(hourly[9], row(json!("2026-11-02T09:00"), &[4.0]));
+    assert_eq!(hourly[10], row(json!("2026-11-02T10:00"), &[1.0]));
+
+    let bots = count(
+        &s.db,
+        "SELECT sum(pageviews)::bigint FROM rollup_days WHERE dimension = 'bot'",
+    )
+    .await;
+    assert_eq!(bots, 1, "the bot's page view is counted apart");
+
+    assert_both_engines_agree(&s).await;
+
+    // CSV of a breakdown, from the same query code.
+    let csv = s
+        .http
+        .get(format!(
+            "{}/export.csv?site=shop.example&from=2026-11-02&to=2026-11-02&dimensions=DEVICE&metrics=VISITORS,BOUNCE_RATE",
+            s.dashboard.base
+        ))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(csv.status(), 200);
+    assert_eq!(
+        csv.text().await.expect("text"),
+        "device,visitors,bounce_rate\r\ndesktop,2,67\r\nmobile,1,50\r\n"
+    );
+
+    s.producer.stop().await.expect("producer stops");
+    s.consumer.stop().await.expect("consumer stops");
+    s.dashboard.stop().await.expect("dashboard stops");
+}
+
+/// Every shape of query the rollups answer gives the same counts from the visits.
+async fn assert_both_engines_agree(s: &Stack) {
+    use dashboard::engine::{groups, Engine};
+    use dashboard::stats::{
+        Checked, DateRange, Dimension as D, Filter, FilterOp, Metric, StatsQuery,
+    };
+    let limits = settings::Settings::defaults().dashboard;
+    let query = |dimensions: Vec<D>, filters: Vec<Filter>| StatsQuery {
+        site: "shop.example".into(),
+        date_range: DateRange {
+            from: "2026-11-01".into(),
+            to: "2026-11-03".into(),
+        },
+        metrics: vec![Metric::Visitors],
+        dimensions,
+        filters,
+        order_by: Vec::new(),
+        limit: 100,
+        offset: 0,
+        compare: None,
+    };
+    let is = |dimension, value: &str| Filter {
+        dimension,
+        op: FilterOp::Is,
+        values: vec![value.to_owned()],
+    };
+    let all = [
+        D::Page,
+        D::EntryPage,
+        D::ExitPage,
+        D::Source,
+        D::Channel,
+        D::UtmSource,
+        D::UtmMedium,
+        D::UtmCampaign,
+        D::Browser,
+        D::Os,
+        D::Device,
+    ];
+    let mut queries = vec![
+        query(vec![], vec![]),
+        query(vec![D::TimeHour], vec![]),
+        query(vec![D::TimeDay], vec![]),
+        query(vec![D::TimeWeek, D::Page], vec![]),
+        query(vec![D::TimeMonth], vec![is(D::Page, "/pricing")]),
+        query(vec![], vec![is(D::Source, "google")]),
+    ];
+    queries.extend(all.iter().map(|d| query(vec![*d], vec![])));
+    for q in queries {
+        let checked = Checked::new(&q, &limits).expect("valid");
+        let (engine, mut fast) = groups(&s.db, &checked, None).await.expect("rollups");
+        assert_eq!(engine, Engine::Rollups, "{q:?}");
+        let (_, mut slow) = groups(&s.db, &checked, Some(Engine::Visits))
+            .await
+            .expect("visits");
+        let key = |g: &dashboard::stats::Group| (g.bucket.clone(), g.values.clone());
+        fast.retain(|g| g.counts.visits != 0 || g.counts.pageviews != 0);
+        fast.sort_by_key(key);
+        slow.sort_by_key(key);
+        assert_eq!(fast, slow, "{q:?}");
+        assert!(!fast.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_valid_token_gets_401_and_nothing_else() {
+    let url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let http = reqwest::Client::new();
+    let sites = json!({"query": "{ sites { name } }"});
+    for token in [None, Some("wrong-token-0123456789abcdef"), Some("")] {
+        let mut request = http.post(format!("{}/query", dashboard.base)).json(&sites);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await.expect("answered");
+        assert_eq!(answer.status(), 401, "token {token:?}");
+        assert_eq!(answer.text().await.expect("body"), "", "nothing else");
+    }
+    let csv = http
+        .get(format!("{}/export.csv?site=x", dashboard.base))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(csv.status(), 401);
+    let ok = http
+        .post(format!("{}/query", dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&sites)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.expect("json");
+    assert_eq!(body["data"]["sites"], json!([]));
+    dashboard.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_limits_are_refused_with_named_errors() {
+    let url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let http = reqwest::Client::new();
+    let ask = |query: Value| {
+        let http = http.clone();
+        let base = dashboard.base.clone();
+        async move {
+            let body: Value = http
+                .post(format!("{base}/query"))
+                .bearer_auth(testkit::DASHBOARD_TOKEN)
+                .json(&json!({
+                    "query": "query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
+                    "variables": {"q": query},
+                }))
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("json");
+            let error = &body["errors"][0];
+            (
+                error["extensions"]["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                error["message"].to_string(),
+            )
+        }
+    };
+    let base = |from: &str, to: &str, limit: i32| {
+        json!({"site": "nowhere.example", "dateRange": {"from": from, "to": to},
+               "metrics": ["VISITORS"], "limit": limit})
+    };
+    let (code, message) = ask(base("2020-01-01", "2026-11-30", 10)).await;
+    assert_eq!(code, "DATE_RANGE_TOO_LONG", "{message}");
+    let (code, message) = ask(base("2026-11-01", "2026-11-30", 100_000)).await;
+    assert_eq!(code, "LIMIT_OUT_OF_RANGE", "{message}");
+    let (code, message) = ask(base("2026-11-31", "2026-11-30", 10)).await;
+    assert_eq!(code, "INVALID_DATE_RANGE", "{message}");
+    assert!(message.contains("dateRange.from"), "{message}");
+    let (code, message) = ask(base("2026-11-01", "2026-11-30", 10)).await;
+    assert_eq!(code, "UNKNOWN_SITE", "{message}");
+    // A dimension outside the enum is refused by GraphQL itself: no text reaches SQL.
+    let mut injected = base("2026-11-01", "2026-11-30", 10);
+    injected["dimensions"] = json!(["PAGE; DROP TABLE visits"]);
+    let (_, message) = ask(injected).await;
+    assert!(message.contains("Dimension"), "{message}");
+    dashboard.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_visitors_are_pushed_over_the_websocket_subscription() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+    let s = spawn_stack(Utc::now()).await;
+    s.view(Utc::now(), 0, FIREFOX_LINUX, ("/", "", None)).await;
+    s.view(Utc::now(), 0, SAFARI_IPHONE, ("/live", "", None))
+        .await;
+
+    let ws_url = format!("{}/query", s.dashboard.base.replace("http://", "ws://"));
+    let mut request = ws_url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    let init = json!({"type": "connection_init",
+                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("init");
+    let subscribe = json!({"id": "1", "type": "subscribe",
+                           "payload": {"query": "subscription { currentVisitors(site: \"shop.example\") }"}});
+    ws.send(Message::text(subscribe.to_string()))
+        .await
+        .expect("subscribe");
+    // Counts are pushed until both visitors are stored and counted.
+    let pushed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(Ok(message)) = ws.next().await {
+            let Ok(text) = message.to_text() else {
+                continue;
+            };
+            let body: Value = serde_json::from_str(text).unwrap_or_default();
+            if body["type"] == "next" && body["payload"]["data"]["currentVisitors"] == 2 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(pushed, Ok(true), "two current visitors pushed");
+
+    // Without the token in connection_init the socket is refused.
+    let mut request = format!("{}/query", s.dashboard.base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {}}).to_string(),
+    ))
+    .await
+    .expect("init");
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(m)) if m.to_text().is_ok_and(|t| t.contains("connection_ack")) => {
+                    return false
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(refused, Ok(true), "closed without an ack");
+    s.producer.stop().await.expect("producer stops");
+    s.consumer.stop().await.expect("consumer stops");
+    s.dashboard.stop().await.expect("dashboard stops");
+}
+
+async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get_by_index::<Option<i64>>(0)
+        .expect("a number")
+        .unwrap_or(0)
+}
