@@ -10,7 +10,7 @@ if [ -f "$DATA/run/compose" ]; then
     rm -f "$DATA/run/compose"
     exit 0
 fi
-for name in producer consumer; do
+for name in dashboard producer consumer; do
     if [ -f "$DATA/run/$name.pid" ]; then echo "stopping $name"; $stack stop-pid "$DATA/run/$name.pid"; fi
 done
 if [ -f "$DATA/kafka/kafka.pid" ]; then echo "stopping Kafka"; $stack stop-pid "$DATA/kafka/kafka.pid"; fi

@@ -13,13 +13,14 @@ export APP__DATABASE__URL=${APP__DATABASE__URL:-postgres://postgres:postgres@loc
 export APP__KAFKA__BROKERS=${APP__KAFKA__BROKERS:-localhost:9092}
 HTTP_PORT=${APP__SERVER__PORT:-8080}
 METRICS_PORT=${APP__CONSUMER__METRICS_PORT:-9100}
+DASHBOARD_PORT=${APP__DASHBOARD__PORT:-8081}
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 port_open() { $stack port-open "$1"; }
 url_part() { python3 -c "import sys, urllib.parse as u; p = u.urlparse(sys.argv[1]); print(u.unquote(str(getattr(p, sys.argv[2]) or '')))" "$@"; }
 
 status() {
-    for name in kafka producer consumer; do
+    for name in kafka producer consumer dashboard; do
         local pidfile=$DATA/run/$name.pid
         [ "$name" = kafka ] && pidfile=$DATA/kafka/kafka.pid
         if alive "$pidfile"; then echo "$name: running, pid $(cat "$pidfile")"; else echo "$name: not running (started by make up)"; fi
@@ -27,6 +28,18 @@ status() {
     if [ -f "$DATA/pg/postmaster.pid" ]; then echo "postgres: private cluster in $DATA/pg"; else echo "postgres: external (or not started)"; fi
 }
 if [ "${1:-}" = --status ]; then status; exit 0; fi
+
+# The Stats API needs a token: the one set, else the one kept in .data/, else a new one.
+mkdir -p "$DATA"
+if [ -z "${APP__DASHBOARD__API_TOKENS:-}" ]; then
+    if [ ! -s "$DATA/dashboard-token" ]; then
+        (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$DATA/dashboard-token")
+        echo "== generated a Stats API token into .data/dashboard-token"
+    fi
+    APP__DASHBOARD__API_TOKENS=$(cat "$DATA/dashboard-token")
+    export APP__DASHBOARD__API_TOKENS
+fi
+TOKEN=${APP__DASHBOARD__API_TOKENS%%,*}
 
 usage() {
     cat <<EOF
@@ -36,12 +49,18 @@ The pipeline is up.
   GraphQL:    POST http://localhost:$HTTP_PORT/query
   Health:     http://localhost:$HTTP_PORT/healthz  http://localhost:$HTTP_PORT/readyz
   Metrics:    http://localhost:$METRICS_PORT/metrics  (consumer: events stored, dead letters, lag)
+  Stats API:  POST http://localhost:$DASHBOARD_PORT/query   CSV: http://localhost:$DASHBOARD_PORT/export.csv
+  API token:  $TOKEN   (kept in .data/dashboard-token; header "Authorization: Bearer <token>")
   Logs:       .data/logs/   (make logs)      Stop: make down
 
 Try it:
   curl -s http://localhost:$HTTP_PORT/query -H 'content-type: application/json' \\
     -d '{"query":"mutation { register_kafka_event(event: {eventType: \\"PAGE_VIEW\\", userId: \\"some_session_id\\", path: \\"/test\\", search: \\"?q=foo\\", title: \\"Kafka Demo\\", url: \\"kafka.demo.com\\"}) { id eventType } }"}'
   psql '$APP__DATABASE__URL' -c 'SELECT * FROM kafka_events;'
+
+Then read it back (today's visitors, visits and page views of kafka.demo.com):
+  curl -s http://localhost:$DASHBOARD_PORT/query -H 'content-type: application/json' -H 'authorization: Bearer $TOKEN' \\
+    -d '{"query":"{ stats(query: {site: \\"kafka.demo.com\\", dateRange: {from: \\"$(date -u +%F)\\", to: \\"$(date -u +%F)\\"}, metrics: [VISITORS, VISITS, PAGEVIEWS]}) { results { metrics } } }"}'
 EOF
 }
 
@@ -87,7 +106,7 @@ else
 fi
 
 echo "== building release binaries (cargo build --release)"
-cargo build --release --quiet -p producer -p consumer -p migration
+cargo build --release --quiet -p producer -p consumer -p dashboard -p migration
 
 echo "== migrations"
 DATABASE_URL=$APP__DATABASE__URL ./target/release/migration up 2>&1 | tail -n 3
@@ -102,18 +121,22 @@ start() {
     echo $! >"$DATA/run/$name.pid"
     echo "$name started, pid $!, log .data/logs/$name.log"
 }
-echo "== consumer and producer"
+echo "== consumer, producer and dashboard"
 start consumer
 start producer
+start dashboard
 
 for ((i = 0; i < 600; i++)); do
-    if curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then usage; exit 0; fi
-    if ! alive "$DATA/run/producer.pid"; then
-        echo "error: the producer exited; last lines of .data/logs/producer.log:" >&2
-        tail -n 5 "$DATA/logs/producer.log" >&2
-        exit 1
-    fi
+    if curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 &&
+        curl -sf "http://127.0.0.1:$DASHBOARD_PORT/readyz" >/dev/null 2>&1; then usage; exit 0; fi
+    for name in producer dashboard; do
+        if ! alive "$DATA/run/$name.pid"; then
+            echo "error: the $name exited; last lines of .data/logs/$name.log:" >&2
+            tail -n 5 "$DATA/logs/$name.log" >&2
+            exit 1
+        fi
+    done
     sleep 0.1
 done
-echo "error: the producer did not become ready within 60 s; see .data/logs/producer.log" >&2
+echo "error: the producer or dashboard did not become ready within 60 s; see .data/logs/" >&2
 exit 1
