@@ -5,6 +5,7 @@
 //! named by `PAGEVIEWS_TEST_BROKERS` / `PAGEVIEWS_TEST_DATABASE_URL` (scripts/bench.sh starts
 //! them). `bench serve-producer|serve-consumer` is this binary re-executed as one component.
 
+mod dashboard;
 mod load;
 mod procs;
 
@@ -40,6 +41,7 @@ struct Params {
     e2e_rate: u64,
     e2e: Duration,
     java_records: u64,
+    dashboard: dashboard::Plan,
 }
 
 impl Params {
@@ -54,6 +56,11 @@ impl Params {
             e2e_rate: 1_000,
             e2e: Duration::from_secs(30),
             java_records: 1_000_000,
+            dashboard: dashboard::Plan {
+                events: 10_000_000,
+                days: 90,
+                rounds: 20,
+            },
         }
     }
 
@@ -69,6 +76,11 @@ impl Params {
             e2e_rate: 100,
             e2e: Duration::from_secs(1),
             java_records: 1_000,
+            dashboard: dashboard::Plan {
+                events: 20_000,
+                days: 40,
+                rounds: 2,
+            },
         }
     }
 }
@@ -92,6 +104,7 @@ struct Results {
     end_to_end: Stats,
     end_to_end_http: Stats,
     rss_peak_mb: BTreeMap<String, f64>,
+    dashboard: dashboard::DashboardResults,
 }
 
 /// What Kafka's own Java producer (`ProducerPerformance`) reported.
@@ -132,7 +145,7 @@ fn run_cli(args: &[String]) -> Result<()> {
             "--only" => {
                 only = Some(
                     it.next()
-                        .context("--only needs ingest, storage or e2e")?
+                        .context("--only needs ingest, storage, e2e or dashboard")?
                         .clone(),
                 )
             }
@@ -176,7 +189,7 @@ fn run_cli(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn say(what: &str) {
+pub(crate) fn say(what: &str) {
     eprintln!("bench: {what}");
 }
 
@@ -204,6 +217,9 @@ async fn run(p: &Params, smoke: bool, only: Option<&str>) -> Result<Results> {
     if wanted("e2e") {
         say("4. end to end");
         end_to_end(p, &brokers, &admin, &mut r).await?;
+    }
+    if wanted("dashboard") {
+        r.dashboard = dashboard::run(&p.dashboard, &admin, &brokers).await?;
     }
     Ok(r)
 }
@@ -808,6 +824,37 @@ fn table(r: &Results) -> String {
         "".into(),
         "".into(),
         format!("each < 100 MB: {}", verdict(max_rss < 100.0)),
+    ]);
+    let d = &r.dashboard;
+    rows.push([
+        "6. dashboard, 30 days".into(),
+        format!(
+            "{} queries through the Stats API: p50 {:.1} ms, p95 {:.1} ms (slowest: {})",
+            d.queries, d.api_p50_ms, d.api_p95_ms, d.slowest_query
+        ),
+        format!("anchor: raw events at query time {:.0} ms", d.raw_ms),
+        format!("{:.0}×", d.speedup),
+        format!(
+            "p95 < 100 ms: {}; ≥ 100×: {}; equal answers: {}",
+            verdict(d.api_p95_ms < 100.0),
+            verdict(d.speedup >= 100.0),
+            verdict(d.equal)
+        ),
+    ]);
+    rows.push([
+        "".into(),
+        format!(
+            "{} events over {} days: COPY {:.0} s, rebuild {:.0} s ({:.0} ev/s) into {} visits",
+            d.events,
+            d.days,
+            d.seed_seconds,
+            d.rebuild_seconds,
+            d.rebuild_events_per_second,
+            d.visits
+        ),
+        "".into(),
+        "".into(),
+        "".into(),
     ]);
     let widths: Vec<usize> = (0..5)
         .map(|c| {

@@ -1,0 +1,510 @@
+//! Scenario 5: the dashboard over 10 million page views.
+//!
+//! Seeds 90 days of enriched page views for three sites with COPY into `kafka_events` (visits of
+//! one to many pages, gaps under and over 30 minutes, referrers, campaigns, devices, 2 % bots),
+//! builds visits and rollups with `consumer rebuild` (the consumer's own code), then times the
+//! dashboard's queries for the last 30 days through the HTTP Stats API, against the same answers
+//! computed from the raw events at query time (sessions by window functions, `GROUP BY`,
+//! `COUNT(DISTINCT)`: the Umami way), and checks the answers are equal.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chrono::{NaiveDate, TimeDelta, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub struct Plan {
+    pub events: u64,
+    pub days: i64,
+    pub rounds: usize,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct DashboardResults {
+    pub events: u64,
+    pub days: i64,
+    pub seed_seconds: f64,
+    pub rebuild_seconds: f64,
+    pub rebuild_events_per_second: f64,
+    pub visits: u64,
+    pub queries: usize,
+    /// The whole dashboard (every query, one after the other) through the HTTP API.
+    pub api_p50_ms: f64,
+    pub api_p95_ms: f64,
+    /// The same answers from the raw events, once.
+    pub raw_ms: f64,
+    pub speedup: f64,
+    pub equal: bool,
+    pub slowest_query: String,
+}
+
+const SITES: [(&str, f64); 3] = [
+    ("shop.example", 0.6),
+    ("blog.example", 0.3),
+    ("docs.example", 0.1),
+];
+const BROWSERS: [(&str, &str, &str); 5] = [
+    ("Chrome", "Windows", "desktop"),
+    ("Safari", "iOS", "mobile"),
+    ("Chrome Mobile", "Android", "mobile"),
+    ("Firefox", "Linux", "desktop"),
+    ("Mobile Safari", "iOS", "tablet"),
+];
+const ORIGINS: [(&str, &str); 6] = [
+    ("", "direct"),
+    ("google", "organic_search"),
+    ("bing", "organic_search"),
+    ("news.ycombinator.com", "organic_social"),
+    ("reddit", "organic_social"),
+    ("github.com", "referral"),
+];
+const CAMPAIGNS: [(&str, &str, &str); 3] = [
+    ("newsletter", "email", "november"),
+    ("twitter", "social", "launch"),
+    ("google", "cpc", "brand"),
+];
+
+/// One generated page view, as the columns COPY writes.
+struct Row {
+    at: i64,
+    visitor: i64,
+    site: &'static str,
+    path: String,
+    bot: bool,
+    agent: usize,
+    origin: usize,
+    campaign: Option<usize>,
+}
+
+/// A day of page views for every site, sorted by time.
+fn day_of_views(
+    rng: &mut StdRng,
+    day: NaiveDate,
+    per_day: u64,
+    next_visitor: &mut i64,
+) -> Vec<Row> {
+    let midnight = day
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        .timestamp();
+    let mut rows = Vec::with_capacity(per_day as usize + 64);
+    while (rows.len() as u64) < per_day {
+        let pick: f64 = rng.random();
+        let site = if pick < SITES[0].1 {
+            SITES[0].0
+        } else if pick < SITES[0].1 + SITES[1].1 {
+            SITES[1].0
+        } else {
+            SITES[2].0
+        };
+        *next_visitor += 1;
+        let visitor = *next_visitor;
+        let bot = rng.random_bool(0.02);
+        let agent = rng.random_range(0..BROWSERS.len());
+        // Busier in the afternoon: start hours weighted towards 12–20 UTC.
+        let hour = if rng.random_bool(0.6) {
+            rng.random_range(12..20)
+        } else {
+            rng.random_range(0..24)
+        };
+        let mut at = midnight + hour * 3600 + rng.random_range(0..3600);
+        let visits = if rng.random_bool(0.2) { 2 } else { 1 };
+        for _ in 0..visits {
+            let origin = rng.random_range(0..ORIGINS.len());
+            let campaign = rng
+                .random_bool(0.1)
+                .then(|| rng.random_range(0..CAMPAIGNS.len()));
+            let pages = if rng.random_bool(0.45) {
+                1
+            } else {
+                rng.random_range(2..8)
+            };
+            for _ in 0..pages {
+                if at >= midnight + 86_400 {
+                    break;
+                }
+                // Zipf-like: a few pages take most views.
+                let rank = (rng.random::<f64>().powi(3) * 200.0) as u32;
+                rows.push(Row {
+                    at,
+                    visitor,
+                    site,
+                    path: format!("/p/{rank}"),
+                    bot,
+                    agent,
+                    origin,
+                    campaign,
+                });
+                at += rng.random_range(5..600);
+            }
+            at += rng.random_range(1900..7200); // over 30 minutes: the next visit
+        }
+    }
+    rows.sort_by_key(|r| (r.at, r.visitor));
+    rows
+}
+
+/// COPYs `plan.events` page views over `plan.days` days ending yesterday; returns the range.
+async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveDate)> {
+    let last = Utc::now().date_naive() - TimeDelta::days(1);
+    let first = last - TimeDelta::days(plan.days - 1);
+    let per_day = plan.events / plan.days as u64;
+    let mut rng = StdRng::seed_from_u64(20261125);
+    let mut next_visitor = 0;
+    let mut offsets = [0i64; 4];
+    let pool = db.get_postgres_connection_pool();
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY kafka_events (id, user_id, event_type, path, search, title, url, referrer, \
+             received_at, topic, partition, \"offset\", visitor_id, is_bot, site, browser, os, \
+             device, source, channel, utm_source, utm_medium, utm_campaign) FROM STDIN (FORMAT csv)",
+        )
+        .await?;
+    let mut day = first;
+    while day <= last {
+        let rows = day_of_views(&mut rng, day, per_day, &mut next_visitor);
+        let mut csv = String::with_capacity(rows.len() * 220);
+        for r in rows {
+            let partition = (r.visitor % 4) as usize;
+            let offset = offsets[partition];
+            offsets[partition] += 1;
+            let (browser, os, device) = if r.bot {
+                ("Googlebot", "", "bot")
+            } else {
+                BROWSERS[r.agent]
+            };
+            let (source, channel) = ORIGINS[r.origin];
+            let (utm_source, utm_medium, utm_campaign) = match r.campaign {
+                Some(c) => CAMPAIGNS[c],
+                None => ("", "", ""),
+            };
+            let source = if utm_source.is_empty() {
+                source
+            } else {
+                utm_source
+            };
+            let at = chrono::DateTime::from_timestamp(r.at, 0).unwrap_or_default();
+            let _ = writeln!(
+                csv,
+                "{},u,PAGE_VIEW,{},\"\",Page,https://{}{},,{},PAGE_VIEW,{partition},{offset},{},{},{},{},{},{},{},{},{},{},{}",
+                uuid::Uuid::new_v4(),
+                r.path,
+                r.site,
+                r.path,
+                at.to_rfc3339(),
+                r.visitor,
+                r.bot,
+                r.site,
+                browser,
+                os,
+                device,
+                source,
+                channel,
+                utm_source,
+                utm_medium,
+                utm_campaign,
+            );
+        }
+        copy.send(csv.as_bytes()).await?;
+        day += TimeDelta::days(1);
+    }
+    copy.finish().await?;
+    Ok((first, last))
+}
+
+/// The dashboard's queries for one site and range: (name, Stats query).
+fn dashboard_queries(site: &str, from: NaiveDate, to: NaiveDate) -> Vec<(String, Value)> {
+    let range = json!({"from": from.to_string(), "to": to.to_string()});
+    let all = json!([
+        "VISITORS",
+        "VISITS",
+        "PAGEVIEWS",
+        "VIEWS_PER_VISIT",
+        "BOUNCE_RATE",
+        "VISIT_DURATION"
+    ]);
+    let mut out = vec![
+        (
+            "top line".to_owned(),
+            json!({"site": site, "dateRange": range, "metrics": all, "compare": "PREVIOUS_PERIOD"}),
+        ),
+        (
+            "daily series".to_owned(),
+            json!({"site": site, "dateRange": range, "metrics": all, "dimensions": ["TIME_DAY"]}),
+        ),
+    ];
+    for d in [
+        "PAGE",
+        "ENTRY_PAGE",
+        "EXIT_PAGE",
+        "SOURCE",
+        "CHANNEL",
+        "UTM_SOURCE",
+        "UTM_MEDIUM",
+        "UTM_CAMPAIGN",
+        "BROWSER",
+        "OS",
+        "DEVICE",
+    ] {
+        let metrics = if d == "PAGE" {
+            json!([
+                "VISITORS",
+                "VISITS",
+                "PAGEVIEWS",
+                "BOUNCE_RATE",
+                "VISIT_DURATION"
+            ])
+        } else {
+            all.clone()
+        };
+        out.push((d.to_lowercase(), json!({"site": site, "dateRange": range, "metrics": metrics, "dimensions": [d], "limit": 10})));
+    }
+    out
+}
+
+async fn ask(http: &reqwest::Client, base: &str, query: &Value) -> Result<Value> {
+    let body: Value = http
+        .post(format!("{base}/query"))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&json!({
+            "query": "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics } } } }",
+            "variables": {"q": query},
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if !body["errors"].is_null() {
+        bail!("the Stats API refused {query}: {}", body["errors"]);
+    }
+    Ok(body["data"]["stats"]["results"].clone())
+}
+
+/// The per-visit table computed from the raw events of a site and range: sessions by window
+/// functions (a gap over 30 minutes, or a new day, starts a visit).
+const RAW_VISITS: &str = "WITH e AS (
+    SELECT visitor_id, received_at, \"offset\", path, coalesce(source, '') AS source, channel,
+           coalesce(utm_source, '') AS utm_source, coalesce(utm_medium, '') AS utm_medium,
+           coalesce(utm_campaign, '') AS utm_campaign, coalesce(browser, '') AS browser,
+           coalesce(os, '') AS os, coalesce(device, '') AS device,
+           (received_at AT TIME ZONE 'UTC')::date AS day
+    FROM kafka_events
+    WHERE site = $1 AND NOT is_bot AND event_type = 'PAGE_VIEW'
+      AND received_at >= ($2::date)::timestamp AT TIME ZONE 'UTC'
+      AND received_at < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'),
+  s AS (
+    SELECT *, CASE WHEN received_at - lag(received_at) OVER w > interval '30 minutes'
+                   OR lag(received_at) OVER w IS NULL THEN 1 ELSE 0 END AS starts
+    FROM e WINDOW w AS (PARTITION BY visitor_id, day ORDER BY received_at, \"offset\")),
+  n AS (
+    SELECT *, sum(starts) OVER (PARTITION BY visitor_id, day ORDER BY received_at, \"offset\") AS visit_no
+    FROM s),
+  vs AS (
+    SELECT visitor_id, day, visit_no, count(*) AS pageviews,
+           floor(extract(epoch FROM max(received_at) - min(received_at)))::bigint AS duration,
+           (array_agg(path ORDER BY received_at, \"offset\"))[1] AS entry_page,
+           (array_agg(path ORDER BY received_at DESC, \"offset\" DESC))[1] AS exit_page,
+           (array_agg(source ORDER BY received_at, \"offset\"))[1] AS source,
+           (array_agg(channel ORDER BY received_at, \"offset\"))[1] AS channel,
+           (array_agg(utm_source ORDER BY received_at, \"offset\"))[1] AS utm_source,
+           (array_agg(utm_medium ORDER BY received_at, \"offset\"))[1] AS utm_medium,
+           (array_agg(utm_campaign ORDER BY received_at, \"offset\"))[1] AS utm_campaign,
+           (array_agg(browser ORDER BY received_at, \"offset\"))[1] AS browser,
+           (array_agg(os ORDER BY received_at, \"offset\"))[1] AS os,
+           (array_agg(device ORDER BY received_at, \"offset\"))[1] AS device
+    FROM n GROUP BY visitor_id, day, visit_no)";
+
+const RAW_SUMS: &str = "count(DISTINCT (day, visitor_id))::bigint AS visitors, count(*)::bigint AS visits, \
+     sum(pageviews)::bigint AS pageviews, count(*) FILTER (WHERE pageviews = 1)::bigint AS bounces, \
+     sum(duration)::bigint AS duration";
+
+/// The raw-table SQL answering a dashboard query: groups keyed by the dimension's text.
+fn raw_sql(name: &str) -> String {
+    match name {
+        "top line" => format!("{RAW_VISITS} SELECT '' AS k, {RAW_SUMS} FROM vs"),
+        "daily series" => format!("{RAW_VISITS} SELECT day::text AS k, {RAW_SUMS} FROM vs GROUP BY day"),
+        "page" => format!(
+            "{RAW_VISITS} SELECT p.path AS k, count(DISTINCT (p.day, p.visitor_id))::bigint AS visitors, \
+             count(*)::bigint AS visits, sum(p.views)::bigint AS pageviews, \
+             count(*) FILTER (WHERE vs.pageviews = 1)::bigint AS bounces, sum(vs.duration)::bigint AS duration \
+             FROM (SELECT path, day, visitor_id, visit_no, count(*) AS views FROM n GROUP BY 1, 2, 3, 4) p \
+             JOIN vs USING (visitor_id, day, visit_no) GROUP BY p.path"
+        ),
+        column => format!("{RAW_VISITS} SELECT {column} AS k, {RAW_SUMS} FROM vs GROUP BY {column}"),
+    }
+}
+
+type Counts = entity::rollup::Counts;
+
+async fn raw_answer(
+    db: &DatabaseConnection,
+    name: &str,
+    site: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<HashMap<String, Counts>> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            raw_sql(name),
+            [site.into(), from.into(), to.into()],
+        ))
+        .await?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let key: String = row.try_get("", "k")?;
+        out.insert(
+            key,
+            Counts {
+                pageviews: row.try_get("", "pageviews")?,
+                visitors: row.try_get("", "visitors")?,
+                visits: row.try_get("", "visits")?,
+                bounces: row.try_get("", "bounces")?,
+                duration: row.try_get("", "duration")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The metrics a query asked for, from raw counts, as the API derives them.
+fn derived(query: &Value, c: &Counts) -> Vec<f64> {
+    use dashboard::stats::Metric;
+    let names = query["metrics"].as_array().cloned().unwrap_or_default();
+    names
+        .iter()
+        .map(|n| {
+            let metric = match n.as_str().unwrap_or("") {
+                "VISITORS" => Metric::Visitors,
+                "VISITS" => Metric::Visits,
+                "PAGEVIEWS" => Metric::Pageviews,
+                "VIEWS_PER_VISIT" => Metric::ViewsPerVisit,
+                "BOUNCE_RATE" => Metric::BounceRate,
+                _ => Metric::VisitDuration,
+            };
+            metric.of(c)
+        })
+        .collect()
+}
+
+/// Whether every row the API answered equals the raw-table figures for the same key.
+fn same_answers(query: &Value, api: &Value, raw: &HashMap<String, Counts>) -> Result<()> {
+    let rows = api.as_array().context("results")?;
+    if rows.is_empty() {
+        bail!("no rows for {query}");
+    }
+    for row in rows {
+        let key = row["dimensions"]
+            .as_array()
+            .and_then(|d| d.first())
+            .map_or(String::new(), |v| v.as_str().unwrap_or("").to_owned());
+        let expected = derived(query, &raw.get(&key).copied().unwrap_or_default());
+        let got: Vec<f64> = row["metrics"]
+            .as_array()
+            .context("metrics")?
+            .iter()
+            .map(|m| m.as_f64().unwrap_or(f64::NAN))
+            .collect();
+        if got != expected {
+            bail!("{key:?}: the API says {got:?}, the raw table {expected:?} (query {query})");
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardResults> {
+    let db_url = testkit::fresh_database_on(admin).await?;
+    let s = testkit::settings(brokers, &db_url, &testkit::unique_prefix());
+    let db = consumer::connect(&s).await?;
+    let mut r = DashboardResults {
+        events: plan.events,
+        days: plan.days,
+        ..Default::default()
+    };
+
+    crate::say(&format!(
+        "5. dashboard: seeding {} page views over {} days",
+        plan.events, plan.days
+    ));
+    let started = Instant::now();
+    let (first, last) = seed(&db, plan).await?;
+    db.execute_unprepared("ANALYZE kafka_events").await?;
+    r.seed_seconds = started.elapsed().as_secs_f64();
+
+    crate::say("5. dashboard: consumer rebuild (visits and rollups by the consumer's code)");
+    let started = Instant::now();
+    let rebuilt =
+        consumer::rebuild::rebuild(&db, &s.analytics, consumer::rebuild::Mode::Replace).await?;
+    r.rebuild_seconds = started.elapsed().as_secs_f64();
+    r.rebuild_events_per_second = rebuilt.events as f64 / r.rebuild_seconds;
+    r.visits = rebuilt.visits;
+    db.execute_unprepared("VACUUM ANALYZE visits, rollup_days, rollup_hours")
+        .await?;
+
+    let dashboard = testkit::TestDashboard::start(s.clone()).await?;
+    let http = reqwest::Client::new();
+    let site = SITES[0].0;
+    let from = last - TimeDelta::days(29);
+    let queries = dashboard_queries(site, from, last);
+    r.queries = queries.len();
+    if from < first {
+        bail!("the range starts before the seeded days");
+    }
+
+    crate::say("5. dashboard: the whole dashboard through the Stats API");
+    let mut totals = Vec::with_capacity(plan.rounds);
+    let mut per_query: HashMap<String, Duration> = HashMap::new();
+    let mut answers = HashMap::new();
+    for round in 0..plan.rounds + 2 {
+        let started = Instant::now();
+        for (name, q) in &queries {
+            let one = Instant::now();
+            let answer = ask(&http, &dashboard.base, q).await?;
+            let took = one.elapsed();
+            if round >= 2 {
+                let slowest = per_query.entry(name.clone()).or_default();
+                *slowest = (*slowest).max(took);
+            }
+            answers.insert(name.clone(), answer);
+        }
+        // Two warm-up rounds, as a dashboard someone keeps open.
+        if round >= 2 {
+            totals.push(started.elapsed());
+        }
+    }
+    totals.sort();
+    let pct =
+        |p: f64| totals[((totals.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    r.api_p50_ms = pct(0.5);
+    r.api_p95_ms = pct(0.95);
+    if let Some((name, took)) = per_query.iter().max_by_key(|(_, d)| **d) {
+        r.slowest_query = format!("{name} ({:.1} ms at worst)", took.as_secs_f64() * 1000.0);
+    }
+    dashboard.stop().await?;
+
+    crate::say("5. dashboard: the same answers from the raw events (the Umami way)");
+    let started = Instant::now();
+    let mut raw = HashMap::new();
+    for (name, _) in &queries {
+        raw.insert(name.clone(), raw_answer(&db, name, site, from, last).await?);
+    }
+    r.raw_ms = started.elapsed().as_secs_f64() * 1000.0;
+    r.speedup = r.raw_ms / r.api_p50_ms;
+    let mut equal = true;
+    for (name, q) in &queries {
+        if let Err(e) = same_answers(q, &answers[name], &raw[name]) {
+            crate::say(&format!("5. dashboard: answers differ: {e:#}"));
+            equal = false;
+        }
+    }
+    r.equal = equal;
+    Ok(r)
+}
