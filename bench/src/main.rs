@@ -57,7 +57,11 @@ impl Params {
             e2e: Duration::from_secs(30),
             java_records: 1_000_000,
             dashboard: dashboard::Plan {
-                events: 10_000_000,
+                // PAGEVIEWS_BENCH_DASHBOARD_EVENTS=1000000 for a quicker look.
+                events: std::env::var("PAGEVIEWS_BENCH_DASHBOARD_EVENTS")
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(10_000_000),
                 days: 90,
                 rounds: 20,
             },

@@ -21,6 +21,7 @@ fn a_smoke_run_of_every_scenario_writes_a_complete_results_file() {
         "3. storage",
         "4. end to end",
         "5. memory",
+        "6. dashboard",
     ] {
         assert!(
             stdout.contains(scenario),
@@ -56,6 +57,19 @@ fn a_smoke_run_of_every_scenario_writes_a_complete_results_file() {
         "Kafka's Java producer ran: {results}"
     );
     assert!(results["storage_events_per_second"].as_f64().unwrap_or(0.0) > 0.0);
+    let dashboard = &results["dashboard"];
+    assert!(
+        dashboard["api_p50_ms"].as_f64().unwrap_or(0.0) > 0.0,
+        "{dashboard}"
+    );
+    assert!(
+        dashboard["raw_ms"].as_f64().unwrap_or(0.0) > 0.0,
+        "{dashboard}"
+    );
+    assert_eq!(
+        dashboard["equal"], true,
+        "the API and the raw events agree: {dashboard}"
+    );
     assert!(
         results["ceiling_c_copy_rows_per_second"]
             .as_f64()

@@ -16,7 +16,8 @@ use crate::sessions::{self, HitColumns};
 /// Page views read per step.
 const CHUNK: usize = 20_000;
 
-const HIT_COLUMNS: &str = "id, event_type, user_id, visitor_id, received_at, path, site, is_bot, \
+const HIT_COLUMNS: &str =
+    "id, event_type, user_id, visitor_id, received_at, path, engaged_ms, site, is_bot, \
      source, channel, utm_source, utm_medium, utm_campaign, browser, os, device";
 
 /// What a rebuild did.
@@ -60,6 +61,10 @@ pub async fn rebuild(
          (SELECT {HIT_COLUMNS} FROM kafka_events ORDER BY topic, partition, \"offset\") h"
     ))
     .await?;
+    // The tables were just emptied, so the planner's statistics say "empty" while they grow to
+    // millions of rows in this transaction: keep it on the indexes.
+    txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+        .await?;
     let mut events = 0;
     loop {
         let rows = txn

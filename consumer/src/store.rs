@@ -69,6 +69,7 @@ impl StoredEvent {
             visitor_id: view.visit.visitor_id,
             received_at: view.received_at,
             path: view.fields.path.clone(),
+            engaged_ms: view.fields.engaged_ms,
             site: e.site.clone(),
             is_bot: e.is_bot,
             source: e.source.clone(),

@@ -16,6 +16,10 @@ pub struct Model {
     pub title: String,
     pub url: String,
     pub referrer: Option<String>,
+    /// Set on an engagement report: visible and focused milliseconds on the page.
+    pub engaged_ms: Option<i32>,
+    /// With `engaged_ms`: the deepest scroll, in percent.
+    pub scroll_depth: Option<i32>,
     /// When the producer received the event (UTC).
     pub received_at: DateTimeWithTimeZone,
     pub topic: String,

@@ -16,6 +16,8 @@ pub const MAX_URL: usize = 2048;
 pub const MAX_REFERRER: usize = 2048;
 pub const MAX_USER_AGENT: usize = 512;
 pub const MAX_LANGUAGE: usize = 35;
+/// The longest engaged time one report may carry: a day.
+pub const MAX_ENGAGED_MS: i32 = 86_400_000;
 
 /// What the client says about a page view: the tutorial's fields plus the optional referrer.
 /// Declared here once; the GraphQL input and output types and the stored row follow from it.
@@ -36,6 +38,13 @@ pub struct PageFields {
     /// The page the visitor came from, if the client sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
+    /// An engagement report rather than a page view: milliseconds the page was visible and
+    /// focused (the tracker sends it when the page is hidden or left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engaged_ms: Option<i32>,
+    /// With `engagedMs`: how far down the page was scrolled, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scroll_depth: Option<i32>,
 }
 
 /// What the producer learned from the HTTP request rather than from the client's fields. The
@@ -118,6 +127,22 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Fi
     Ok(())
 }
 
+/// Checks an optional number is within `min..=max`.
+fn check_range(
+    field: &'static str,
+    value: Option<i32>,
+    min: i32,
+    max: i32,
+) -> Result<(), FieldError> {
+    match value {
+        Some(v) if v < min || v > max => Err(FieldError {
+            field,
+            reason: format!("is {v}, expected {min} to {max}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Characters that change how the text around them is displayed without being seen: bidi
 /// controls (which can reverse a path or title on a dashboard), zero-width characters, the
 /// byte-order mark, and the Unicode line and paragraph separators. Refused in every field.
@@ -151,6 +176,8 @@ impl PageFields {
         if let Some(referrer) = &self.referrer {
             check_text("referrer", referrer, MAX_REFERRER)?;
         }
+        check_range("engagedMs", self.engaged_ms, 0, MAX_ENGAGED_MS)?;
+        check_range("scrollDepth", self.scroll_depth, 0, 100)?;
         Ok(())
     }
 }
