@@ -16,6 +16,7 @@ mod query_cache;
 pub mod salts;
 pub mod schema;
 pub mod sink;
+pub mod tracker;
 pub mod visitor;
 
 use std::future::Future;
@@ -208,6 +209,7 @@ fn http_server(
             )
             .service(only("/query", web::post().to(graphql)))
             .service(only("/graphiql.js", web::get().to(graphiql_script)))
+            .service(only("/tracker.js", web::get().to(tracker::serve)))
             .service(only("/healthz", web::get().to(healthz)))
             .service(only("/readyz", web::get().to(readyz)))
             .service(only("/metrics", web::get().to(metrics_text)))

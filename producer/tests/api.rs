@@ -1304,3 +1304,85 @@ async fn request_headers_get_defined_outcomes_and_only_trusted_proxies_name_the_
     );
     untrusted.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_tracker_is_served_small_cacheable_and_loadable_from_any_site() {
+    let app = spawn_app().await;
+    let url = format!("{}/tracker.js", app.base);
+    let answer = app.http.get(&url).send().await.expect("tracker");
+    assert_eq!(answer.status(), 200);
+    let header = |name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(header("content-type"), "text/javascript; charset=utf-8");
+    assert_eq!(header("access-control-allow-origin"), "*");
+    assert_eq!(header("cross-origin-resource-policy"), "cross-origin");
+    assert!(header("cache-control").contains("max-age=604800"));
+    let etag = header("etag");
+    assert!(etag.starts_with('"'), "{etag}");
+    let script = answer.bytes().await.expect("body");
+    let text = String::from_utf8_lossy(&script);
+    assert!(!text.contains("// "), "comments are removed: {text}");
+
+    // The documented size check: `curl -s …/tracker.js | gzip -9 | wc -c` at most 1024.
+    let mut gzip = std::process::Command::new("gzip")
+        .arg("-9")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    std::io::Write::write_all(&mut gzip.stdin.take().expect("stdin"), &script).expect("write");
+    let gzipped = gzip.wait_with_output().expect("gzip output").stdout.len();
+    assert!(
+        gzipped <= 1024,
+        "the tracker is {gzipped} bytes gzipped, over 1,024"
+    );
+
+    let again = app
+        .http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("revalidation");
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.expect("body").is_empty());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_engagement_report_is_accepted_and_its_ranges_are_checked() {
+    let app = spawn_app().await;
+    let post = |engaged: i64, depth: i64| {
+        let app = &app;
+        async move {
+            let mut m = mutation("", "/");
+            m["variables"]["e"]["engagedMs"] = json!(engaged);
+            m["variables"]["e"]["scrollDepth"] = json!(depth);
+            app.http
+                .post(format!("{}/query", app.base))
+                .body(m.to_string()) // as sendBeacon sends it: text/plain
+                .send()
+                .await
+                .expect("posted")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let ok = post(21_000, 80).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    let wrong = post(21_000, 140).await;
+    assert_eq!(error_code(&wrong), Some("BAD_USER_INPUT"), "{wrong}");
+    assert!(wrong.to_string().contains("scrollDepth"), "{wrong}");
+    let views = app.records().await;
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].2.fields.engaged_ms, Some(21_000));
+    assert_eq!(views[0].2.fields.scroll_depth, Some(80));
+    app.shutdown().await;
+}
