@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 DATABASE_URL ?= $(or $(APP__DATABASE__URL),postgres://postgres:postgres@localhost:5432/analytics)
 
-.PHONY: up down test migrate bench status logs
+.PHONY: up down test migrate bench status logs demo
 
-up: ## Start broker, PostgreSQL, migrations, producer and consumer; print how to use them
+up: ## Start broker, PostgreSQL, migrations, producer, consumer and dashboard; print how to use them
 	@bash scripts/up.sh
 
 down: ## Stop what `make up` started (by pid); data is kept in .data/
@@ -19,6 +19,10 @@ migrate: ## Apply migrations (same as `sea-orm-cli migrate up -d migration`)
 
 bench: ## Ingest, storage and end-to-end latency against the machine's ceilings (about 4 minutes)
 	@bash scripts/bench.sh $(BENCH_ARGS)
+
+demo: ## Send a burst of realistic traffic (3 sites, ~400 visitors, a few bots) through the producer
+	@python3 scripts/demo.py --producer http://localhost:$${APP__SERVER__PORT:-8080}
+	@echo "demo: open http://localhost:$${APP__DASHBOARD__PORT:-8081}/ (token: $$(cat .data/dashboard-token 2>/dev/null || echo '$$APP__DASHBOARD__API_TOKENS'))"
 
 status: ## What `make up` is running
 	@bash scripts/up.sh --status

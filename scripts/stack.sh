@@ -6,6 +6,8 @@
 #   stack.sh ensure-kafka                 fetch the pinned Kafka jars once (cached), print their folder
 #   stack.sh java                         print a Java 17+ binary (installed with apt when missing)
 #   stack.sh ensure-check-jsonschema      install check-jsonschema once (cached venv), print its path
+#   stack.sh ensure-browser               Debian's chromium (apt) and playwright-core (npm ci in e2e/)
+#                                         for the browser tests; prints chromium's path
 #   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
 #                                         in DIR (formatted on first start, kept after); waits until
 #                                         the broker is listed in the cluster metadata
@@ -30,6 +32,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
 KAFKA_POM=$HERE/kafka/pom.xml
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")
 TOOLS_DIR=${PAGEVIEWS_TOOLS_DIR:-$HOME/.cache/pageviews-tools}
@@ -95,6 +98,17 @@ ensure_check_jsonschema() {
             || die "pip could not install check-jsonschema $CHECK_JSONSCHEMA_VERSION"
     fi
     echo "$venv/bin/check-jsonschema"
+}
+
+# The browser tests drive Debian's Chromium with playwright-core, which never downloads a browser.
+ensure_browser() {
+    [ -x /usr/bin/chromium ] || apt_install chromium
+    command -v npm >/dev/null || apt_install npm
+    if [ ! -f "$ROOT/e2e/node_modules/playwright-core/package.json" ] ||
+        [ "$ROOT/e2e/package-lock.json" -nt "$ROOT/e2e/node_modules/.package-lock.json" ]; then
+        (cd "$ROOT/e2e" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci in e2e/ failed"
+    fi
+    echo /usr/bin/chromium
 }
 
 free_port() {
@@ -324,6 +338,7 @@ shift || true
 case "$cmd" in
     ensure-kafka) ensure_kafka ;;
     ensure-check-jsonschema) ensure_check_jsonschema ;;
+    ensure-browser) ensure_browser ;;
     java) java_bin ;;
     kafka-start) kafka_start "$@" ;;
     cluster-start) cluster_start "$@" ;;
@@ -340,5 +355,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

@@ -15,6 +15,8 @@ done
 loud() { printf '\n!!!!!!!! %s !!!!!!!!\n\n' "$*" >&2; }
 $stack ensure-kafka >/dev/null
 check_jsonschema=$($stack ensure-check-jsonschema)
+# Debian's Chromium and playwright-core for the browser tests (dashboard/tests/browser.rs).
+$stack ensure-browser >/dev/null
 
 run_dir=$(mktemp -d /tmp/pageviews-test.XXXXXX)
 trap '$stack scratch-down "$run_dir"' EXIT

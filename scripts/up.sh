@@ -49,8 +49,11 @@ The pipeline is up.
   GraphQL:    POST http://localhost:$HTTP_PORT/query
   Health:     http://localhost:$HTTP_PORT/healthz  http://localhost:$HTTP_PORT/readyz
   Metrics:    http://localhost:$METRICS_PORT/metrics  (consumer: events stored, dead letters, lag)
+  Dashboard:  http://localhost:$DASHBOARD_PORT/   (asks once for the token below; make demo sends sample traffic)
   Stats API:  POST http://localhost:$DASHBOARD_PORT/query   CSV: http://localhost:$DASHBOARD_PORT/export.csv
   API token:  $TOKEN   (kept in .data/dashboard-token; header "Authorization: Bearer <token>")
+  Tracker:    paste into your site's <head> (set data-site to its domain):
+    <script defer src="http://localhost:$HTTP_PORT/tracker.js" data-site="example.com"></script>
   Logs:       .data/logs/   (make logs)      Stop: make down
 
 Try it:

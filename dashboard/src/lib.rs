@@ -3,8 +3,10 @@
 //! - `POST /query`: GraphQL (`stats`, `sites`, `currentVisitors`); `GET /query` upgraded to a
 //!   WebSocket serves the `currentVisitors` subscription (graphql-ws and graphql-transport-ws).
 //! - `GET /export.csv?…`: any breakdown as CSV (see `export`).
-//! - `GET /healthz` (alive), `GET /readyz` (the database answers): the only routes without a
-//!   token.
+//! - `GET /`: the dashboard page (`ui/`, embedded), which asks for the token and keeps it in
+//!   the browser.
+//! - `GET /healthz` (alive), `GET /readyz` (the database answers); these and the page's three
+//!   files are the only routes without a token.
 //!
 //! Every other request needs `Authorization: Bearer <token>` with one of
 //! `dashboard.api_tokens`; anything else gets HTTP 401 with an empty body. Browsers cannot set
@@ -18,6 +20,7 @@ pub mod engine;
 pub mod export;
 pub mod schema;
 pub mod stats;
+mod ui;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -123,6 +126,9 @@ impl Application {
                 .route("/query", web::post().to(graphql))
                 .route("/query", web::get().to(subscription))
                 .route("/export.csv", web::get().to(export_csv))
+                .route("/", web::get().to(ui::page))
+                .route("/app.js", web::get().to(ui::script))
+                .route("/app.css", web::get().to(ui::style))
                 .route(
                     "/healthz",
                     web::get().to(|| async { HttpResponse::Ok().body("ok") }),
@@ -184,8 +190,12 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         .map_err(|e| anyhow::Error::new(e).context("serving"))
 }
 
+/// The health checks, and the dashboard page itself (it asks for the token, then sends it).
 fn is_open(req: &ServiceRequest) -> bool {
-    matches!(req.path(), "/healthz" | "/readyz")
+    matches!(
+        req.path(),
+        "/healthz" | "/readyz" | "/" | "/app.js" | "/app.css"
+    )
 }
 
 fn is_websocket(req: &ServiceRequest) -> bool {

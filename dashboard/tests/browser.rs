@@ -1,0 +1,83 @@
+//! The tracker and the dashboard in a real browser: Debian's Chromium driven by playwright-core
+//! (`e2e/browser.mjs`), against a producer, consumer and dashboard started here. `make test`
+//! installs both first (`scripts/stack.sh ensure-browser`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sea_orm::ConnectionTrait;
+
+async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    row.try_get_by_index::<Option<i64>>(0)
+        .expect("a number")
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = root.join("e2e/browser.mjs");
+    assert!(
+        root.join("e2e/node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need Chromium and playwright-core: run `bash scripts/stack.sh ensure-browser` (make test does)"
+    );
+    let url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let producer = testkit::TestProducer::start(settings.clone())
+        .await
+        .expect("producer");
+    let consumer = testkit::TestConsumer::start(settings.clone())
+        .await
+        .expect("consumer");
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let db = testkit::connect(&url).await.expect("db");
+
+    let config = serde_json::json!({
+        "producer": producer.base,
+        "dashboard": dashboard.base,
+        "token": testkit::DASHBOARD_TOKEN,
+        "screenshots": root.join("e2e/screenshots"),
+    });
+    let run = tokio::process::Command::new("node")
+        .arg(&script)
+        .arg(config.to_string())
+        .current_dir(root.join("e2e"))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser checks finish within 3 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("all browser checks passed"), "{stdout}");
+
+    // What the browser sent, as stored: five page views, an engagement report of at least the
+    // 20 visible seconds, one visit, and nothing from the pages that must send nothing.
+    let views = "SELECT count(*) FROM kafka_events WHERE site = 'shop.test' AND engaged_ms IS NULL";
+    assert_eq!(count(&db, views).await, 5);
+    let engaged = "SELECT max(engaged_ms)::bigint FROM kafka_events WHERE site = 'shop.test'";
+    assert!(count(&db, engaged).await >= 20_000);
+    let silent = "SELECT count(*) FROM kafka_events WHERE path LIKE '/off/%' \
+                  OR path LIKE '/local/%' OR path LIKE '/optout/%'";
+    assert_eq!(count(&db, silent).await, 0);
+    let visit = "SELECT count(*) FROM visits WHERE site = 'shop.test' AND pageviews = 5 \
+                 AND duration >= 20 AND engaged";
+    assert_eq!(count(&db, visit).await, 1);
+
+    producer.stop().await.expect("producer stops");
+    consumer.stop().await.expect("consumer stops");
+    dashboard.stop().await.expect("dashboard stops");
+}

@@ -1,0 +1,174 @@
+// Browser checks of the tracker and the dashboard, in Debian's Chromium driven by
+// playwright-core (which never downloads a browser). Run by dashboard/tests/browser.rs with
+// the producer, consumer and dashboard it started:
+//   node e2e/browser.mjs '{"producer": "http://127.0.0.1:P", "dashboard": "http://127.0.0.1:D",
+//                          "token": "…", "screenshots": "DIR"}'
+// Serves its own test site on shop.test (Chromium maps *.test to 127.0.0.1). Prints one line per
+// check; exits 1 at the first that fails.
+import { chromium } from "playwright-core";
+import http from "node:http";
+import { mkdirSync } from "node:fs";
+
+const cfg = JSON.parse(process.argv[2]);
+const producerPort = new URL(cfg.producer).port;
+const AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+// Pages under /off/ and /local/ carry the snippet without data-allow-local.
+const site = http.createServer((req, res) => {
+  const path = new URL(req.url, "http://site").pathname;
+  const allow = path.startsWith("/off/") || path.startsWith("/local/") ? "" : " data-allow-local";
+  res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  res.end(`<!doctype html><html><head><title>Shop ${path}</title>
+<script defer src="http://ingest.test:${producerPort}/tracker.js" data-site="shop.test"${allow}></script>
+</head><body style="height: 3000px"><h1>${path}</h1><a href="/checkout">Checkout</a></body></html>`);
+});
+await new Promise((ok) => site.listen(0, "127.0.0.1", ok));
+const shop = `http://shop.test:${site.address().port}`;
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP *.test 127.0.0.1",
+    // A desktop Chrome's user agent for every request, beacons sent while a page unloads
+    // included (a context's override misses those; headless Chrome's own is a bot's).
+    `--user-agent=${AGENT}`,
+  ],
+});
+
+function check(ok, what) {
+  console.log(`${ok ? "ok" : "FAILED"}: ${what}`);
+  if (!ok) throw new Error(what);
+}
+
+async function until(what, seconds, probe) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${seconds} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/// A fresh context (its own storage) that records every POST to the producer.
+async function context(init) {
+  const ctx = await browser.newContext();
+  if (init) await ctx.addInitScript(init);
+  const posts = [];
+  ctx.on("request", (r) => { if (r.method() === "POST" && r.url().includes("/query")) posts.push(r.postData()); });
+  return { ctx, posts };
+}
+
+/// Loads a page, navigates within it, and leaves it: whatever the tracker sends is sent by then.
+async function visitAndLeave(ctx, url) {
+  const page = await ctx.newPage();
+  await page.goto(url);
+  await page.waitForFunction(() => typeof window.pageviews === "function" || document.readyState === "complete");
+  await page.evaluate(() => history.pushState({}, "", location.pathname + "/next"));
+  await page.goto("about:blank");
+  await page.close();
+}
+
+try {
+  // 1. Nothing is sent: from localhost without data-allow-local (webdriver hidden, so that
+  //    only the host decides), under navigator.webdriver, or after opting out. A control
+  //    page with data-allow-local in the same kind of context proves the tracker runs at all.
+  const hideWebdriver = () => Object.defineProperty(navigator, "webdriver", { get: () => false });
+  const local = await context(hideWebdriver);
+  await visitAndLeave(local.ctx, `http://localhost:${site.address().port}/local/a`);
+  check(local.posts.length === 0, "nothing is sent from localhost without data-allow-local");
+  const driven = await context();
+  await visitAndLeave(driven.ctx, `${shop}/off/a`);
+  check(driven.posts.length === 0, "nothing is sent under navigator.webdriver by default");
+  const optedOut = await context(() => localStorage.setItem("pageviews_ignore", "true"));
+  await visitAndLeave(optedOut.ctx, `${shop}/optout/a`);
+  check(optedOut.posts.length === 0, "nothing is sent after opting out");
+  for (const c of [local, driven, optedOut]) await c.ctx.close();
+
+  // 2. The visit: three page loads and two pushState navigations, the last page left after
+  //    20 s of visible time (the page's clock is moved on, not waited for).
+  const visit = await context();
+  await visit.ctx.clock.install();
+  const page = await visit.ctx.newPage();
+  await page.goto(`${shop}/`);
+  await page.goto(`${shop}/products`);
+  await until("the tracker ran", 10, () => page.evaluate(() => typeof window.pageviews === "function"));
+  await page.evaluate(() => history.pushState({}, "", "/products/1"));
+  await page.evaluate(() => history.replaceState({}, "", "/products/1")); // same path: no view
+  await page.evaluate(() => history.pushState({}, "", "/products/2"));
+  await page.goto(`${shop}/checkout`);
+  await until("the tracker ran", 10, () => page.evaluate(() => typeof window.pageviews === "function"));
+  await page.mouse.wheel(0, 1200);
+  await page.clock.runFor(20_000);
+  await page.goto(`${shop}/off/left`); // leaving: pagehide sends the engagement report
+  // (The report itself leaves with the page, where the browser no longer reports requests:
+  // the dashboard's duration, and the test's look at the database, show it arrived.)
+  const views = () => visit.posts.filter((p) => !p.includes("engagedMs")).length;
+  await until("5 page views posted", 10, () => views() === 5);
+  check(true, "5 page views were posted");
+
+  // 3. The dashboard, in the same browser, with the token.
+  const seen = [];
+  const board = await visit.ctx.newPage();
+  board.on("request", (r) => seen.push(r.url()));
+  board.on("websocket", (w) => seen.push(w.url()));
+  await board.setViewportSize({ width: 1280, height: 900 });
+  await board.goto(cfg.dashboard);
+  await board.fill("#token", cfg.token);
+  await board.click("#login-form button");
+  const total = (metric) => board.textContent(`.total[data-metric="${metric}"] b`);
+  await until("the dashboard shows 5 page views", 30, async () => {
+    await board.waitForSelector("body[data-loaded=yes]", { timeout: 10_000 });
+    if ((await total("PAGEVIEWS")) === "5") return true;
+    await board.reload();
+    return false;
+  });
+  check((await total("VISITORS")) === "1", `1 visitor (shown: ${await total("VISITORS")})`);
+  check((await total("VISITS")) === "1", `1 visit (shown: ${await total("VISITS")})`);
+  // The engaged 20 s make the duration, though the page views came within seconds.
+  const seconds = (text) => {
+    const m = /(?:(\d+) min )?(\d+) s/.exec(text);
+    return m ? 60 * Number(m[1] || 0) + Number(m[2]) : 0;
+  };
+  await until("the engaged time in the duration", 20, async () => {
+    if (seconds(await total("VISIT_DURATION")) >= 20) return true;
+    await board.reload();
+    await board.waitForSelector("body[data-loaded=yes]", { timeout: 10_000 });
+    return false;
+  });
+  check(true, `a visit duration of at least the 20 engaged seconds (shown: ${await total("VISIT_DURATION")})`);
+  const pages = await board.$$eval('.panel[data-dimension="PAGE"] li span:first-child', (s) => s.map((e) => e.textContent));
+  check(pages.length === 5, `5 pages in the Pages panel (${pages.join(", ")})`);
+  await until("the live count", 10, async () => /● [1-9]/.test(await board.textContent("#live")));
+  check(true, "the realtime count arrived over the subscription");
+  mkdirSync(cfg.screenshots, { recursive: true });
+  await board.screenshot({ path: `${cfg.screenshots}/dashboard.png`, fullPage: true });
+  // A click on a row filters the whole page.
+  await board.locator('.panel[data-dimension="PAGE"] li button', { hasText: "/checkout" }).click();
+  await until("the filtered page", 10, async () => (await board.textContent("#filters")).includes("/checkout"));
+  await board.waitForSelector("body[data-loaded=yes]");
+  await until("the filtered totals", 10, async () => (await total("PAGEVIEWS")) === "1");
+  check(true, "clicking a row filters the whole page");
+  const origin = new URL(cfg.dashboard);
+  const foreign = seen.filter((u) => new URL(u).host !== origin.host);
+  check(foreign.length === 0, `the dashboard requested only its own origin (${seen.length} requests; foreign: ${foreign.join(", ")})`);
+
+  // 4. A wrong token gets a clear message, not a blank page.
+  const stranger = await browser.newContext();
+  const wrong = await stranger.newPage();
+  await wrong.goto(cfg.dashboard);
+  await wrong.fill("#token", "not-the-token-0123456789");
+  await wrong.click("#login-form button");
+  await until("the refusal", 10, async () => (await wrong.textContent("#login-message")).includes("refused"));
+  check(await wrong.isVisible("#login"), "a wrong token shows a clear message");
+  await stranger.close();
+  console.log("all browser checks passed");
+} catch (e) {
+  console.error(`browser checks failed: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  site.close();
+}
