@@ -19,7 +19,7 @@ const site = http.createServer((req, res) => {
   const allow = path.startsWith("/off/") || path.startsWith("/local/") ? "" : " data-allow-local";
   res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
   res.end(`<!doctype html><html><head><title>Shop ${path}</title>
-<script defer src="http://ingest.test:${producerPort}/tracker.js" data-site="shop.test"${allow}></script>
+<script defer src="http://ingest.test:${producerPort}/tracker.js" data-site="shop.test" data-exclude="/admin/*"${allow}></script>
 </head><body style="height: 3000px"><h1>${path}</h1><a href="/checkout">Checkout</a></body></html>`);
 });
 await new Promise((ok) => site.listen(0, "127.0.0.1", ok));
@@ -85,7 +85,10 @@ try {
   const optedOut = await context(() => localStorage.setItem("pageviews_ignore", "true"));
   await visitAndLeave(optedOut.ctx, `${shop}/optout/a`);
   check(optedOut.posts.length === 0, "nothing is sent after opting out");
-  for (const c of [local, driven, optedOut]) await c.ctx.close();
+  const excluded = await context();
+  await visitAndLeave(excluded.ctx, `${shop}/admin/a`);
+  check(excluded.posts.length === 0, "nothing is sent from a path matching data-exclude");
+  for (const c of [local, driven, optedOut, excluded]) await c.ctx.close();
 
   // 2. The visit: three page loads and two pushState navigations, the last page left after
   //    20 s of visible time (the page's clock is moved on, not waited for).
@@ -101,11 +104,12 @@ try {
   await page.goto(`${shop}/checkout`);
   await until("the tracker ran", 10, () => page.evaluate(() => typeof window.pageviews === "function"));
   await page.mouse.wheel(0, 1200);
+  await page.evaluate(() => window.pageviews("signup")); // a custom event: not a page view
   await page.clock.runFor(20_000);
   await page.goto(`${shop}/off/left`); // leaving: pagehide sends the engagement report
   // (The report itself leaves with the page, where the browser no longer reports requests:
   // the dashboard's duration, and the test's look at the database, show it arrived.)
-  const views = () => visit.posts.filter((p) => !p.includes("engagedMs")).length;
+  const views = () => visit.posts.filter((p) => p.includes('"PAGE_VIEW"') && !p.includes("engagedMs")).length;
   await until("5 page views posted", 10, () => views() === 5);
   check(true, "5 page views were posted");
 

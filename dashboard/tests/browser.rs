@@ -5,20 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sea_orm::ConnectionTrait;
-
 async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql,
-        ))
-        .await
-        .expect("query")
-        .expect("a row");
-    row.try_get_by_index::<Option<i64>>(0)
-        .expect("a number")
-        .unwrap_or(0)
+    testkit::scalar(db, sql).await.expect("a number")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +19,11 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
         "the browser tests need Chromium and playwright-core: run `bash scripts/stack.sh ensure-browser` (make test does)"
     );
     let url = testkit::fresh_database().await.expect("database");
-    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    // Custom events are allow-listed event types, each with its topic.
+    settings.kafka.event_types.push("signup".into());
+    let signups = settings.kafka.topic_for("signup");
+    settings.consumer.topics.push(signups);
     let producer = testkit::TestProducer::start(settings.clone())
         .await
         .expect("producer");
@@ -66,13 +58,17 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
 
     // What the browser sent, as stored: five page views, an engagement report of at least the
     // 20 visible seconds, one visit, and nothing from the pages that must send nothing.
-    let views = "SELECT count(*) FROM kafka_events WHERE site = 'shop.test' AND engaged_ms IS NULL";
+    let views = "SELECT count(*) FROM kafka_events WHERE site = 'shop.test' \
+                 AND event_type = 'PAGE_VIEW' AND engaged_ms IS NULL";
     assert_eq!(count(&db, views).await, 5);
     let engaged = "SELECT max(engaged_ms)::bigint FROM kafka_events WHERE site = 'shop.test'";
     assert!(count(&db, engaged).await >= 20_000);
     let silent = "SELECT count(*) FROM kafka_events WHERE path LIKE '/off/%' \
                   OR path LIKE '/local/%' OR path LIKE '/optout/%'";
     assert_eq!(count(&db, silent).await, 0);
+    let signup =
+        "SELECT count(*) FROM kafka_events WHERE event_type = 'signup' AND path = '/checkout'";
+    assert_eq!(count(&db, signup).await, 1, "the custom event is stored");
     let visit = "SELECT count(*) FROM visits WHERE site = 'shop.test' AND pageviews = 5 \
                  AND duration >= 20 AND engaged";
     assert_eq!(count(&db, visit).await, 1);

@@ -538,16 +538,5 @@ async fn current_visitors_are_pushed_over_the_websocket_subscription() {
 }
 
 async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    use sea_orm::ConnectionTrait;
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            sql,
-        ))
-        .await
-        .expect("query")
-        .expect("a row");
-    row.try_get_by_index::<Option<i64>>(0)
-        .expect("a number")
-        .unwrap_or(0)
+    testkit::scalar(db, sql).await.expect("a number")
 }

@@ -199,6 +199,18 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
         .with_context(|| format!("connecting to {url}"))
 }
 
+/// The first column of a query's one row as a number (NULL is 0): counts and sums in asserts.
+pub async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64> {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            sql,
+        ))
+        .await?
+        .with_context(|| format!("no row from {sql}"))?;
+    Ok(row.try_get_by_index::<Option<i64>>(0)?.unwrap_or(0))
+}
+
 /// A Kafka client whose retries stop after a deadline (rskafka's default retries forever).
 /// `brokers` may list several, comma-separated.
 pub async fn kafka_client(brokers: &str) -> Result<Client> {
