@@ -103,6 +103,9 @@ pub struct QueryRoot;
 #[Object]
 impl QueryRoot {
     /// Metrics of a site over local dates, broken down by dimensions, filtered, ordered.
+    /// Each one costs 50 of `dashboard.max_complexity` (500): aliases cannot pack a hundred
+    /// queries into one request.
+    #[graphql(complexity = "50 + child_complexity")]
     async fn stats(&self, ctx: &Context<'_>, query: StatsQuery) -> async_graphql::Result<Answer> {
         let reader = ctx.data::<Reader>()?;
         let checked = reader.check(&query).await?;

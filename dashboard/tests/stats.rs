@@ -450,6 +450,29 @@ async fn query_limits_are_refused_with_named_errors() {
     assert!(message.contains("dateRange.from"), "{message}");
     let (code, message) = ask(base("2026-11-01", "2026-11-30", 10)).await;
     assert_eq!(code, "UNKNOWN_SITE", "{message}");
+    // Aliases cannot pack many queries into one request: each `stats` costs 50 of 500.
+    let q = |i: usize| format!("a{i}: stats(query: $q) {{ results {{ metrics }} }}");
+    let packed: Vec<String> = (0..12).map(q).collect();
+    let body: Value = http
+        .post(format!("{}/query", dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&json!({
+            "query": format!("query($q: StatsQuery!) {{ {} }}", packed.join(" ")),
+            "variables": {"q": base("2026-11-01", "2026-11-30", 10)},
+        }))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("complex"),
+        "{body}"
+    );
     // A dimension outside the enum is refused by GraphQL itself: no text reaches SQL.
     let mut injected = base("2026-11-01", "2026-11-30", 10);
     injected["dimensions"] = json!(["PAGE; DROP TABLE visits"]);
