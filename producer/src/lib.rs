@@ -63,7 +63,6 @@ pub struct Application {
 impl Application {
     /// Binds `server.host:server.port`, connects to Kafka and creates the topics.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        settings::telemetry::init();
         let address = settings.server.address();
         let listener =
             TcpListener::bind(&address).map_err(|source| StartError::Bind { address, source })?;
@@ -83,6 +82,7 @@ impl Application {
         listener: TcpListener,
         clock: Clock,
     ) -> Result<Self, StartError> {
+        settings::telemetry::init();
         let address = settings.server.address();
         let bind_err = |source| StartError::Bind {
             address: address.clone(),
