@@ -135,6 +135,8 @@ impl Application {
                 )
                 .route("/readyz", web::get().to(ready))
         })
+        // A large answer's last partial segment must not wait for the client's delayed ACK.
+        .tcp_nodelay(true)
         .listen(listener)
         .map_err(bind_err)?
         .disable_signals()

@@ -214,6 +214,8 @@ fn http_server(
             .service(only("/readyz", web::get().to(readyz)))
             .service(only("/metrics", web::get().to(metrics_text)))
     })
+    // An answer's last partial segment must not wait for the client's delayed ACK.
+    .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(settings.server.shutdown_timeout().as_secs().max(1));
     let server = if workers > 0 {
