@@ -26,6 +26,9 @@
 #   stack.sh scratch-up DIR               Kafka and PostgreSQL on free ports in DIR; prints the
 #                                         PAGEVIEWS_TEST_* exports for them
 #   stack.sh scratch-down DIR             stop both and remove DIR
+#   stack.sh ensure-go-anchor             build the benchmark's Go peer (bench/anchors/go-producer:
+#                                         gqlgen + confluent-kafka-go) when its sources changed;
+#                                         prints the binary's path
 #   stack.sh free-port                    print a free TCP port on 127.0.0.1
 #   stack.sh port-open PORT               succeed when 127.0.0.1:PORT accepts connections
 #   stack.sh wait-port PORT SECONDS       wait until 127.0.0.1:PORT accepts connections
@@ -109,6 +112,22 @@ ensure_browser() {
         (cd "$ROOT/e2e" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci in e2e/ failed"
     fi
     echo /usr/bin/chromium
+}
+
+# The benchmark's peer, not the product: cgo and the librdkafka bundled in confluent-kafka-go
+# are fine here. Modules come from the Go module proxy; gqlgen's generated code is not committed.
+ensure_go_anchor() {
+    local dir=$ROOT/bench/anchors/go-producer bin
+    bin=$dir/go-producer
+    command -v go >/dev/null || apt_install golang-go
+    command -v gcc >/dev/null || apt_install gcc
+    if [ ! -x "$bin" ] || [ -n "$(find "$dir" -newer "$bin" \( -name '*.go' -o -name '*.graphqls' -o -name '*.yml' -o -name 'go.*' \) ! -name '*_gen.go' ! -name generated.go)" ]; then
+        say "building the Go peer in $dir"
+        (cd "$dir" && go run github.com/99designs/gqlgen generate >&2 \
+            && CGO_ENABLED=1 go build -buildvcs=false -o go-producer . >&2) \
+            || die "building the Go peer in $dir failed"
+    fi
+    echo "$bin"
 }
 
 free_port() {
@@ -352,6 +371,7 @@ case "$cmd" in
     kill-pid) kill_pid "$@" ;;
     scratch-up) scratch_up "$@" ;;
     scratch-down) scratch_down "$@" ;;
+    ensure-go-anchor) ensure_go_anchor ;;
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;

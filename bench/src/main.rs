@@ -7,7 +7,10 @@
 
 mod dashboard;
 mod load;
+mod peer;
 mod procs;
+mod table;
+mod versus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -20,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use event::partitioner::partition_for;
 use event::PageView;
 use load::{batch_body, closed_loop, mutation_body, post_ok, Stats};
+use peer::GoPeer;
 use procs::{wait_ready, Component};
 use producer::sink::EventSink;
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
@@ -27,16 +31,20 @@ use rskafka::record::Record;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde::Serialize;
 use settings::{KafkaSettings, Settings};
+use versus::{Contender, Drive, Load};
 
 const PARTITIONS: i32 = 4;
 const BATCH: usize = 100;
+/// The Go peer's `linger.ms` values: 0, librdkafka's old default 5, and 1, where it is fastest.
+const PEER_LINGER_MS: [u32; 3] = [0, 1, 5];
 
 struct Params {
     clients: usize,
-    ingest: Duration,
+    /// One contender's run in an A/B round, and how many rounds.
+    versus: Duration,
+    rounds: usize,
     ceiling: Duration,
     anchor: Duration,
-    batch: Duration,
     storage_events: usize,
     e2e_rate: u64,
     e2e: Duration,
@@ -48,10 +56,10 @@ impl Params {
     fn full() -> Self {
         Params {
             clients: 64,
-            ingest: Duration::from_secs(20),
+            versus: Duration::from_secs(10),
+            rounds: 3,
             ceiling: Duration::from_secs(10),
             anchor: Duration::from_secs(10),
-            batch: Duration::from_secs(10),
             storage_events: 200_000,
             e2e_rate: 1_000,
             e2e: Duration::from_secs(30),
@@ -72,10 +80,10 @@ impl Params {
     fn smoke() -> Self {
         Params {
             clients: 4,
-            ingest: Duration::from_millis(500),
+            versus: Duration::from_millis(300),
+            rounds: 1,
             ceiling: Duration::from_millis(300),
             anchor: Duration::from_millis(300),
-            batch: Duration::from_millis(300),
             storage_events: 400,
             e2e_rate: 100,
             e2e: Duration::from_secs(1),
@@ -90,11 +98,14 @@ impl Params {
 }
 
 #[derive(Debug, Default, Serialize)]
-struct Results {
+pub(crate) struct Results {
     date: String,
     nproc: usize,
     memory_gib: f64,
     smoke: bool,
+    broker: String,
+    /// Scenarios (a), (b), (c): ours against the Go peer.
+    versus: Vec<versus::Match>,
     ingest_single: Stats,
     ceiling_a_healthz: Stats,
     ceiling_b_raw_rskafka: Stats,
@@ -113,7 +124,7 @@ struct Results {
 
 /// What Kafka's own Java producer (`ProducerPerformance`) reported.
 #[derive(Debug, Default, Serialize)]
-struct JavaProducer {
+pub(crate) struct JavaProducer {
     records: u64,
     record_bytes: usize,
     per_second: f64,
@@ -174,7 +185,7 @@ fn run_cli(args: &[String]) -> Result<()> {
         bail!("--results-md records a whole run; it does not go with --only");
     }
     let results = runtime.block_on(run(&params, smoke, only.as_deref()))?;
-    let table = table(&results);
+    let table = table::table(&results);
     println!("{table}");
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -184,9 +195,9 @@ fn run_cli(args: &[String]) -> Result<()> {
     println!("results written to {}", out.display());
     if let Some(md) = results_md {
         let text = format!(
-            "# Benchmark results\n\nLatest `make bench` run: {} on {} cores, {:.0} GiB memory. \
+            "# Benchmark results\n\nLatest `make bench` run: {} on {} cores, {:.0} GiB memory, against {}. \
              Figures are from one run; ratios compare figures measured minutes apart on the same machine.\n\n```\n{table}\n```\n",
-            results.date, results.nproc, results.memory_gib
+            results.date, results.nproc, results.memory_gib, results.broker
         );
         std::fs::write(&md, text).with_context(|| format!("writing {}", md.display()))?;
     }
@@ -206,6 +217,7 @@ async fn run(p: &Params, smoke: bool, only: Option<&str>) -> Result<Results> {
             .map(|n| n.get())
             .unwrap_or(1),
         memory_gib: memory_gib(),
+        broker: broker_name().await?,
         smoke,
         ..Default::default()
     };
@@ -228,7 +240,7 @@ async fn run(p: &Params, smoke: bool, only: Option<&str>) -> Result<Results> {
     Ok(r)
 }
 
-/// Scenarios 1 and 2, against a producer process.
+/// Scenarios 1 and 2, against a producer process and the Go peer at each `linger.ms`.
 async fn ingest(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Result<()> {
     let db_url = testkit::fresh_database_on(admin).await?;
     let mut s = testkit::settings(brokers, &db_url, &testkit::unique_prefix());
@@ -237,23 +249,52 @@ async fn ingest(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Resu
     let producer = Component::spawn("producer", &s)?;
     let base = format!("http://127.0.0.1:{}", s.server.port);
     wait_ready(&format!("{base}/readyz"), Duration::from_secs(30)).await?;
+    let mut peers = Vec::new();
+    for linger_ms in PEER_LINGER_MS {
+        let peer_topic = format!("{}go{linger_ms}_PAGE_VIEW", s.kafka.topic_prefix);
+        peers.push(GoPeer::start(brokers, &peer_topic, PARTITIONS, linger_ms).await?);
+    }
+    let mut contenders = vec![Contender {
+        name: "ours".into(),
+        query_url: format!("{base}/query"),
+        pid: producer.pid(),
+    }];
+    contenders.extend(peers.iter().map(|g| Contender {
+        name: format!("Go, linger.ms={}", g.linger_ms),
+        query_url: format!("{}/query", g.base),
+        pid: g.pid(),
+    }));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(p.clients)
         .build()?;
-
-    say("1. ingest, single events");
-    let bodies: Arc<Vec<String>> = Arc::new((0..1000).map(|u| mutation_body(u, None)).collect());
-    let query = format!("{base}/query");
-    r.ingest_single = {
-        let (http, bodies, query) = (http.clone(), Arc::clone(&bodies), query.clone());
-        closed_loop(p.clients, p.ingest, move |c, n| {
-            let visitor = (c * 7919 + n as usize) % bodies.len();
-            let body = bodies[visitor].clone();
-            let (http, query) = (http.clone(), query.clone());
-            async move { post_ok(&http, &query, visitor, body).await }
-        })
-        .await
+    let mut drive = Drive {
+        clients: p.clients,
+        duration: p.versus,
+        rounds: p.rounds,
+        events_per_request: 1,
     };
+
+    say("1a. ingest, the tutorial's curl from one client (one visitor, one partition), vs Go");
+    let one_visitor: Load = Arc::new(|_, _| (0, testkit::README_CURL_BODY.to_owned()));
+    r.versus
+        .push(versus::run("a. one visitor", &contenders, &drive, &http, one_visitor).await);
+    say("1b. ingest, 1,000 visitors, vs Go");
+    let bodies: Arc<Vec<String>> = Arc::new((0..1000).map(|u| mutation_body(u, None)).collect());
+    let many_visitors: Load = Arc::new(move |c, n| {
+        let visitor = (c * 7919 + n as usize) % bodies.len();
+        (visitor, bodies[visitor].clone())
+    });
+    let b = versus::run(
+        "b. 1,000 visitors",
+        &contenders,
+        &drive,
+        &http,
+        many_visitors,
+    )
+    .await;
+    r.ingest_single = b.ours.requests.clone();
+    r.versus.push(b);
+
     say("   ceiling A: GET /healthz, same clients");
     r.ceiling_a_healthz = {
         let (http, url) = (http.clone(), format!("{base}/healthz"));
@@ -270,22 +311,29 @@ async fn ingest(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Resu
     say("   anchor: tutorial-style, a client, a create-topic and a produce per event");
     r.anchor_tutorial_style = tutorial_style(&s.kafka, &topic, p.clients, p.anchor).await;
 
-    say("2. ingest, batches of 100");
+    say("2. ingest, batches of 100, vs Go");
     let batches: Arc<Vec<String>> =
         Arc::new((0..20).map(|i| batch_body(i * BATCH, BATCH)).collect());
-    r.ingest_batches_requests = {
-        let (http, query) = (http.clone(), query.clone());
-        closed_loop(p.clients, p.batch, move |c, n| {
-            let body = batches[(c + n as usize) % batches.len()].clone();
-            let (http, query) = (http.clone(), query.clone());
-            async move { post_ok(&http, &query, c, body).await }
-        })
-        .await
-    };
-    r.ingest_batches_events_per_second = r.ingest_batches_requests.per_second * BATCH as f64;
+    let batched: Load =
+        Arc::new(move |c, n| (c, batches[(c + n as usize) % batches.len()].clone()));
+    drive.events_per_request = BATCH;
+    let c = versus::run("c. batches of 100", &contenders, &drive, &http, batched).await;
+    r.ingest_batches_requests = c.ours.requests.clone();
+    r.ingest_batches_events_per_second = c.ours.events_per_second;
+    r.versus.push(c);
     r.rss_peak_mb
         .insert("producer (ingest)".into(), producer.rss_peak_mb());
+    drop(peers);
     producer.stop().await
+}
+
+/// The broker every scenario runs against, as scripts/stack.sh starts it.
+async fn broker_name() -> Result<String> {
+    let home = testkit::stack(&["ensure-kafka"]).await?;
+    let version = home.rsplit("kafka-").next().unwrap_or("?");
+    Ok(format!(
+        "Apache Kafka {version} (KRaft, one combined node on this machine, scripts/stack.sh)"
+    ))
 }
 
 fn memory_gib() -> f64 {
@@ -706,180 +754,4 @@ async fn end_to_end(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> 
     producer.stop().await?;
     consumer.stop().await?;
     Ok(())
-}
-
-fn table(r: &Results) -> String {
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let single = &r.ingest_single;
-    let a = ratio(single.per_second, r.ceiling_a_healthz.per_second);
-    let anchor = ratio(single.per_second, r.anchor_tutorial_style.per_second);
-    let storage = ratio(
-        r.storage_events_per_second,
-        r.ceiling_c_copy_rows_per_second,
-    );
-    let max_rss = r.rss_peak_mb.values().cloned().fold(0.0, f64::max);
-    let mut rows: Vec<[String; 5]> = vec![[
-        "scenario".into(),
-        "figure".into(),
-        "ceiling / anchor".into(),
-        "ratio".into(),
-        "target".into(),
-    ]];
-    rows.push([
-        "1. ingest, single".into(),
-        format!(
-            "{:.0} ev/s, p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms, {} errors",
-            single.per_second, single.p50_ms, single.p99_ms, single.max_ms, single.errors
-        ),
-        format!(
-            "A: GET /healthz {:.0} req/s",
-            r.ceiling_a_healthz.per_second
-        ),
-        format!("{:.0} %", a * 100.0),
-        format!("≥ 50 % of A: {}", verdict(a >= 0.5)),
-    ]);
-    rows.push([
-        "".into(),
-        "".into(),
-        format!(
-            "anchor: tutorial-style {:.0} ev/s",
-            r.anchor_tutorial_style.per_second
-        ),
-        format!("{anchor:.1}×"),
-        format!("≥ 20×: {}", verdict(anchor >= 20.0)),
-    ]);
-    rows.push([
-        "".into(),
-        "".into(),
-        format!(
-            "B: rskafka sink, no HTTP {:.0} ev/s (p99 {:.1} ms)",
-            r.ceiling_b_raw_rskafka.per_second, r.ceiling_b_raw_rskafka.p99_ms
-        ),
-        format!(
-            "{:.0} %",
-            ratio(single.per_second, r.ceiling_b_raw_rskafka.per_second) * 100.0
-        ),
-        "".into(),
-    ]);
-    let java = &r.ceiling_d_java_producer;
-    rows.push([
-        "".into(),
-        "".into(),
-        format!(
-            "D: Kafka's Java producer, acks=all, {} B records {:.0} rec/s (p99 {:.0} ms)",
-            java.record_bytes, java.per_second, java.p99_ms
-        ),
-        format!("{:.0} %", ratio(single.per_second, java.per_second) * 100.0),
-        "".into(),
-    ]);
-    rows.push([
-        "2. ingest, batches of 100".into(),
-        format!(
-            "{:.0} ev/s ({:.0} req/s, p99 {:.1} ms, {} errors)",
-            r.ingest_batches_events_per_second,
-            r.ingest_batches_requests.per_second,
-            r.ingest_batches_requests.p99_ms,
-            r.ingest_batches_requests.errors
-        ),
-        format!("D: Kafka's Java producer {:.0} rec/s", java.per_second),
-        format!(
-            "{:.0} %",
-            ratio(r.ingest_batches_events_per_second, java.per_second) * 100.0
-        ),
-        "".into(),
-    ]);
-    rows.push([
-        "3. storage".into(),
-        format!(
-            "{:.0} ev/s ({:.1} s)",
-            r.storage_events_per_second, r.storage_seconds
-        ),
-        format!("C: COPY {:.0} rows/s", r.ceiling_c_copy_rows_per_second),
-        format!("{:.0} %", storage * 100.0),
-        format!("≥ 50 % of C: {}", verdict(storage >= 0.5)),
-    ]);
-    rows.push([
-        "4. end to end".into(),
-        format!(
-            "p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms ({} events, {} errors)",
-            r.end_to_end.p50_ms,
-            r.end_to_end.p99_ms,
-            r.end_to_end.max_ms,
-            r.end_to_end.ok,
-            r.end_to_end.errors
-        ),
-        format!("HTTP answer p99 {:.1} ms", r.end_to_end_http.p99_ms),
-        "".into(),
-        format!("p99 < 25 ms: {}", verdict(r.end_to_end.p99_ms < 25.0)),
-    ]);
-    for (name, mb) in &r.rss_peak_mb {
-        rows.push([
-            "5. memory".into(),
-            format!("{name}: peak RSS {mb:.1} MB"),
-            "".into(),
-            "".into(),
-            "".into(),
-        ]);
-    }
-    rows.push([
-        "".into(),
-        "".into(),
-        "".into(),
-        "".into(),
-        format!("each < 100 MB: {}", verdict(max_rss < 100.0)),
-    ]);
-    let d = &r.dashboard;
-    rows.push([
-        "6. dashboard, 30 days".into(),
-        format!(
-            "{} queries through the Stats API: p50 {:.1} ms, p95 {:.1} ms (slowest: {})",
-            d.queries, d.api_p50_ms, d.api_p95_ms, d.slowest_query
-        ),
-        format!("anchor: raw events at query time {:.0} ms", d.raw_ms),
-        format!("{:.0}×", d.speedup),
-        format!(
-            "p95 < 100 ms: {}; ≥ 100×: {}; equal answers: {}",
-            verdict(d.api_p95_ms < 100.0),
-            verdict(d.speedup >= 100.0),
-            verdict(d.equal)
-        ),
-    ]);
-    rows.push([
-        "".into(),
-        format!(
-            "{} events over {} days: COPY {:.0} s, rebuild {:.0} s ({:.0} ev/s) into {} visits",
-            d.events,
-            d.days,
-            d.seed_seconds,
-            d.rebuild_seconds,
-            d.rebuild_events_per_second,
-            d.visits
-        ),
-        "".into(),
-        "".into(),
-        "".into(),
-    ]);
-    let widths: Vec<usize> = (0..5)
-        .map(|c| {
-            rows.iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}", w = *w))
-            .collect();
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
-        if i == 0 {
-            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-            let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
-        }
-    }
-    out
 }

@@ -65,6 +65,10 @@ impl Component {
         self.rss_peak_kb.load(Ordering::Relaxed) as f64 / 1024.0
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn reset_peak(&self) {
         self.rss_peak_kb.store(0, Ordering::Relaxed);
     }
@@ -121,4 +125,16 @@ pub async fn wait_ready(url: &str, timeout: Duration) -> Result<()> {
         }
     })
     .await
+}
+
+/// CPU time (user + system) a process has used so far, in seconds; its threads included.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let mut after = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
+    // utime and stime are fields 14 and 15, so the 12th and 13th after the name.
+    let utime: f64 = after.nth(11)?.parse().ok()?;
+    let stime: f64 = after.next()?.parse().ok()?;
+    // /proc reports clock ticks of USER_HZ, 100 on Linux.
+    Some((utime + stime) / 100.0)
 }

@@ -16,7 +16,8 @@ fn a_smoke_run_of_every_scenario_writes_a_complete_results_file() {
         String::from_utf8_lossy(&run.stderr)
     );
     for scenario in [
-        "1. ingest, single",
+        "1a. ingest, one visitor",
+        "1b. ingest, single",
         "2. ingest, batches",
         "3. storage",
         "4. end to end",
@@ -56,6 +57,23 @@ fn a_smoke_run_of_every_scenario_writes_a_complete_results_file() {
             > 0.0,
         "Kafka's Java producer ran: {results}"
     );
+    let versus = results["versus"].as_array().expect("the A/B scenarios");
+    assert_eq!(versus.len(), 3, "scenarios (a), (b) and (c): {results}");
+    for m in versus {
+        assert!(m["ours"]["requests"]["ok"].as_u64().unwrap_or(0) > 0, "{m}");
+        let peers = m["peers"].as_array().expect("the Go peer's runs");
+        assert_eq!(peers.len(), 3, "linger.ms 0, 1 and 5: {m}");
+        for peer in peers {
+            assert!(
+                peer["requests"]["ok"].as_u64().unwrap_or(0) > 0,
+                "the Go peer acknowledged nothing: {m}"
+            );
+        }
+    }
+    assert!(results["broker"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Apache Kafka 4."));
     assert!(results["storage_events_per_second"].as_f64().unwrap_or(0.0) > 0.0);
     let dashboard = &results["dashboard"];
     assert!(

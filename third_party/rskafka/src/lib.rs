@@ -7,6 +7,9 @@
     rust_2018_idioms,
     unsafe_code
 )]
+// PATCHED (pageviews): a path dependency is not lint-capped as a crates.io one is; the
+// protocol fields only the `unstable-fuzzing` feature reads would warn in every build here.
+#![cfg_attr(not(feature = "unstable-fuzzing"), allow(dead_code))]
 #![warn(
     missing_copy_implementations,
     missing_debug_implementations,
