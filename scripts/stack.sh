@@ -23,7 +23,7 @@
 #   stack.sh pg-stop DIR                  fast shutdown of that cluster
 #   stack.sh stop-pid FILE                SIGTERM the process whose pid is in FILE, wait for it
 #   stack.sh kill-pid FILE                SIGKILL it and wait until it is gone
-#   stack.sh scratch-up DIR               Kafka and PostgreSQL on free ports in DIR; prints the
+#   stack.sh scratch-up DIR               Kafka and PostgreSQL (commit timestamps on) on free ports in DIR; prints the
 #                                         PAGEVIEWS_TEST_* exports for them
 #   stack.sh scratch-down DIR             stop both and remove DIR
 #   stack.sh ensure-go-anchor             build the benchmark's Go peer (bench/anchors/go-producer:
@@ -291,7 +291,7 @@ pg_start() {
     fi
     if port_open "$port"; then die "port $port is already in use; cannot start PostgreSQL there"; fi
     as_pg_user "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/postgres.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=${PAGEVIEWS_PG_FSYNC:-on}" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=${PAGEVIEWS_PG_FSYNC:-on} ${PAGEVIEWS_PG_OPTIONS:-}" \
         start >/dev/null || die "PostgreSQL did not start; see $dir/postgres.log"
     say "PostgreSQL on 127.0.0.1:$port, data $dir, log $dir/postgres.log"
 }
@@ -341,7 +341,8 @@ scratch_up() {
     kafka_start "$dir/kafka" "$port"
     echo "export PAGEVIEWS_TEST_BROKERS=127.0.0.1:$port"
     port=$(free_port)
-    pg_start "$dir/pg" "$port"
+    # Commit times of rows: the benchmark's end-to-end latency ends at the row's commit.
+    PAGEVIEWS_PG_OPTIONS="-c track_commit_timestamp=on ${PAGEVIEWS_PG_OPTIONS:-}" pg_start "$dir/pg" "$port"
     echo "export PAGEVIEWS_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$port/postgres"
 }
 

@@ -6,6 +6,7 @@
 //! them). `bench serve-producer|serve-consumer` is this binary re-executed as one component.
 
 mod dashboard;
+mod e2e;
 mod load;
 mod peer;
 mod procs;
@@ -15,14 +16,13 @@ mod versus;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use event::partitioner::partition_for;
 use event::PageView;
-use load::{batch_body, closed_loop, mutation_body, post_ok, Stats};
+use load::{batch_body, closed_loop, mutation_body, Stats};
 use peer::GoPeer;
 use procs::{wait_ready, Component};
 use producer::sink::EventSink;
@@ -33,12 +33,12 @@ use serde::Serialize;
 use settings::{KafkaSettings, Settings};
 use versus::{Contender, Drive, Load};
 
-const PARTITIONS: i32 = 4;
+pub(crate) const PARTITIONS: i32 = 4;
 const BATCH: usize = 100;
 /// The Go peer's `linger.ms` values: 0, librdkafka's old default 5, and 1, where it is fastest.
 const PEER_LINGER_MS: [u32; 3] = [0, 1, 5];
 
-struct Params {
+pub(crate) struct Params {
     clients: usize,
     /// One contender's run in an A/B round, and how many rounds.
     versus: Duration,
@@ -118,6 +118,8 @@ pub(crate) struct Results {
     ceiling_c_copy_rows_per_second: f64,
     end_to_end: Stats,
     end_to_end_http: Stats,
+    /// The Go peer's HTTP answer at the end-to-end rate (nothing consumes its topic).
+    end_to_end_peer_http: Stats,
     rss_peak_mb: BTreeMap<String, f64>,
     dashboard: dashboard::DashboardResults,
 }
@@ -232,7 +234,7 @@ async fn run(p: &Params, smoke: bool, only: Option<&str>) -> Result<Results> {
     }
     if wanted("e2e") {
         say("4. end to end");
-        end_to_end(p, &brokers, &admin, &mut r).await?;
+        e2e::run(p, &brokers, &admin, &mut r).await?;
     }
     if wanted("dashboard") {
         r.dashboard = dashboard::run(&p.dashboard, &admin, &brokers).await?;
@@ -496,7 +498,7 @@ async fn tutorial_style(
     .await
 }
 
-async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64> {
+pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64> {
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?
@@ -617,141 +619,5 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
         bail!("COPY wrote {copied} rows, expected {}", events.len());
     }
     r.ceiling_c_copy_rows_per_second = copied as f64 / copy_seconds;
-    Ok(())
-}
-
-/// Scenario 4: a steady rate through producer and consumer; latency from the HTTP answer to
-/// the row being visible in PostgreSQL.
-async fn end_to_end(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Result<()> {
-    let db_url = testkit::fresh_database_on(admin).await?;
-    let mut s = testkit::settings(brokers, &db_url, &testkit::unique_prefix());
-    s.server.port = testkit::free_port()?;
-    let consumer = Component::spawn("consumer", &s)?;
-    let producer = Component::spawn("producer", &s)?;
-    let base = format!("http://127.0.0.1:{}", s.server.port);
-    wait_ready(&format!("{base}/readyz"), Duration::from_secs(30)).await?;
-    let db = testkit::connect(&db_url).await?;
-    testkit::poll_until(
-        Duration::from_secs(30),
-        "the consumer to own the partitions",
-        || {
-            let db = &db;
-            async move {
-                (scalar(db, "SELECT count(*) FROM partition_leases")
-                    .await
-                    .unwrap_or(0)
-                    == PARTITIONS as i64)
-                    .then_some(())
-            }
-        },
-    )
-    .await?;
-    consumer.reset_peak();
-    producer.reset_peak();
-
-    let http = reqwest::Client::new();
-    let answered: Arc<Mutex<HashMap<uuid::Uuid, Instant>>> = Arc::default();
-    let http_latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let errors = Arc::new(AtomicU64::new(0));
-    let ticks_per_second = 100u64;
-    let per_tick = (p.e2e_rate / ticks_per_second).max(1);
-    let ticks = (p.e2e.as_secs_f64() * ticks_per_second as f64) as u64;
-    let started = Instant::now();
-    let sender = {
-        let (answered, http_latencies, errors) = (
-            Arc::clone(&answered),
-            Arc::clone(&http_latencies),
-            Arc::clone(&errors),
-        );
-        let query = format!("{base}/query");
-        tokio::spawn(async move {
-            let mut inflight = Vec::new();
-            for tick in 0..ticks {
-                tokio::time::sleep_until(
-                    (started + Duration::from_millis(tick * 1000 / ticks_per_second)).into(),
-                )
-                .await;
-                for i in 0..per_tick {
-                    let (http, query) = (http.clone(), query.clone());
-                    let (answered, http_latencies, errors) = (
-                        Arc::clone(&answered),
-                        Arc::clone(&http_latencies),
-                        Arc::clone(&errors),
-                    );
-                    inflight.push(tokio::spawn(async move {
-                        let id = uuid::Uuid::now_v7();
-                        let t0 = Instant::now();
-                        let visitor = ((tick * per_tick + i) % 1000) as usize;
-                        let body = mutation_body(visitor, Some(id));
-                        if post_ok(&http, &query, visitor, body).await {
-                            let now = Instant::now();
-                            if let Ok(mut l) = http_latencies.lock() {
-                                l.push(now - t0);
-                            }
-                            if let Ok(mut a) = answered.lock() {
-                                a.insert(id, now);
-                            }
-                        } else {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }));
-                }
-            }
-            for t in inflight {
-                let _ = t.await;
-            }
-        })
-    };
-
-    let mut visible: Vec<Duration> = Vec::new();
-    let deadline = started + p.e2e + Duration::from_secs(30);
-    loop {
-        let pending: Vec<uuid::Uuid> = answered
-            .lock()
-            .map(|a| a.keys().copied().collect())
-            .unwrap_or_default();
-        if pending.is_empty() && sender.is_finished() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("{} answered events never became visible", pending.len());
-        }
-        if !pending.is_empty() {
-            let list: Vec<String> = pending.iter().map(|id| format!("'{id}'")).collect();
-            let rows = db
-                .query_all_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    format!(
-                        "SELECT id FROM kafka_events WHERE id IN ({})",
-                        list.join(",")
-                    ),
-                ))
-                .await?;
-            let now = Instant::now();
-            if let Ok(mut a) = answered.lock() {
-                for row in rows {
-                    if let Some(at) = row
-                        .try_get_by_index::<uuid::Uuid>(0)
-                        .ok()
-                        .and_then(|id| a.remove(&id))
-                    {
-                        visible.push(now.saturating_duration_since(at));
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    let http_latencies = http_latencies.lock().map(|l| l.clone()).unwrap_or_default();
-    let errors = errors.load(Ordering::Relaxed);
-    r.end_to_end_http = load::stats(http_latencies.len() as u64, errors, p.e2e, http_latencies);
-    r.end_to_end = load::stats(visible.len() as u64, errors, elapsed, visible);
-    r.rss_peak_mb
-        .insert("producer (end to end)".into(), producer.rss_peak_mb());
-    r.rss_peak_mb
-        .insert("consumer (end to end)".into(), consumer.rss_peak_mb());
-    producer.stop().await?;
-    consumer.stop().await?;
     Ok(())
 }

@@ -25,7 +25,7 @@ fn verdict(ok: bool) -> &'static str {
 /// A figure of the A/B scenarios: throughput, latency, errors and CPU per 1,000 events.
 fn describe(f: &Figure) -> String {
     format!(
-        "{}: {:.0} ev/s, p50 {:.1} ms, p99 {:.1} ms, {} errors, {:.2} CPU-s/1k ev",
+        "{}: {:.0} ev/s, p50 {:.1} ms, p99 {:.1} ms, {} errors, {:.3} CPU-s/1k ev",
         f.name,
         f.events_per_second,
         f.requests.p50_ms,
@@ -150,14 +150,21 @@ pub fn table(r: &Results) -> String {
     rows.push([
         "4. end to end".into(),
         format!(
-            "p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms ({} events, {} errors)",
+            "{:.0} ev/s, POST sent → row committed: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} events, {} errors)",
+            r.end_to_end_http.per_second,
             r.end_to_end.p50_ms,
             r.end_to_end.p99_ms,
             r.end_to_end.max_ms,
             r.end_to_end.ok,
             r.end_to_end.errors
         ),
-        format!("HTTP answer p99 {:.1} ms", r.end_to_end_http.p99_ms),
+        format!(
+            "HTTP answer p50 {:.1} ms, p99 {:.1} ms; Go peer's answer at the same rate p50 {:.1} ms, p99 {:.1} ms",
+            r.end_to_end_http.p50_ms,
+            r.end_to_end_http.p99_ms,
+            r.end_to_end_peer_http.p50_ms,
+            r.end_to_end_peer_http.p99_ms
+        ),
         "".into(),
         format!("p99 < 5 ms: {}", verdict(r.end_to_end.p99_ms < 5.0)),
     ]);
