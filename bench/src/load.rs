@@ -116,19 +116,20 @@ pub fn mutation_body(user: usize, id: Option<uuid::Uuid>) -> String {
     )
 }
 
-/// One batch mutation carrying `n` events.
+/// One batch mutation carrying `n` events, as a frontend sends it: the same query text every
+/// time, the events in `variables`.
 pub fn batch_body(first_user: usize, n: usize) -> String {
     let events: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                r#"{{eventType: \"PAGE_VIEW\", userId: \"user_{}\", path: \"/b\", search: \"\", title: \"Batch\", url: \"kafka.demo.com\"}}"#,
+                r#"{{"eventType":"PAGE_VIEW","userId":"user_{}","path":"/b","search":"","title":"Batch","url":"kafka.demo.com"}}"#,
                 first_user + i
             )
         })
         .collect();
     format!(
-        r#"{{"query":"mutation {{ register_kafka_events(events: [{}]) {{ id }} }}"}}"#,
-        events.join(", ")
+        r#"{{"query":"mutation($events: [RegisterKafkaEventInput!]!) {{ register_kafka_events(events: $events) {{ id }} }}","variables":{{"events":[{}]}}}}"#,
+        events.join(",")
     )
 }
 
@@ -155,12 +156,9 @@ mod tests {
         assert_eq!(with_id["variables"]["e"]["id"], id.to_string());
         let batch: serde_json::Value = serde_json::from_str(&batch_body(0, 3)).unwrap();
         assert_eq!(
-            batch["query"]
-                .as_str()
-                .unwrap()
-                .matches("PAGE_VIEW")
-                .count(),
-            3
+            batch["variables"]["events"].as_array().map(Vec::len),
+            Some(3)
         );
+        assert_eq!(batch["variables"]["events"][2]["userId"], "user_2");
     }
 }
