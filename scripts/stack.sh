@@ -119,6 +119,9 @@ ensure_browser() {
 ensure_go_anchor() {
     local dir=$ROOT/bench/anchors/go-producer bin
     bin=$dir/go-producer
+    # The official toolchain's usual place first; Debian's older go fetches the toolchain
+    # go.mod asks for from the module proxy (GOTOOLCHAIN=auto).
+    [ -x /usr/local/go/bin/go ] && PATH=/usr/local/go/bin:$PATH
     command -v go >/dev/null || apt_install golang-go
     command -v gcc >/dev/null || apt_install gcc
     if [ ! -x "$bin" ] || [ -n "$(find "$dir" -newer "$bin" \( -name '*.go' -o -name '*.graphqls' -o -name '*.yml' -o -name 'go.*' \) ! -name '*_gen.go' ! -name generated.go)" ]; then
