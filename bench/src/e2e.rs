@@ -36,7 +36,7 @@ pub async fn run(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
     let base = format!("http://127.0.0.1:{}", s.server.port);
     wait_ready(&format!("{base}/readyz"), Duration::from_secs(30)).await?;
     let db = testkit::connect(&db_url).await?;
-    let on = scalar_text(&db, "SHOW track_commit_timestamp").await?;
+    let on: String = scalar(&db, "SHOW track_commit_timestamp").await?;
     if on != "on" {
         bail!("PostgreSQL runs with track_commit_timestamp = {on}: scripts/bench.sh turns it on");
     }
@@ -147,14 +147,13 @@ async fn committed_at(
     ids: &[uuid::Uuid],
     limit: Duration,
 ) -> Result<Vec<(uuid::Uuid, DateTime<Utc>)>> {
-    let list = || {
-        ids.iter()
-            .map(|id| format!("'{id}'"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let list = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
     let wanted = ids.len() as i64;
-    let count = format!("SELECT count(*) FROM kafka_events WHERE id IN ({})", list());
+    let count = format!("SELECT count(*) FROM kafka_events WHERE id IN ({list})");
     testkit::poll_until(limit, "every answered event stored", || {
         let count = &count;
         async move { (scalar(db, count).await.unwrap_or(0) == wanted).then_some(()) }
@@ -164,8 +163,7 @@ async fn committed_at(
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             format!(
-                "SELECT id, pg_xact_commit_timestamp(xmin) FROM kafka_events WHERE id IN ({})",
-                list()
+                "SELECT id, pg_xact_commit_timestamp(xmin) FROM kafka_events WHERE id IN ({list})"
             ),
         ))
         .await?;
@@ -177,12 +175,4 @@ async fn committed_at(
             ))
         })
         .collect()
-}
-
-async fn scalar_text(db: &sea_orm::DatabaseConnection, sql: &str) -> Result<String> {
-    let row = db
-        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-        .await?
-        .context("no row")?;
-    Ok(row.try_get_by_index::<String>(0)?)
 }

@@ -498,12 +498,16 @@ async fn tutorial_style(
     .await
 }
 
-pub(crate) async fn scalar(db: &DatabaseConnection, sql: &str) -> Result<i64> {
+/// The first column of the first row `sql` returns.
+pub(crate) async fn scalar<T: sea_orm::TryGetable>(
+    db: &DatabaseConnection,
+    sql: &str,
+) -> Result<T> {
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?
         .context("no row")?;
-    Ok(row.try_get_by_index::<i64>(0)?)
+    Ok(row.try_get_by_index::<T>(0)?)
 }
 
 /// A table's column names in their order.
@@ -581,7 +585,7 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
     let elapsed = started.elapsed();
     r.storage_seconds = elapsed.as_secs_f64();
     r.storage_events_per_second = target as f64 / elapsed.as_secs_f64();
-    let rows = scalar(&db, "SELECT count(*) FROM kafka_events").await?;
+    let rows: i64 = scalar(&db, "SELECT count(*) FROM kafka_events").await?;
     if rows != target {
         bail!("storage stored {rows} rows, expected {target}");
     }
