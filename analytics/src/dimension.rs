@@ -1,0 +1,209 @@
+//! The registry of dimensions: each is declared once, in the `dimensions!` list below, with its
+//! stored name (the `visits` column and the `rollup_days.dimension` value; the CSV header), its
+//! label (the dashboard's panel title) and its scope. The API name is the variant's, in
+//! SCREAMING_SNAKE_CASE (`UtmSource` is `UTM_SOURCE`).
+//!
+//! A visit dimension (`traits`) is a property of the whole visit, taken from its first page
+//! view. Its stored name is also the field of `Traits` and the column of `kafka_events` and
+//! `visits` its value is read from and written to.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bucket::Bucket;
+
+/// Where a dimension's value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A time bucket of the visit's start, in the site's time zone.
+    Time(Bucket),
+    /// Each page view's path: a visit counts once under each page it viewed.
+    PageView,
+    /// The visit's first path.
+    Entry,
+    /// The visit's last path.
+    Exit,
+    /// A value of the whole visit, from its first page view (`Traits`).
+    Visit,
+}
+
+macro_rules! dimensions {
+    (
+        fixed { $($fixed:ident = $fname:literal, $flabel:literal, $scope:expr;)* }
+        traits { $($trait_:ident = $field:ident, $tlabel:literal;)* }
+    ) => {
+        /// What a Stats query breaks its counts down by.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum Dimension {
+            $($fixed,)*
+            $($trait_,)*
+        }
+
+        impl Dimension {
+            /// Every dimension, in the order the dashboard shows them.
+            pub const ALL: &'static [Dimension] = &[$(Dimension::$fixed,)* $(Dimension::$trait_,)*];
+            /// The visit dimensions, in the order of `Traits`' fields.
+            pub const TRAITS: &'static [Dimension] = &[$(Dimension::$trait_,)*];
+
+            /// The stored name: the `visits` column (for visit dimensions also the
+            /// `kafka_events` column), the `rollup_days.dimension` value, the CSV header.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Dimension::$fixed => $fname,)*
+                    $(Dimension::$trait_ => stringify!($field),)*
+                }
+            }
+
+            /// What the dashboard calls it.
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $(Dimension::$fixed => $flabel,)*
+                    $(Dimension::$trait_ => $tlabel,)*
+                }
+            }
+
+            pub const fn scope(self) -> Scope {
+                match self {
+                    $(Dimension::$fixed => $scope,)*
+                    $(Dimension::$trait_ => Scope::Visit,)*
+                }
+            }
+        }
+
+        /// A visit's values of the visit dimensions, one field per dimension, named as the
+        /// columns are. `S` is `String` in a stored visit, `&str` in a hit, `Option<String>`
+        /// read from a stored event (whose columns are NULL for "none").
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct Traits<S> {
+            $(pub $field: S,)*
+        }
+
+        impl<S> Traits<S> {
+            /// The value of a visit dimension; `None` for the others.
+            pub fn get(&self, dimension: Dimension) -> Option<&S> {
+                match dimension {
+                    $(Dimension::$trait_ => Some(&self.$field),)*
+                    _ => None,
+                }
+            }
+
+            /// The same values, each converted.
+            pub fn map<'a, T>(&'a self, mut f: impl FnMut(&'a S) -> T) -> Traits<T> {
+                Traits { $($field: f(&self.$field),)* }
+            }
+        }
+    };
+}
+
+dimensions! {
+    fixed {
+        TimeHour = "hour", "Hours", Scope::Time(Bucket::Hour);
+        TimeDay = "day", "Days", Scope::Time(Bucket::Day);
+        TimeWeek = "week", "Weeks", Scope::Time(Bucket::Week);
+        TimeMonth = "month", "Months", Scope::Time(Bucket::Month);
+        Page = "page", "Pages", Scope::PageView;
+        EntryPage = "entry_page", "Entry pages", Scope::Entry;
+        ExitPage = "exit_page", "Exit pages", Scope::Exit;
+    }
+    traits {
+        Source = source, "Sources";
+        Channel = channel, "Channels";
+        UtmSource = utm_source, "UTM sources";
+        UtmMedium = utm_medium, "UTM media";
+        UtmCampaign = utm_campaign, "UTM campaigns";
+        Browser = browser, "Browsers";
+        Os = os, "Operating systems";
+        Device = device, "Devices";
+    }
+}
+
+impl Dimension {
+    /// The time bucket of a time dimension.
+    pub const fn bucket(self) -> Option<Bucket> {
+        match self.scope() {
+            Scope::Time(bucket) => Some(bucket),
+            _ => None,
+        }
+    }
+
+    pub const fn is_time(self) -> bool {
+        self.bucket().is_some()
+    }
+
+    /// The dimensions a table can be broken down by (what the dashboard shows as panels).
+    pub fn breakdowns() -> impl Iterator<Item = Dimension> {
+        Dimension::ALL.iter().copied().filter(|d| !d.is_time())
+    }
+}
+
+impl<'a> Traits<&'a str> {
+    /// Values read from a stored event's columns, NULL as `""`.
+    pub fn of_stored(stored: &'a Traits<Option<String>>) -> Self {
+        stored.map(|v| v.as_deref().unwrap_or(""))
+    }
+}
+
+/// What a `rollup_days` row is kept for: the site's totals, one dimension's value, or the page
+/// views of bots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RollupKey {
+    /// Every visit, value `''`.
+    All,
+    Of(Dimension),
+    /// Page views of bots by bot name (no visits: bots are kept out of every other row).
+    Bot,
+}
+
+impl RollupKey {
+    /// The value of `rollup_days.dimension`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RollupKey::All => "all",
+            RollupKey::Of(d) => d.name(),
+            RollupKey::Bot => "bot",
+        }
+    }
+
+    /// The rollup of a query's one breakdown or filter dimension (time has none: it is the
+    /// rows' day).
+    pub fn of(dimension: Option<Dimension>) -> Option<RollupKey> {
+        match dimension {
+            None => Some(RollupKey::All),
+            Some(d) if d.is_time() => None,
+            Some(d) => Some(RollupKey::Of(d)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_are_unique_and_traits_are_named_as_their_columns() {
+        let mut names: Vec<&str> = Dimension::ALL.iter().map(|d| d.name()).collect();
+        names.extend(["all", "bot"]);
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count);
+        let traits = Traits::<&str>::default().map(|_| 1);
+        let json = serde_json::to_value(&traits).expect("json");
+        for d in Dimension::TRAITS {
+            assert_eq!(json[d.name()], 1, "{d:?}");
+            assert_eq!(d.scope(), Scope::Visit);
+        }
+    }
+
+    #[test]
+    fn a_stored_event_without_a_value_reads_as_none() {
+        let stored: Traits<Option<String>> =
+            serde_json::from_str(r#"{"source":"google","channel":null,"other":1}"#).expect("row");
+        let traits = Traits::of_stored(&stored);
+        assert_eq!(traits.get(Dimension::Source), Some(&"google"));
+        assert_eq!(traits.get(Dimension::Channel), Some(&""));
+        assert_eq!(traits.get(Dimension::Page), None);
+    }
+}

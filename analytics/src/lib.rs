@@ -1,0 +1,35 @@
+//! The analytics model: what is counted and how, declared once for every crate that counts or
+//! reads counts (the consumer, its rebuild, the dashboard's two engines and CSV export, the
+//! benchmark's raw-SQL anchor).
+//!
+//! - `dimension.rs`: the registry of dimensions (API name, stored name, label, whether a value
+//!   belongs to the visit or to the page view) and `Traits`, the visit's values, generated
+//!   from the same list.
+//! - `counts.rs`: the additive `Counts` a rollup row holds, with how each is aggregated over
+//!   visits in SQL.
+//! - `metric.rs`: the metrics and how each derives from `Counts`.
+//! - `bucket.rs`: typed time buckets (hour, day, ISO week, month).
+//! - `visit.rs`: the hit, the visit and its rules (timeout, the site's midnight, bounce,
+//!   engagement); `session.rs`: sessionizing hits and what a visitor-day contributes to the
+//!   rollups.
+//!
+//! Adding a dimension is one line in `dimension.rs`, a column in a migration, and the line that
+//! says where the value comes from; everything else (storage, rollups, both engines, the
+//! export, the dashboard's panels) derives from the registry.
+//!
+//! Architecture Invariant: pure. No I/O, no clock, no settings, no database or Kafka client;
+//! SQL appears only as text fragments naming the model's own columns.
+
+pub mod bucket;
+pub mod counts;
+pub mod dimension;
+pub mod metric;
+pub mod session;
+pub mod visit;
+
+pub use bucket::Bucket;
+pub use counts::Counts;
+pub use dimension::{Dimension, RollupKey, Scope, Traits};
+pub use metric::{Metric, Unit};
+pub use session::{sessionize, Changes, Rollup, VisitorDay};
+pub use visit::{Hit, HitKind, Visit};

@@ -1,0 +1,347 @@
+//! Sessionizing: places hits into the visits of their visitor-days, and says what the changed
+//! visitor-days now contribute to the rollups. Pure; the consumer reads and writes the state.
+//!
+//! Rollups are a pure function of the visits: the visits of a visitor's day contribute counts
+//! to `rollup_days` and `rollup_hours` (see `Rollup::contribute`). A batch adds, for each
+//! visitor-day it touches, the contribution after minus the contribution before, so the rollups
+//! equal the sum over all visits however the hits were batched.
+//!
+//! Unique visitors are exact and bounded: visitor ids are salted per UTC day, so a visitor's
+//! distinct (dimension, value) pairs of a day are read from that visitor's few visits of the day.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::bucket::Bucket;
+use crate::counts::Counts;
+use crate::dimension::{Dimension, RollupKey};
+use crate::visit::{Hit, HitKind, Visit};
+
+/// A visitor's day on a site: the unit visits are read, changed and counted in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VisitorDay {
+    pub site: String,
+    pub visitor: i64,
+    pub day: NaiveDate,
+}
+
+impl VisitorDay {
+    pub fn of(visit: &Visit) -> VisitorDay {
+        VisitorDay {
+            site: visit.site.clone(),
+            visitor: visit.visitor,
+            day: visit.day,
+        }
+    }
+}
+
+/// Rollup deltas keyed as the tables are.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rollup {
+    pub days: BTreeMap<(String, RollupKey, NaiveDate, String), Counts>,
+    pub hours: BTreeMap<(String, NaiveDateTime), Counts>,
+}
+
+impl Rollup {
+    fn day(&mut self, site: &str, key: RollupKey, day: NaiveDate, value: &str) -> &mut Counts {
+        self.days
+            .entry((site.to_owned(), key, day, value.to_owned()))
+            .or_default()
+    }
+
+    fn hour(&mut self, site: &str, hour: NaiveDateTime) -> &mut Counts {
+        self.hours.entry((site.to_owned(), hour)).or_default()
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) what a visitor's visits of one day count: under
+    /// the site's totals, each visit dimension's value, each page viewed, and the start hour.
+    pub fn contribute(&mut self, visits: &[Visit], sign: i64) {
+        let mut seen: BTreeSet<(RollupKey, &str)> = BTreeSet::new();
+        let mut hours = BTreeSet::new();
+        for visit in visits {
+            let counts = visit.counts();
+            let once = Dimension::breakdowns()
+                .filter_map(|d| Some((RollupKey::Of(d), visit.value(d)?)))
+                .chain([(RollupKey::All, "")]);
+            for (key, value) in once {
+                self.day(&visit.site, key, visit.day, value).add(&counts, sign);
+                seen.insert((key, value));
+            }
+            for (page, views) in &visit.pages {
+                let on_page = Counts {
+                    pageviews: i64::from(*views),
+                    ..counts
+                };
+                let key = RollupKey::Of(Dimension::Page);
+                self.day(&visit.site, key, visit.day, page).add(&on_page, sign);
+                seen.insert((key, page));
+            }
+            self.hour(&visit.site, visit.hour).add(&counts, sign);
+            hours.insert(visit.hour);
+        }
+        let Some(first) = visits.first() else { return };
+        for (key, value) in seen {
+            self.day(&first.site, key, first.day, value).visitors += sign;
+        }
+        for hour in hours {
+            self.hour(&first.site, hour).visitors += sign;
+        }
+    }
+
+    pub fn drop_zeros(&mut self) {
+        self.days.retain(|_, c| !c.is_zero());
+        self.hours.retain(|_, c| !c.is_zero());
+    }
+
+    /// Adds another batch's deltas to these.
+    pub fn merge(&mut self, other: Rollup) {
+        for (k, c) in other.days {
+            self.days.entry(k).or_default().add(&c, 1);
+        }
+        for (k, c) in other.hours {
+            self.hours.entry(k).or_default().add(&c, 1);
+        }
+    }
+}
+
+/// The local day and hour of an instant on a site.
+pub fn local(at: DateTime<Utc>, zone: Tz) -> (NaiveDate, NaiveDateTime) {
+    let local = at.with_timezone(&zone).naive_local();
+    (local.date(), Bucket::Hour.start(local))
+}
+
+/// The visitor-days a batch of hits falls on (bots make no visits).
+pub fn visitor_days(hits: &[Hit<'_>], zone_of: impl Fn(&str) -> Tz) -> BTreeSet<VisitorDay> {
+    hits.iter()
+        .filter(|h| !h.is_bot)
+        .map(|h| VisitorDay {
+            site: h.site.to_owned(),
+            visitor: h.visitor,
+            day: local(h.at, zone_of(h.site)).0,
+        })
+        .collect()
+}
+
+/// What a batch changes: the visits to write and the rollup deltas.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub visits: Vec<Visit>,
+    pub rollup: Rollup,
+}
+
+/// Places `hits` (in the order they were stored) into the visits of `state`, which holds every
+/// visit of each visitor-day the hits fall on, sorted by start. A gap over `timeout` or the
+/// site's midnight starts a new visit; an engagement report extends the open visit and starts
+/// none.
+pub fn sessionize(
+    state: &HashMap<VisitorDay, Vec<Visit>>,
+    hits: &[Hit<'_>],
+    timeout: TimeDelta,
+    zone_of: impl Fn(&str) -> Tz,
+) -> Changes {
+    let mut rollup = Rollup::default();
+    let mut after: HashMap<VisitorDay, Vec<Visit>> = HashMap::new();
+    let mut changed: BTreeSet<Uuid> = BTreeSet::new();
+    for hit in hits {
+        let (day, hour) = local(hit.at, zone_of(hit.site));
+        if hit.is_bot {
+            let bot = hit.traits.browser;
+            rollup.day(hit.site, RollupKey::Bot, day, bot).pageviews += 1;
+            continue;
+        }
+        let key = VisitorDay {
+            site: hit.site.to_owned(),
+            visitor: hit.visitor,
+            day,
+        };
+        let visits = after
+            .entry(key)
+            .or_insert_with_key(|key| state.get(key).cloned().unwrap_or_default());
+        let open = visits
+            .last_mut()
+            .filter(|open| hit.at - open.last_seen_at <= timeout);
+        match (open, hit.kind) {
+            (Some(open), HitKind::PageView) => open.extend(hit),
+            (Some(open), HitKind::Engagement { ms }) => open.engage(hit, ms),
+            (None, HitKind::PageView) => visits.push(Visit::start(hit, day, hour)),
+            // A report for a visit already over (or never seen) starts nothing.
+            (None, HitKind::Engagement { .. }) => continue,
+        }
+        if let Some(visit) = visits.last() {
+            changed.insert(visit.id);
+        }
+    }
+    let mut out = Vec::with_capacity(changed.len());
+    for (key, visits) in &after {
+        if let Some(before) = state.get(key) {
+            rollup.contribute(before, -1);
+        }
+        rollup.contribute(visits, 1);
+        out.extend(visits.iter().filter(|v| changed.contains(&v.id)).cloned());
+    }
+    rollup.drop_zeros();
+    Changes {
+        visits: out,
+        rollup,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dimension::Traits;
+    use chrono::TimeZone;
+
+    const TIMEOUT: TimeDelta = TimeDelta::minutes(30);
+
+    fn utc(_: &str) -> Tz {
+        Tz::UTC
+    }
+
+    fn hit(n: u128, visitor: i64, minute: i64, page: &'static str) -> Hit<'static> {
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 20, 10, 0, 0)
+            .single()
+            .expect("a time");
+        Hit {
+            id: Uuid::from_u128(n),
+            site: "shop.example",
+            visitor,
+            at: start + TimeDelta::minutes(minute),
+            page,
+            is_bot: false,
+            kind: HitKind::PageView,
+            traits: Traits {
+                source: "google",
+                ..Traits::default()
+            },
+        }
+    }
+
+    /// Applies batches one after the other, as the consumer does, keeping the visits between.
+    fn run(batches: &[&[Hit<'_>]], zone_of: impl Fn(&str) -> Tz + Copy) -> (Vec<Visit>, Rollup) {
+        let mut state: HashMap<VisitorDay, Vec<Visit>> = HashMap::new();
+        let mut total = Rollup::default();
+        for batch in batches {
+            let changes = sessionize(&state, batch, TIMEOUT, zone_of);
+            for visit in changes.visits {
+                let visits = state.entry(VisitorDay::of(&visit)).or_default();
+                match visits.iter_mut().find(|v| v.id == visit.id) {
+                    Some(old) => *old = visit,
+                    None => visits.push(visit),
+                }
+            }
+            total.merge(changes.rollup);
+        }
+        total.drop_zeros();
+        let mut visits: Vec<Visit> = state.into_values().flatten().collect();
+        visits.sort_by_key(|v| v.started_at);
+        (visits, total)
+    }
+
+    fn totals(rollup: &Rollup, key: RollupKey, value: &str) -> Counts {
+        rollup
+            .days
+            .iter()
+            .filter(|((_, k, _, v), _)| *k == key && v == value)
+            .fold(Counts::default(), |mut sum, (_, c)| {
+                sum.add(c, 1);
+                sum
+            })
+    }
+
+    #[test]
+    fn a_gap_over_thirty_minutes_starts_a_new_visit_and_a_single_page_visit_bounces() {
+        let hits = [
+            hit(1, 7, 0, "/"),
+            hit(2, 7, 10, "/pricing"),
+            hit(3, 7, 41, "/docs"), // 31 minutes later: a new visit, a bounce
+            hit(4, 8, 5, "/pricing"),
+        ];
+        let (visits, rollup) = run(&[&hits], utc);
+        assert_eq!(visits.len(), 3);
+        assert_eq!(visits[0].duration, 600);
+        assert_eq!(
+            (visits[0].entry_page.as_str(), visits[0].exit_page.as_str()),
+            ("/", "/pricing")
+        );
+        let all = totals(&rollup, RollupKey::All, "");
+        assert_eq!(
+            all,
+            Counts {
+                pageviews: 4,
+                visitors: 2,
+                visits: 3,
+                bounces: 2,
+                duration: 600
+            }
+        );
+        let pricing = totals(&rollup, RollupKey::Of(Dimension::Page), "/pricing");
+        assert_eq!(
+            (pricing.pageviews, pricing.visitors, pricing.visits),
+            (2, 2, 2)
+        );
+        let exit = |page| totals(&rollup, RollupKey::Of(Dimension::ExitPage), page).visits;
+        assert_eq!((exit("/pricing"), exit("/")), (2, 0));
+        assert_eq!(totals(&rollup, RollupKey::Of(Dimension::Source), "google").visits, 3);
+    }
+
+    #[test]
+    fn the_rollup_is_the_same_however_the_page_views_are_split_into_batches() {
+        let mut hits = Vec::new();
+        for n in 0..60u128 {
+            let visitor = (n % 5) as i64;
+            let minute = (n as i64) * 7 % 200 + (n as i64) * 3;
+            hits.push(hit(n + 1, visitor, minute, ["/", "/a", "/b"][(n % 3) as usize]));
+        }
+        hits.sort_by_key(|h| h.at);
+        let whole = run(&[&hits], utc);
+        let split: Vec<&[Hit<'_>]> = hits.chunks(7).collect();
+        let pieces = run(&split, utc);
+        assert_eq!(whole, pieces);
+        assert!(totals(&whole.1, RollupKey::All, "").visits > 5);
+    }
+
+    #[test]
+    fn a_visit_ends_at_the_end_of_the_sites_day_in_its_time_zone() {
+        let new_york = |_: &str| chrono_tz::America::New_York;
+        // Midnight in New York is 05:00 UTC: 04:55 and 05:10 UTC are 15 minutes apart.
+        let hits = [hit(1, 7, -305, "/"), hit(2, 7, -290, "/a")];
+        let (visits, rollup) = run(&[&hits], new_york);
+        assert_eq!(visits.len(), 2, "the visit is cut at local midnight");
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).expect("a day");
+        assert_eq!((visits[0].day, visits[1].day), (day(19), day(20)));
+        assert_eq!(totals(&rollup, RollupKey::All, "").visitors, 2, "one per local day");
+    }
+
+    #[test]
+    fn an_engagement_report_gives_a_single_page_visit_its_duration_and_unbounces_it() {
+        let mut report = hit(2, 7, 1, "/");
+        report.kind = HitKind::Engagement { ms: 25_000 };
+        let mut late = hit(3, 8, 50, "/");
+        late.kind = HitKind::Engagement { ms: 5_000 }; // visitor 8 has no visit: starts nothing
+        let (visits, rollup) = run(&[&[hit(1, 7, 0, "/")], &[report, late]], utc);
+        assert_eq!(visits.len(), 1);
+        assert_eq!((visits[0].pageviews, visits[0].duration), (1, 60));
+        let all = totals(&rollup, RollupKey::All, "");
+        assert_eq!(
+            (all.pageviews, all.visits, all.bounces, all.duration),
+            (1, 1, 0, 60)
+        );
+    }
+
+    #[test]
+    fn bots_are_counted_apart_and_make_no_visit() {
+        let mut bot = hit(1, 9, 0, "/");
+        bot.is_bot = true;
+        bot.traits.browser = "Googlebot";
+        let (visits, rollup) = run(&[&[bot, hit(2, 7, 1, "/")]], utc);
+        assert_eq!(visits.len(), 1);
+        assert_eq!(totals(&rollup, RollupKey::Bot, "Googlebot").pageviews, 1);
+        assert_eq!(totals(&rollup, RollupKey::All, "").pageviews, 1);
+    }
+}

@@ -1,0 +1,182 @@
+//! The hit, the visit, and the visit's rules: the midnight cut (a visit never spans two of the
+//! site's days), bounce and engagement. The timeout is a setting
+//! (`analytics.visit_timeout_minutes`), passed to `session::sessionize`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::counts::Counts;
+use crate::dimension::{Dimension, Scope, Traits};
+
+/// Distinct pages remembered per visit; later new pages count under `OTHER_PAGES`. A visit
+/// reading more distinct pages than this is a crawler in all but name.
+pub const MAX_PAGES_PER_VISIT: usize = 500;
+pub const OTHER_PAGES: &str = "(other pages)";
+
+/// A visit with at least this much engaged time (visible and focused) is not a bounce, even
+/// with one page view (GA4's "engaged session" threshold).
+pub const ENGAGED_MS: i32 = 10_000;
+/// A visit with more page views than this is not a bounce.
+const BOUNCE_MAX_PAGEVIEWS: i32 = 1;
+
+/// The stored `event_type` of an engagement report. The tracker sends reports on the page-view
+/// topic (so they stay in order with their visitor's page views); the consumer stores them under
+/// this type, so `event_type = 'PAGE_VIEW'` counts page views only.
+pub const ENGAGEMENT_EVENT_TYPE: &str = "ENGAGEMENT";
+
+/// The bounce rule: one page view and less engaged time than `ENGAGED_MS`.
+pub fn is_bounce(pageviews: i32, engaged_ms: i32) -> bool {
+    pageviews <= BOUNCE_MAX_PAGEVIEWS && engaged_ms < ENGAGED_MS
+}
+
+/// The same rule in SQL, over a visit's page-view count and engaged milliseconds.
+pub fn bounce_sql(pageviews: &str, engaged_ms: &str) -> String {
+    format!("({pageviews} <= {BOUNCE_MAX_PAGEVIEWS} AND {engaged_ms} < {ENGAGED_MS})")
+}
+
+/// What a hit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitKind {
+    PageView,
+    /// An engagement report: the page was visible and focused this many milliseconds.
+    Engagement { ms: i32 },
+}
+
+/// A page view or an engagement report of a site, as visits see it. It borrows from the event
+/// it was read from; a visit copies what it keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit<'a> {
+    pub id: Uuid,
+    pub site: &'a str,
+    pub visitor: i64,
+    pub at: DateTime<Utc>,
+    pub page: &'a str,
+    pub is_bot: bool,
+    pub kind: HitKind,
+    pub traits: Traits<&'a str>,
+}
+
+/// A `visits` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    pub id: Uuid,
+    pub site: String,
+    pub visitor: i64,
+    /// The site's local day and hour the visit started in.
+    pub day: NaiveDate,
+    pub hour: NaiveDateTime,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub pageviews: i32,
+    /// Seconds from the first page view to the last.
+    pub duration: i32,
+    /// Whether `engaged_ms` reached `ENGAGED_MS`.
+    pub engaged: bool,
+    /// Engaged milliseconds reported by the tracker, summed.
+    pub engaged_ms: i32,
+    pub entry_page: String,
+    pub exit_page: String,
+    #[serde(flatten)]
+    pub traits: Traits<String>,
+    /// Page views per path.
+    pub pages: BTreeMap<String, i32>,
+}
+
+impl Visit {
+    pub(crate) fn start(hit: &Hit<'_>, day: NaiveDate, hour: NaiveDateTime) -> Visit {
+        Visit {
+            id: hit.id,
+            site: hit.site.to_owned(),
+            visitor: hit.visitor,
+            day,
+            hour,
+            started_at: hit.at,
+            last_seen_at: hit.at,
+            pageviews: 1,
+            duration: 0,
+            engaged: false,
+            engaged_ms: 0,
+            entry_page: hit.page.to_owned(),
+            exit_page: hit.page.to_owned(),
+            traits: hit.traits.map(|v| (*v).to_owned()),
+            pages: BTreeMap::from([(hit.page.to_owned(), 1)]),
+        }
+    }
+
+    /// Adds a later page view. Time never runs backwards within a visit: a page view stamped
+    /// before the last one (another producer's clock) counts as at the last one.
+    pub(crate) fn extend(&mut self, hit: &Hit<'_>) {
+        self.last_seen_at = self.last_seen_at.max(hit.at);
+        self.pageviews += 1;
+        self.update_duration();
+        hit.page.clone_into(&mut self.exit_page);
+        let known = self.pages.contains_key(hit.page);
+        let page = if known || self.pages.len() < MAX_PAGES_PER_VISIT {
+            hit.page
+        } else {
+            OTHER_PAGES
+        };
+        *self.pages.entry(page.to_owned()).or_default() += 1;
+    }
+
+    /// Adds an engagement report: the visit lasted at least until it was sent, and at least as
+    /// long as its pages were looked at.
+    pub(crate) fn engage(&mut self, hit: &Hit<'_>, engaged_ms: i32) {
+        self.last_seen_at = self.last_seen_at.max(hit.at);
+        self.engaged_ms = self.engaged_ms.saturating_add(engaged_ms.max(0));
+        self.engaged = self.engaged_ms >= ENGAGED_MS;
+        self.update_duration();
+    }
+
+    /// Seconds from the first page view to the last activity, or the engaged time if longer.
+    fn update_duration(&mut self) {
+        let span = (self.last_seen_at - self.started_at).num_seconds();
+        let engaged = i64::from(self.engaged_ms) / 1000;
+        self.duration = i32::try_from(span.max(engaged)).unwrap_or(i32::MAX);
+    }
+
+    pub fn is_bounce(&self) -> bool {
+        is_bounce(self.pageviews, self.engaged_ms)
+    }
+
+    /// The visit's one value of a dimension; `None` for time and pages (a visit has several).
+    pub fn value(&self, dimension: Dimension) -> Option<&str> {
+        match dimension.scope() {
+            Scope::Time(_) | Scope::PageView => None,
+            Scope::Entry => Some(&self.entry_page),
+            Scope::Exit => Some(&self.exit_page),
+            Scope::Visit => self.traits.get(dimension).map(String::as_str),
+        }
+    }
+
+    /// What the visit counts (`visitors` is counted per visitor-day, not here).
+    pub fn counts(&self) -> Counts {
+        Counts {
+            pageviews: i64::from(self.pageviews),
+            visitors: 0,
+            visits: 1,
+            bounces: i64::from(self.is_bounce()),
+            duration: i64::from(self.duration),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bounce_rule_is_one_page_view_without_ten_seconds_of_engagement() {
+        assert!(is_bounce(1, 0));
+        assert!(is_bounce(1, ENGAGED_MS - 1));
+        assert!(!is_bounce(1, ENGAGED_MS));
+        assert!(!is_bounce(2, 0));
+        assert_eq!(
+            bounce_sql("v.pageviews", "v.engaged_ms"),
+            "(v.pageviews <= 1 AND v.engaged_ms < 10000)"
+        );
+    }
+}
