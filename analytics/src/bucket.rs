@@ -63,8 +63,8 @@ impl Bucket {
         match self {
             Bucket::Hour => hour.to_owned(),
             Bucket::Day => format!("{day}::timestamp"),
-            Bucket::Week => format!("date_trunc('week', {day})::timestamp"),
-            Bucket::Month => format!("date_trunc('month', {day})::timestamp"),
+            Bucket::Week => format!("date_trunc('week', {day}::timestamp)"),
+            Bucket::Month => format!("date_trunc('month', {day}::timestamp)"),
         }
     }
 }
@@ -88,10 +88,19 @@ mod tests {
         assert_eq!(Bucket::Hour.series(day(1), day(2)).len(), 48);
         // 2026-11-01 is a Sunday: its week starts on 2026-10-26.
         let weeks = Bucket::Week.series(day(1), day(30));
-        assert_eq!(weeks.first().map(|w| Bucket::Week.label(*w)), Some("2026-10-26".into()));
+        assert_eq!(
+            weeks.first().map(|w| Bucket::Week.label(*w)),
+            Some("2026-10-26".into())
+        );
         assert_eq!(weeks.len(), 6);
         let months = Bucket::Month.series(day(1), day(30));
-        assert_eq!(months.iter().map(|m| Bucket::Month.label(*m)).collect::<Vec<_>>(), ["2026-11-01"]);
+        assert_eq!(
+            months
+                .iter()
+                .map(|m| Bucket::Month.label(*m))
+                .collect::<Vec<_>>(),
+            ["2026-11-01"]
+        );
         let two_years = Bucket::Day.series(day(1) - TimeDelta::days(731), day(1));
         assert_eq!(two_years.len(), 732);
     }
@@ -99,7 +108,10 @@ mod tests {
     #[test]
     fn a_time_falls_in_the_bucket_that_starts_before_it() {
         let at = day(18).and_hms_opt(13, 45, 10).expect("a time");
-        assert_eq!(Bucket::Hour.label(Bucket::Hour.start(at)), "2026-11-18T13:00");
+        assert_eq!(
+            Bucket::Hour.label(Bucket::Hour.start(at)),
+            "2026-11-18T13:00"
+        );
         assert_eq!(Bucket::Week.label(Bucket::Week.start(at)), "2026-11-16");
         assert_eq!(Bucket::Month.label(Bucket::Month.start(at)), "2026-11-01");
     }

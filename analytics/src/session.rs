@@ -68,7 +68,8 @@ impl Rollup {
                 .filter_map(|d| Some((RollupKey::Of(d), visit.value(d)?)))
                 .chain([(RollupKey::All, "")]);
             for (key, value) in once {
-                self.day(&visit.site, key, visit.day, value).add(&counts, sign);
+                self.day(&visit.site, key, visit.day, value)
+                    .add(&counts, sign);
                 seen.insert((key, value));
             }
             for (page, views) in &visit.pages {
@@ -77,7 +78,8 @@ impl Rollup {
                     ..counts
                 };
                 let key = RollupKey::Of(Dimension::Page);
-                self.day(&visit.site, key, visit.day, page).add(&on_page, sign);
+                self.day(&visit.site, key, visit.day, page)
+                    .add(&on_page, sign);
                 seen.insert((key, page));
             }
             self.hour(&visit.site, visit.hour).add(&counts, sign);
@@ -287,7 +289,10 @@ mod tests {
         );
         let exit = |page| totals(&rollup, RollupKey::Of(Dimension::ExitPage), page).visits;
         assert_eq!((exit("/pricing"), exit("/")), (2, 0));
-        assert_eq!(totals(&rollup, RollupKey::Of(Dimension::Source), "google").visits, 3);
+        assert_eq!(
+            totals(&rollup, RollupKey::Of(Dimension::Source), "google").visits,
+            3
+        );
     }
 
     #[test]
@@ -296,7 +301,12 @@ mod tests {
         for n in 0..60u128 {
             let visitor = (n % 5) as i64;
             let minute = (n as i64) * 7 % 200 + (n as i64) * 3;
-            hits.push(hit(n + 1, visitor, minute, ["/", "/a", "/b"][(n % 3) as usize]));
+            hits.push(hit(
+                n + 1,
+                visitor,
+                minute,
+                ["/", "/a", "/b"][(n % 3) as usize],
+            ));
         }
         hits.sort_by_key(|h| h.at);
         let whole = run(&[&hits], utc);
@@ -315,7 +325,11 @@ mod tests {
         assert_eq!(visits.len(), 2, "the visit is cut at local midnight");
         let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).expect("a day");
         assert_eq!((visits[0].day, visits[1].day), (day(19), day(20)));
-        assert_eq!(totals(&rollup, RollupKey::All, "").visitors, 2, "one per local day");
+        assert_eq!(
+            totals(&rollup, RollupKey::All, "").visitors,
+            2,
+            "one per local day"
+        );
     }
 
     #[test]

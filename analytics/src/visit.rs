@@ -42,7 +42,23 @@ pub fn bounce_sql(pageviews: &str, engaged_ms: &str) -> String {
 pub enum HitKind {
     PageView,
     /// An engagement report: the page was visible and focused this many milliseconds.
-    Engagement { ms: i32 },
+    Engagement {
+        ms: i32,
+    },
+}
+
+/// What a stored event is to visits: a page view of `page_view_type`, an engagement report, or
+/// nothing (other event types).
+pub fn hit_kind(
+    event_type: &str,
+    engaged_ms: Option<i32>,
+    page_view_type: &str,
+) -> Option<HitKind> {
+    match engaged_ms {
+        Some(ms) if event_type == ENGAGEMENT_EVENT_TYPE => Some(HitKind::Engagement { ms }),
+        None if event_type == page_view_type => Some(HitKind::PageView),
+        _ => None,
+    }
 }
 
 /// A page view or an engagement report of a site, as visits see it. It borrows from the event

@@ -17,8 +17,8 @@ pub mod leases;
 pub mod metrics;
 pub mod partition;
 pub mod rebuild;
-pub mod sessions;
 pub mod store;
+pub mod visits;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

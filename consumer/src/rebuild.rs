@@ -1,5 +1,5 @@
 //! `consumer rebuild`: recomputes the visits and every rollup from `kafka_events`, through the
-//! same code the consumer runs for each batch (`sessions::apply`), in stored order (per
+//! same code the consumer runs for each batch (`visits::apply`), in stored order (per
 //! partition, by offset). Use it after changing `analytics.*` (a site's time zone, the visit
 //! timeout), after a migration, or to check that the rollups are exact: `--verify` rebuilds and
 //! rolls back, reporting whether anything differed.
@@ -8,17 +8,64 @@
 //! wait for it at their next batch and then add to the rebuilt rows, so nothing is counted
 //! twice or missed, and the dashboard waits rather than seeing half a rebuild.
 
+use analytics::visit::{hit_kind, Hit, ENGAGEMENT_EVENT_TYPE};
+use analytics::{Counts, Dimension, Traits};
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
+use serde::Deserialize;
 use settings::AnalyticsSettings;
 
-use crate::sessions::{self, HitColumns};
+use crate::visits;
 
 /// Page views read per step.
 const CHUNK: usize = 20_000;
 
-const HIT_COLUMNS: &str =
-    "id, event_type, user_id, visitor_id, received_at, path, engaged_ms, site, is_bot, \
-     source, channel, utm_source, utm_medium, utm_campaign, browser, os, device";
+/// The columns of a stored event that visits read (the visit dimensions' by their names).
+#[derive(Debug, Deserialize)]
+struct StoredHit {
+    id: uuid::Uuid,
+    event_type: String,
+    user_id: String,
+    visitor_id: Option<i64>,
+    received_at: DateTime<Utc>,
+    path: String,
+    engaged_ms: Option<i32>,
+    site: Option<String>,
+    is_bot: bool,
+    #[serde(flatten)]
+    traits: Traits<Option<String>>,
+}
+
+impl StoredHit {
+    fn columns() -> String {
+        let mut columns = vec![
+            "id",
+            "event_type",
+            "user_id",
+            "visitor_id",
+            "received_at",
+            "path",
+            "engaged_ms",
+            "site",
+            "is_bot",
+        ];
+        columns.extend(Dimension::TRAITS.iter().map(|d| d.name()));
+        columns.join(", ")
+    }
+
+    fn hit(&self, page_view_type: &str) -> Option<Hit<'_>> {
+        Some(Hit {
+            id: self.id,
+            kind: hit_kind(&self.event_type, self.engaged_ms, page_view_type)?,
+            site: self.site.as_deref()?,
+            visitor: crate::store::visitor_of(self.visitor_id, &self.user_id),
+            at: self.received_at,
+            page: &self.path,
+            is_bot: self.is_bot,
+            traits: Traits::of_stored(&self.traits),
+        })
+    }
+}
 
 /// What a rebuild did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +85,17 @@ pub enum Mode {
 }
 
 /// A fingerprint of the read side's tables, to compare before and after.
-const DIGEST: &str = "SELECT \
-    (SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY site, dimension, day, value), '')) \
-        FROM rollup_days d WHERE (pageviews, visitors, visits, bounces, duration) <> (0, 0, 0, 0, 0)) || \
-    (SELECT md5(coalesce(string_agg(h::text, ',' ORDER BY site, hour), '')) \
-        FROM rollup_hours h WHERE (pageviews, visitors, visits, bounces, duration) <> (0, 0, 0, 0, 0)) || \
-    (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v) AS digest";
+fn digest_sql() -> String {
+    let nonzero = Counts::nonzero_sql();
+    format!(
+        "SELECT \
+         (SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY site, dimension, day, value), '')) \
+             FROM rollup_days d WHERE {nonzero}) || \
+         (SELECT md5(coalesce(string_agg(h::text, ',' ORDER BY site, hour), '')) \
+             FROM rollup_hours h WHERE {nonzero}) || \
+         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v) AS digest"
+    )
+}
 
 pub async fn rebuild(
     db: &DatabaseConnection,
@@ -56,9 +108,18 @@ pub async fn rebuild(
     let before = digest(&txn).await?;
     txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours")
         .await?;
-    txn.execute_unprepared(&format!(
-        "DECLARE stored_hits NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
-         (SELECT {HIT_COLUMNS} FROM kafka_events ORDER BY topic, partition, \"offset\") h"
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "DECLARE stored_hits NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
+             (SELECT {} FROM kafka_events WHERE event_type IN ($1, $2) \
+              ORDER BY topic, partition, \"offset\") h",
+            StoredHit::columns()
+        ),
+        [
+            analytics.page_view_type.clone().into(),
+            ENGAGEMENT_EVENT_TYPE.into(),
+        ],
     ))
     .await?;
     // The tables were just emptied, so the planner's statistics say "empty" while they grow to
@@ -76,15 +137,19 @@ pub async fn rebuild(
         if rows.is_empty() {
             break;
         }
-        let mut hits = Vec::with_capacity(rows.len());
+        let mut stored = Vec::with_capacity(rows.len());
         for row in &rows {
             let text: String = row.try_get("", "row")?;
-            let columns: HitColumns = serde_json::from_str(&text)
+            let hit: StoredHit = serde_json::from_str(&text)
                 .map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
-            hits.extend(columns.into_hit(analytics));
+            stored.push(hit);
         }
         events += rows.len() as u64;
-        sessions::apply(&txn, &hits, analytics).await?;
+        let hits: Vec<Hit> = stored
+            .iter()
+            .filter_map(|h| h.hit(&analytics.page_view_type))
+            .collect();
+        visits::apply(&txn, &hits, analytics).await?;
     }
     txn.execute_unprepared("CLOSE stored_hits").await?;
     let after = digest(&txn).await?;
@@ -109,7 +174,7 @@ pub async fn rebuild(
 }
 
 async fn digest<C: ConnectionTrait>(conn: &C) -> Result<String, DbErr> {
-    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, DIGEST))
+    conn.query_one_raw(Statement::from_string(DbBackend::Postgres, digest_sql()))
         .await?
         .map(|row| row.try_get::<String>("", "digest"))
         .transpose()?

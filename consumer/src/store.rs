@@ -6,7 +6,9 @@ use chrono::Utc;
 use entity::{consumer_offset, dead_letter};
 use std::collections::{HashMap, HashSet};
 
-use crate::sessions::{self, Hit, HitColumns};
+use crate::visits;
+use analytics::visit::{hit_kind, Hit, ENGAGEMENT_EVENT_TYPE};
+use analytics::Traits;
 use event::{PageFields, PageView};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -41,8 +43,13 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// An event read at `offset`, with what it says beyond its fields (browser, source, …).
-    pub fn new(offset: i64, view: PageView, agents: &enrich::agent::AgentParser) -> Self {
+    /// An event read at `offset`, with what it says beyond its fields (browser, source, …). An
+    /// engagement report (it carries `engagedMs`) is stored under its own event type, so that
+    /// `event_type = 'PAGE_VIEW'` counts page views only.
+    pub fn new(offset: i64, mut view: PageView, agents: &enrich::agent::AgentParser) -> Self {
+        if view.fields.engaged_ms.is_some() {
+            ENGAGEMENT_EVENT_TYPE.clone_into(&mut view.fields.event_type);
+        }
         let page = enrich::PageContext {
             url: &view.fields.url,
             search: &view.fields.search,
@@ -56,33 +63,44 @@ impl StoredEvent {
             enrichment,
         }
     }
+
+    /// What visits see of this event, if it is a page view (or engagement report) of a site.
+    pub fn hit(&self, page_view_type: &str) -> Option<Hit<'_>> {
+        let (fields, e) = (&self.view.fields, &self.enrichment);
+        Some(Hit {
+            id: self.view.id,
+            kind: hit_kind(&fields.event_type, fields.engaged_ms, page_view_type)?,
+            site: e.site.as_deref()?,
+            visitor: visitor_of(self.view.visit.visitor_id, &fields.user_id),
+            at: self.view.received_at,
+            page: &fields.path,
+            is_bot: e.is_bot,
+            traits: traits_of(e),
+        })
+    }
 }
 
-impl StoredEvent {
-    /// What visits see of this event, if it is a page view of a site.
-    pub fn hit(&self, analytics: &settings::AnalyticsSettings) -> Option<Hit> {
-        let (view, e) = (&self.view, &self.enrichment);
-        HitColumns {
-            id: view.id,
-            event_type: view.fields.event_type.clone(),
-            user_id: view.fields.user_id.clone(),
-            visitor_id: view.visit.visitor_id,
-            received_at: view.received_at,
-            path: view.fields.path.clone(),
-            engaged_ms: view.fields.engaged_ms,
-            site: e.site.clone(),
-            is_bot: e.is_bot,
-            source: e.source.clone(),
-            channel: Some(e.channel.to_owned()),
-            utm_source: e.campaign.utm_source.clone(),
-            utm_medium: e.campaign.utm_medium.clone(),
-            utm_campaign: e.campaign.utm_campaign.clone(),
-            browser: e.browser.clone(),
-            os: e.os.clone(),
-            device: e.device.clone(),
-        }
-        .into_hit(analytics)
+/// Where each visit dimension's value comes from: the enrichment of the event.
+fn traits_of(e: &enrich::Enrichment) -> Traits<&str> {
+    fn text(v: &Option<String>) -> &str {
+        v.as_deref().unwrap_or("")
     }
+    Traits {
+        source: text(&e.source),
+        channel: e.channel,
+        utm_source: text(&e.campaign.utm_source),
+        utm_medium: text(&e.campaign.utm_medium),
+        utm_campaign: text(&e.campaign.utm_campaign),
+        browser: text(&e.browser),
+        os: text(&e.os),
+        device: text(&e.device),
+    }
+}
+
+/// The visitor of an event; for events stored before visitor ids existed, their user id
+/// stands in.
+pub fn visitor_of(visitor_id: Option<i64>, user_id: &str) -> i64 {
+    visitor_id.unwrap_or_else(|| crate::anchor::fnv1a(user_id.as_bytes()))
 }
 
 /// A record that could not become an event.
@@ -270,8 +288,11 @@ pub async fn commit(
             dead_letters.push(conflicting(event));
         }
     }
-    let hits: Vec<Hit> = fresh.iter().filter_map(|e| e.hit(analytics)).collect();
-    sessions::apply(&txn, &hits, analytics).await?;
+    let hits: Vec<Hit> = fresh
+        .iter()
+        .filter_map(|e| e.hit(&analytics.page_view_type))
+        .collect();
+    visits::apply(&txn, &hits, analytics).await?;
     committed.events = insert_fresh(&txn, &fresh, &topic, partition).await?;
     for event in &repeats {
         let id = event.view.id;

@@ -13,8 +13,9 @@
 
 use std::collections::HashMap;
 
-use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
-use entity::rollup::{Counts, Dimension as Stored};
+use analytics::visit::bounce_sql;
+use analytics::{Counts, RollupKey, Scope};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
 use crate::stats::{Checked, Dimension, FilterOp, Group};
@@ -46,7 +47,7 @@ pub async fn groups<C: ConnectionTrait>(
 enum RollupPlan {
     Hours,
     Days {
-        dimension: Stored,
+        key: RollupKey,
         value: Option<String>,
         by_value: bool,
     },
@@ -66,38 +67,28 @@ fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
         [d] => Some(*d),
         _ => return None,
     };
-    let dimension = match (breakdown, filter) {
+    let key = match (breakdown, filter) {
         (Some(d), Some((f, _))) if d != f => return None,
-        (Some(d), _) | (None, Some((d, _))) => d.stored()?,
-        (None, None) => Stored::All,
+        (Some(d), _) | (None, Some((d, _))) => RollupKey::of(Some(d))?,
+        (None, None) => RollupKey::All,
     };
     Some(RollupPlan::Days {
-        dimension,
+        key,
         value: filter.map(|(_, v)| v.clone()),
         by_value: breakdown.is_some(),
     })
 }
 
 fn counts(row: &QueryResult) -> Result<Counts, DbErr> {
-    Ok(Counts {
-        pageviews: row.try_get("", "pageviews")?,
-        visitors: row.try_get("", "visitors")?,
-        visits: row.try_get("", "visits")?,
-        bounces: row.try_get("", "bounces")?,
-        duration: row.try_get("", "duration")?,
-    })
+    Counts::read(|column| row.try_get("", column))
 }
-
-const SUMS: &str = "sum(pageviews)::bigint AS pageviews, sum(visitors)::bigint AS visitors, \
-     sum(visits)::bigint AS visits, sum(bounces)::bigint AS bounces, \
-     sum(duration)::bigint AS duration";
 
 async fn from_rollups<C: ConnectionTrait>(
     db: &C,
     q: &Checked,
     plan: RollupPlan,
 ) -> Result<Vec<Group>, DbErr> {
-    let mut merged: HashMap<(Option<String>, Vec<String>), Counts> = HashMap::new();
+    let mut merged: HashMap<(Option<NaiveDateTime>, Vec<String>), Counts> = HashMap::new();
     match plan {
         RollupPlan::Hours => {
             let start = q.from.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -105,27 +96,27 @@ async fn from_rollups<C: ConnectionTrait>(
                 .and_hms_opt(0, 0, 0)
                 .unwrap_or_default();
             let sql = format!(
-                "SELECT hour, {SUMS} FROM rollup_hours \
-                 WHERE site = $1 AND hour >= $2 AND hour < $3 GROUP BY hour"
+                "SELECT hour, {} FROM rollup_hours \
+                 WHERE site = $1 AND hour >= $2 AND hour < $3 GROUP BY hour",
+                Counts::sums_sql()
             );
             let values = [q.site.clone().into(), start.into(), end.into()];
             for row in query(db, &sql, values).await? {
                 let hour: NaiveDateTime = row.try_get("", "hour")?;
-                let bucket = Dimension::TimeHour.bucket(hour);
                 merged
-                    .entry((Some(bucket), Vec::new()))
+                    .entry((Some(hour), Vec::new()))
                     .or_default()
                     .add(&counts(&row)?, 1);
             }
         }
         RollupPlan::Days {
-            dimension,
+            key,
             value,
             by_value,
         } => {
             let mut values: Vec<Value> = vec![
                 q.site.clone().into(),
-                dimension.as_str().into(),
+                key.name().into(),
                 q.from.into(),
                 q.to.into(),
             ];
@@ -141,14 +132,16 @@ async fn from_rollups<C: ConnectionTrait>(
                 None => "value",
             };
             let sql = format!(
-                "SELECT {keys}, {SUMS} FROM rollup_days WHERE site = $1 AND dimension = $2 \
-                 AND day BETWEEN $3 AND $4{only} GROUP BY {keys}"
+                "SELECT {keys}, {} FROM rollup_days WHERE site = $1 AND dimension = $2 \
+                 AND day BETWEEN $3 AND $4{only} GROUP BY {keys}",
+                Counts::sums_sql()
             );
+            let bucket = q.time.and_then(Dimension::bucket);
             for row in query(db, &sql, values).await? {
-                let bucket = match q.time {
-                    Some(t) => {
+                let bucket = match bucket {
+                    Some(b) => {
                         let day: NaiveDate = row.try_get("", "day")?;
-                        Some(t.bucket(day.and_hms_opt(0, 0, 0).unwrap_or_default()))
+                        Some(b.start(day.and_time(NaiveTime::MIN)))
                     }
                     None => None,
                 };
@@ -173,13 +166,10 @@ async fn from_rollups<C: ConnectionTrait>(
 
 /// The SQL expression of a dimension over `visits v` (and `p`, the visit's pages).
 fn expression(d: Dimension) -> String {
-    match d {
-        Dimension::TimeHour => "to_char(v.hour, 'YYYY-MM-DD\"T\"HH24:00')".into(),
-        Dimension::TimeDay => "to_char(v.day, 'YYYY-MM-DD')".into(),
-        Dimension::TimeWeek => "to_char(date_trunc('week', v.day), 'YYYY-MM-DD')".into(),
-        Dimension::TimeMonth => "to_char(date_trunc('month', v.day), 'YYYY-MM-DD')".into(),
-        Dimension::Page => "p.page".into(),
-        other => format!("v.{}", other.stored().map_or("site", Stored::as_str)),
+    match d.scope() {
+        Scope::Time(bucket) => bucket.sql("v.hour", "v.day"),
+        Scope::PageView => "p.page".into(),
+        Scope::Entry | Scope::Exit | Scope::Visit => format!("v.{}", d.name()),
     }
 }
 
@@ -198,8 +188,9 @@ fn like_pattern(value: &str) -> String {
 }
 
 async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Group>, DbErr> {
-    let page_dimension = q.dimensions.contains(&Dimension::Page);
-    let pages = page_dimension || q.filters.iter().any(|f| f.dimension == Dimension::Page);
+    let per_page = |d: Dimension| d.scope() == Scope::PageView;
+    let page_dimension = q.dimensions.iter().any(|d| per_page(*d));
+    let pages = page_dimension || q.filters.iter().any(|f| per_page(f.dimension));
     let keys: Vec<String> = q
         .time
         .iter()
@@ -236,7 +227,10 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
     } else {
         ""
     };
-    let visit = "v.id, v.day, v.visitor, v.duration, (v.pageviews = 1 AND NOT v.engaged) AS bounce";
+    let visit = format!(
+        "v.id, v.day, v.visitor, v.duration, {} AS bounce",
+        bounce_sql("v.pageviews", "v.engaged_ms")
+    );
     let inner = match (pages, page_dimension) {
         (false, _) => format!("SELECT {selected}{visit}, v.pageviews AS views"),
         (true, true) => format!("SELECT {selected}{visit}, p.views::int AS views"),
@@ -260,19 +254,22 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
         format!(" GROUP BY {}", key_names.join(", "))
     };
     let sql = format!(
-        "SELECT {outer_keys}sum(views)::bigint AS pageviews, \
-         count(DISTINCT (day, visitor))::bigint AS visitors, count(*)::bigint AS visits, \
-         count(*) FILTER (WHERE bounce)::bigint AS bounces, sum(duration)::bigint AS duration \
+        "SELECT {outer_keys}{sums} \
          FROM ({inner} FROM visits v{join} WHERE {wheres}{group_inner}) x{group_outer}",
+        sums = Counts::over_visits_sql(),
         wheres = wheres.join(" AND "),
     );
+    let first_value = usize::from(q.time.is_some());
     let mut out = Vec::new();
     for row in query(db, &sql, values).await? {
+        let bucket = match q.time {
+            Some(_) => Some(row.try_get::<NaiveDateTime>("", "k0")?),
+            None => None,
+        };
         let mut texts = Vec::with_capacity(keys.len());
-        for i in 0..keys.len() {
+        for i in first_value..keys.len() {
             texts.push(row.try_get::<String>("", &format!("k{i}"))?);
         }
-        let bucket = q.time.map(|_| texts.remove(0));
         out.push(Group {
             bucket,
             values: texts,

@@ -55,6 +55,12 @@ pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
             .parse::<i32>()
             .map_err(|_| QueryError::NotANumber(key)),
     };
+    // A time series alone carries all its buckets; a breakdown its first 1,000 rows.
+    let series = dimensions.iter().all(|d| d.is_time()) && !dimensions.is_empty();
+    let limit = match one("limit") {
+        None if series => None,
+        _ => Some(number("limit", 1000)?),
+    };
     Ok(StatsQuery {
         site: one("site").unwrap_or("").to_owned(),
         date_range: DateRange {
@@ -65,7 +71,7 @@ pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
         dimensions,
         filters,
         order_by: Vec::new(),
-        limit: number("limit", 1000)?,
+        limit,
         offset: number("offset", 0)?,
         compare: None,
     })

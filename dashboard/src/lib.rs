@@ -14,7 +14,7 @@
 //! `{"authorization": "Bearer <token>"}` in its `connection_init` payload, or is closed.
 //!
 //! Architecture Invariant: the dashboard never touches Kafka and never writes to PostgreSQL; it
-//! knows the tables only through `entity::rollup` and the column names of `visits`.
+//! knows the tables only through the `analytics` model and the column names of `visits`.
 
 pub mod engine;
 pub mod export;

@@ -11,6 +11,8 @@ use futures::Stream;
 use sea_orm::DatabaseConnection;
 use settings::{AnalyticsSettings, DashboardSettings};
 
+use analytics::{Dimension, Metric, Unit};
+
 use crate::engine::{self, Engine};
 use crate::stats::{self, Checked, QueryError, StatsQuery, StatsRow};
 
@@ -92,6 +94,27 @@ pub struct Meta {
     pub compared_to: Option<String>,
 }
 
+/// A dimension a query can name, as the registry declares it.
+#[derive(SimpleObject)]
+pub struct DimensionInfo {
+    pub dimension: Dimension,
+    /// The stored name: the CSV column header.
+    pub name: &'static str,
+    pub label: &'static str,
+    /// A time bucket (a series' x axis) rather than a breakdown.
+    pub is_time: bool,
+}
+
+/// A metric a query can ask for, as the registry declares it.
+#[derive(SimpleObject)]
+pub struct MetricInfo {
+    pub metric: Metric,
+    /// The CSV column header.
+    pub name: &'static str,
+    pub label: &'static str,
+    pub unit: Unit,
+}
+
 #[derive(SimpleObject)]
 pub struct Site {
     pub name: String,
@@ -123,6 +146,35 @@ impl QueryRoot {
                 name,
             })
             .collect())
+    }
+
+    /// Every dimension, in the order the dashboard shows them.
+    async fn dimensions(&self) -> Vec<DimensionInfo> {
+        Dimension::ALL
+            .iter()
+            .map(|&dimension| DimensionInfo {
+                dimension,
+                name: dimension.name(),
+                label: dimension.label(),
+                is_time: dimension.is_time(),
+            })
+            .collect()
+    }
+
+    /// Every metric, in the order the dashboard shows them.
+    async fn metrics(&self) -> Vec<MetricInfo> {
+        Metric::ALL
+            .iter()
+            .map(|&metric| {
+                let spec = metric.spec();
+                MetricInfo {
+                    metric,
+                    name: spec.name,
+                    label: spec.label,
+                    unit: spec.unit,
+                }
+            })
+            .collect()
     }
 
     /// Visitors seen within the last `dashboard.realtime_window_s` seconds (5 minutes).

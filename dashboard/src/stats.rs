@@ -4,130 +4,13 @@
 
 use std::collections::HashMap;
 
+pub use analytics::{Counts, Dimension, Metric};
 use async_graphql::{Enum, InputObject, SimpleObject};
-use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta};
-use entity::rollup::{Counts, Dimension as Stored};
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Metric {
-    Visitors,
-    Visits,
-    Pageviews,
-    ViewsPerVisit,
-    BounceRate,
-    VisitDuration,
-}
-
-impl Metric {
-    /// From the additive counts of a group: visitors, visits and page views as counted;
-    /// page views per visit to two decimals; bounce rate in whole percent; visit duration in
-    /// whole seconds (the mean).
-    pub fn of(self, c: &Counts) -> f64 {
-        let per_visit = |n: i64| {
-            if c.visits == 0 {
-                0.0
-            } else {
-                n as f64 / c.visits as f64
-            }
-        };
-        match self {
-            Metric::Visitors => c.visitors as f64,
-            Metric::Visits => c.visits as f64,
-            Metric::Pageviews => c.pageviews as f64,
-            Metric::ViewsPerVisit => (per_visit(c.pageviews) * 100.0).round() / 100.0,
-            Metric::BounceRate => (per_visit(c.bounces) * 100.0).round(),
-            Metric::VisitDuration => per_visit(c.duration).round(),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Visitors => "visitors",
-            Metric::Visits => "visits",
-            Metric::Pageviews => "pageviews",
-            Metric::ViewsPerVisit => "views_per_visit",
-            Metric::BounceRate => "bounce_rate",
-            Metric::VisitDuration => "visit_duration",
-        }
-    }
-}
-
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dimension {
-    TimeHour,
-    TimeDay,
-    TimeWeek,
-    TimeMonth,
-    Page,
-    EntryPage,
-    ExitPage,
-    Source,
-    Channel,
-    UtmSource,
-    UtmMedium,
-    UtmCampaign,
-    Browser,
-    Os,
-    Device,
-}
-
-impl Dimension {
-    /// The stored dimension, `None` for time.
-    pub fn stored(self) -> Option<Stored> {
-        Some(match self {
-            Dimension::TimeHour
-            | Dimension::TimeDay
-            | Dimension::TimeWeek
-            | Dimension::TimeMonth => return None,
-            Dimension::Page => Stored::Page,
-            Dimension::EntryPage => Stored::EntryPage,
-            Dimension::ExitPage => Stored::ExitPage,
-            Dimension::Source => Stored::Source,
-            Dimension::Channel => Stored::Channel,
-            Dimension::UtmSource => Stored::UtmSource,
-            Dimension::UtmMedium => Stored::UtmMedium,
-            Dimension::UtmCampaign => Stored::UtmCampaign,
-            Dimension::Browser => Stored::Browser,
-            Dimension::Os => Stored::Os,
-            Dimension::Device => Stored::Device,
-        })
-    }
-
-    pub fn is_time(self) -> bool {
-        self.stored().is_none()
-    }
-
-    /// The column header of a CSV export.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dimension::TimeHour => "hour",
-            Dimension::TimeDay => "day",
-            Dimension::TimeWeek => "week",
-            Dimension::TimeMonth => "month",
-            other => other.stored().map_or("", Stored::as_str),
-        }
-    }
-
-    /// The bucket a local hour falls in, as it is written in answers.
-    pub fn bucket(self, hour: NaiveDateTime) -> String {
-        let day = hour.date();
-        match self {
-            Dimension::TimeHour => hour.format("%Y-%m-%dT%H:00").to_string(),
-            Dimension::TimeWeek => week_of(day).format("%Y-%m-%d").to_string(),
-            Dimension::TimeMonth => day
-                .with_day(1)
-                .unwrap_or(day)
-                .format("%Y-%m-%d")
-                .to_string(),
-            _ => day.format("%Y-%m-%d").to_string(),
-        }
-    }
-}
-
-/// The Monday of a day's ISO week (what PostgreSQL's `date_trunc('week', …)` gives).
-pub fn week_of(day: NaiveDate) -> NaiveDate {
-    day - TimeDelta::days(i64::from(day.weekday().num_days_from_monday()))
-}
+/// Rows a breakdown answers when the query gives no `limit`. A time series with no other
+/// dimension answers all its buckets instead.
+pub const DEFAULT_LIMIT: usize = 100;
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterOp {
@@ -185,8 +68,9 @@ pub struct StatsQuery {
     pub filters: Vec<Filter>,
     #[graphql(default)]
     pub order_by: Vec<OrderBy>,
-    #[graphql(default = 100)]
-    pub limit: i32,
+    /// Rows at most: 100 unless given, and every bucket of a time series with no other
+    /// dimension.
+    pub limit: Option<i32>,
     #[graphql(default)]
     pub offset: i32,
     pub compare: Option<Compare>,
@@ -272,8 +156,9 @@ impl Checked {
         if days > i64::from(max) {
             return Err(QueryError::RangeTooLong { days, max });
         }
-        if q.limit < 1 || q.limit as usize > limits.max_limit.get() {
-            return Err(QueryError::Limit(q.limit, limits.max_limit.get()));
+        let max_limit = limits.max_limit.get();
+        if let Some(limit) = q.limit.filter(|&l| l < 1 || l as usize > max_limit) {
+            return Err(QueryError::Limit(limit, max_limit));
         }
         if q.offset < 0 {
             return Err(QueryError::Offset);
@@ -335,16 +220,22 @@ impl Checked {
                 }
             }
         }
+        let time = times.first().copied();
+        let limit = match (q.limit, time.and_then(Dimension::bucket)) {
+            (Some(limit), _) => limit as usize,
+            (None, Some(bucket)) if dimensions.is_empty() => bucket.series(from, to).len(),
+            (None, _) => DEFAULT_LIMIT,
+        };
         Ok(Checked {
             site: q.site.trim().to_ascii_lowercase(),
             from,
             to,
             metrics: q.metrics.clone(),
-            time: times.first().copied(),
+            time,
             dimensions,
             filters: q.filters.clone(),
             order_by: q.order_by.clone(),
-            limit: q.limit as usize,
+            limit,
             offset: q.offset as usize,
             compare: q.compare,
         })
@@ -373,7 +264,8 @@ fn has_repeats(dimensions: &[Dimension]) -> bool {
 /// of the non-time dimensions, and the counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
-    pub bucket: Option<String>,
+    /// The start of the time bucket, in the site's local time.
+    pub bucket: Option<NaiveDateTime>,
     pub values: Vec<String>,
     pub counts: Counts,
 }
@@ -396,33 +288,31 @@ pub struct Comparison {
     pub change: Vec<Option<f64>>,
 }
 
-/// Every time bucket of the range, in order (time series have no holes).
-pub fn buckets(time: Dimension, from: NaiveDate, to: NaiveDate) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut day = from;
-    while day <= to {
-        let hours = if time == Dimension::TimeHour { 24 } else { 1 };
-        for h in 0..hours {
-            let bucket = time.bucket(day.and_hms_opt(h, 0, 0).unwrap_or_default());
-            if out.last() != Some(&bucket) {
-                out.push(bucket);
-            }
-        }
-        day += TimeDelta::days(1);
-    }
-    out
+/// The buckets of a query's time series, each with its position in the period: built once
+/// per period, so matching groups to buckets is linear.
+fn bucket_index(q: &Checked) -> HashMap<NaiveDateTime, usize> {
+    let Some(bucket) = q.time.and_then(Dimension::bucket) else {
+        return HashMap::new();
+    };
+    let series = bucket.series(q.from, q.to);
+    series
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| (b, i))
+        .collect()
 }
 
 /// Turns groups into answer rows: zero-filled time buckets (when time is the only dimension),
 /// metrics derived, sorted, paged.
 pub fn rows(q: &Checked, mut groups: Vec<Group>) -> Vec<(Group, StatsRow)> {
     groups.retain(|g| g.counts.visits != 0 || g.counts.pageviews != 0);
-    if let (Some(time), true) = (q.time, q.dimensions.is_empty()) {
-        let mut by_bucket: HashMap<String, Group> = groups
+    if let (Some(bucket), true) = (q.time.and_then(Dimension::bucket), q.dimensions.is_empty()) {
+        let mut by_bucket: HashMap<NaiveDateTime, Group> = groups
             .into_iter()
-            .filter_map(|g| Some((g.bucket.clone()?, g)))
+            .filter_map(|g| Some((g.bucket?, g)))
             .collect();
-        groups = buckets(time, q.from, q.to)
+        groups = bucket
+            .series(q.from, q.to)
             .into_iter()
             .map(|b| {
                 by_bucket.remove(&b).unwrap_or(Group {
@@ -454,8 +344,8 @@ fn dimension_values(q: &Checked, g: &Group) -> Vec<Option<String>> {
     let mut out = Vec::new();
     let asked = q.time.into_iter().chain(q.dimensions.iter().copied());
     for d in asked {
-        if d.is_time() {
-            out.push(g.bucket.clone());
+        if let Some(bucket) = d.bucket() {
+            out.push(g.bucket.map(|b| bucket.label(b)));
         } else {
             out.push(values.next().filter(|v| !v.is_empty()).cloned());
         }
@@ -509,22 +399,17 @@ fn compare_rows(q: &Checked, a: &(Group, StatsRow), b: &(Group, StatsRow)) -> st
 /// Attaches the previous period's figures to each row: matched by dimension values, and for
 /// time buckets by position in the period.
 pub fn attach_comparison(q: &Checked, current: &mut [(Group, StatsRow)], previous: Vec<Group>) {
-    let position = |q: &Checked, bucket: &Option<String>| {
-        let (Some(time), Some(b)) = (q.time, bucket) else {
-            return 0;
-        };
-        buckets(time, q.from, q.to)
-            .iter()
-            .position(|x| x == b)
-            .unwrap_or(usize::MAX)
-    };
     let prev_q = q.previous_period();
+    let (now_index, prev_index) = (bucket_index(q), bucket_index(&prev_q));
+    let position = |index: &HashMap<NaiveDateTime, usize>, bucket: Option<NaiveDateTime>| {
+        bucket.map_or(0, |b| index.get(&b).copied().unwrap_or(usize::MAX))
+    };
     let previous: HashMap<(usize, Vec<String>), Counts> = previous
         .into_iter()
-        .map(|g| ((position(&prev_q, &g.bucket), g.values), g.counts))
+        .map(|g| ((position(&prev_index, g.bucket), g.values), g.counts))
         .collect();
     for (group, row) in current.iter_mut() {
-        let key = (position(q, &group.bucket), group.values.clone());
+        let key = (position(&now_index, group.bucket), group.values.clone());
         let before = previous.get(&key).copied().unwrap_or_default();
         let metrics: Vec<f64> = q.metrics.iter().map(|m| m.of(&before)).collect();
         let change = q
@@ -532,11 +417,7 @@ pub fn attach_comparison(q: &Checked, current: &mut [(Group, StatsRow)], previou
             .iter()
             .zip(&row.metrics)
             .zip(&metrics)
-            .map(|((m, now), then)| match m {
-                Metric::BounceRate => Some(now - then),
-                _ if *then == 0.0 => None,
-                _ => Some(((now - then) / then * 1000.0).round() / 10.0),
-            })
+            .map(|((m, now), then)| m.change(*now, *then))
             .collect();
         row.comparison = Some(Comparison { metrics, change });
     }
@@ -546,38 +427,73 @@ pub fn attach_comparison(q: &Checked, current: &mut [(Group, StatsRow)], previou
 mod tests {
     use super::*;
 
-    #[test]
-    fn metrics_derive_from_additive_counts() {
-        let c = Counts {
-            pageviews: 10,
-            visitors: 3,
-            visits: 4,
-            bounces: 1,
-            duration: 250,
+    fn query(time: Dimension, from: NaiveDate, to: NaiveDate) -> Checked {
+        let q = StatsQuery {
+            site: "shop.example".into(),
+            date_range: DateRange {
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+            metrics: vec![Metric::Visitors],
+            dimensions: vec![time],
+            filters: Vec::new(),
+            order_by: Vec::new(),
+            limit: None,
+            offset: 0,
+            compare: Some(Compare::PreviousPeriod),
         };
-        let m = |m: Metric| m.of(&c);
-        assert_eq!(
-            [m(Metric::Visitors), m(Metric::Visits), m(Metric::Pageviews)],
-            [3.0, 4.0, 10.0]
-        );
-        assert_eq!(m(Metric::ViewsPerVisit), 2.5);
-        assert_eq!(m(Metric::BounceRate), 25.0);
-        assert_eq!(m(Metric::VisitDuration), 63.0);
-        assert_eq!(Metric::BounceRate.of(&Counts::default()), 0.0);
+        Checked::new(&q, &settings::Settings::defaults().dashboard).expect("an allowed query")
+    }
+
+    fn series_groups(q: &Checked, visitors: impl Fn(usize) -> i64) -> Vec<Group> {
+        let bucket = q.time.and_then(Dimension::bucket).expect("a time series");
+        let series = bucket.series(q.from, q.to);
+        let group = |(i, b)| Group {
+            bucket: Some(b),
+            values: Vec::new(),
+            counts: Counts {
+                visitors: visitors(i),
+                visits: 1,
+                ..Counts::default()
+            },
+        };
+        series.into_iter().enumerate().map(group).collect()
     }
 
     #[test]
-    fn buckets_cover_the_range_without_holes() {
-        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).expect("a day");
-        assert_eq!(buckets(Dimension::TimeDay, day(1), day(30)).len(), 30);
-        assert_eq!(buckets(Dimension::TimeHour, day(1), day(2)).len(), 48);
-        // 2026-11-01 is a Sunday: its week starts on 2026-10-26.
-        let weeks = buckets(Dimension::TimeWeek, day(1), day(30));
-        assert_eq!(weeks.first().map(String::as_str), Some("2026-10-26"));
-        assert_eq!(weeks.len(), 6);
-        assert_eq!(
-            buckets(Dimension::TimeMonth, day(1), day(30)),
-            vec!["2026-11-01"]
-        );
+    fn a_time_series_without_a_limit_carries_every_point_of_the_longest_range() {
+        let to = NaiveDate::from_ymd_opt(2026, 11, 30).expect("a day");
+        let from = to - TimeDelta::days(731);
+        for (time, points) in [(Dimension::TimeDay, 732), (Dimension::TimeWeek, 106)] {
+            let q = query(time, from, to);
+            let groups = series_groups(&q, |i| i as i64 + 1);
+            assert_eq!(rows(&q, groups).len(), points, "{time:?}");
+        }
+    }
+
+    /// 732 days of hours compared with the 732 days before: 17,568 buckets in each period. Each
+    /// group is matched to its bucket through one index per period; looking every group up in
+    /// a freshly built bucket list (about 3 * 10^8 formatted buckets) would not finish within
+    /// the deadline, which is a thousand times what this takes.
+    #[test]
+    fn the_comparison_of_the_longest_hourly_series_matches_each_hour_in_linear_time() {
+        let to = NaiveDate::from_ymd_opt(2026, 11, 30).expect("a day");
+        let q = query(Dimension::TimeHour, to - TimeDelta::days(731), to);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut current = rows(&q, series_groups(&q, |i| 2 * i as i64 + 2));
+            let previous = series_groups(&q.previous_period(), |i| i as i64 + 1);
+            attach_comparison(&q, &mut current, previous);
+            let _ = sender.send(current);
+        });
+        let current = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the comparison finishes within a minute");
+        assert_eq!(current.len(), 17_568);
+        for (i, (_, row)) in current.iter().enumerate() {
+            let comparison = row.comparison.as_ref().expect("compared");
+            assert_eq!(comparison.metrics, [i as f64 + 1.0]);
+            assert_eq!(comparison.change, [Some(100.0)]);
+        }
     }
 }

@@ -318,7 +318,7 @@ async fn assert_both_engines_agree(s: &Stack) {
         dimensions,
         filters,
         order_by: Vec::new(),
-        limit: 100,
+        limit: Some(100),
         offset: 0,
         compare: None,
     };
@@ -356,7 +356,7 @@ async fn assert_both_engines_agree(s: &Stack) {
         let (_, mut slow) = groups(&s.db, &checked, Some(Engine::Visits))
             .await
             .expect("visits");
-        let key = |g: &dashboard::stats::Group| (g.bucket.clone(), g.values.clone());
+        let key = |g: &dashboard::stats::Group| (g.bucket, g.values.clone());
         fast.retain(|g| g.counts.visits != 0 || g.counts.pageviews != 0);
         fast.sort_by_key(key);
         slow.sort_by_key(key);

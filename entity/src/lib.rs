@@ -1,5 +1,5 @@
 //! SeaORM entities of the page-view store: the events, the consumer's stored offsets and the
-//! dead letters; and the shape of the read side's rollup rows (`rollup`). The lease tables (`partition_leases`, `consumer_members`) have no entity: the
+//! dead letters. The read side's rows (visits, rollups) are shaped by the `analytics` model. The lease tables (`partition_leases`, `consumer_members`) have no entity: the
 //! consumer's `leases.rs` works on them with SQL timed by the database's `now()`, which an entity
 //! would not express.
 //!
@@ -9,7 +9,6 @@
 pub mod consumer_offset;
 pub mod dead_letter;
 pub mod kafka_event;
-pub mod rollup;
 
 pub mod prelude {
     pub use super::consumer_offset::Entity as ConsumerOffset;

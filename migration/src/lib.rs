@@ -13,6 +13,7 @@ mod m20261125_000005_add_last_record_to_consumer_offsets;
 mod m20261125_000006_add_visit_and_enrichment_to_kafka_events;
 mod m20261126_000007_create_visits_and_rollups;
 mod m20261126_000008_add_engagement;
+mod m20261201_000009_store_engagement_reports_apart;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_add_visit_and_enrichment_to_kafka_events::Migration),
             Box::new(m20261126_000007_create_visits_and_rollups::Migration),
             Box::new(m20261126_000008_add_engagement::Migration),
+            Box::new(m20261201_000009_store_engagement_reports_apart::Migration),
         ]
     }
 }

@@ -3,15 +3,9 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const KEY = "pageviews_token";
-const METRICS = ["VISITORS", "VISITS", "PAGEVIEWS", "VIEWS_PER_VISIT", "BOUNCE_RATE", "VISIT_DURATION"];
-const LABELS = ["Visitors", "Visits", "Page views", "Views per visit", "Bounce rate", "Visit duration"];
-const PANELS = [
-  ["PAGE", "Pages"], ["ENTRY_PAGE", "Entry pages"], ["EXIT_PAGE", "Exit pages"],
-  ["SOURCE", "Sources"], ["CHANNEL", "Channels"], ["UTM_SOURCE", "UTM sources"],
-  ["UTM_MEDIUM", "UTM media"], ["UTM_CAMPAIGN", "UTM campaigns"], ["BROWSER", "Browsers"],
-  ["OS", "Operating systems"], ["DEVICE", "Devices"],
-];
-const state = { sites: [], site: null, filters: [], socket: null };
+// The metrics and the panels (one per breakdown dimension) come from the API's registry.
+const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [] };
+const MODEL = "{ sites { name timeZone } metrics { metric label unit } dimensions { dimension label isTime } }";
 
 class Unauthorized extends Error {}
 
@@ -67,9 +61,9 @@ function range() {
 const query = (extra) => ({ site: state.site, dateRange: range(), filters: state.filters, ...extra });
 const STATS = "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } } }";
 
-function format(metric, value) {
-  if (metric === "BOUNCE_RATE") return value + " %";
-  if (metric === "VISIT_DURATION") {
+function format(unit, value) {
+  if (unit === "PERCENT") return value + " %";
+  if (unit === "SECONDS") {
     const m = Math.floor(value / 60), s = Math.round(value % 60);
     return m ? `${m} min ${s} s` : `${s} s`;
   }
@@ -79,22 +73,23 @@ function format(metric, value) {
 function renderTotals(row) {
   const box = $("totals");
   box.replaceChildren();
-  METRICS.forEach((metric, i) => {
+  state.metrics.forEach(({ metric, label, unit }, i) => {
     const div = document.createElement("div");
     div.className = "total";
     div.dataset.metric = metric;
     const value = row ? row.metrics[i] : 0;
     const change = row?.comparison?.change[i];
     const b = document.createElement("b");
-    b.textContent = format(metric, value);
+    b.textContent = format(unit, value);
     const small = document.createElement("small");
-    small.textContent = LABELS[i];
+    small.textContent = label;
     div.append(small, b);
     if (change !== null && change !== undefined) {
+      // A higher bounce rate is worse; every other metric is better higher.
       const better = metric === "BOUNCE_RATE" ? change <= 0 : change >= 0;
       const c = document.createElement("small");
       c.className = better ? "up" : "down";
-      c.textContent = (change >= 0 ? "▲ " : "▼ ") + Math.abs(change) + (metric === "BOUNCE_RATE" ? " pts" : " %") + " vs previous period";
+      c.textContent = (change >= 0 ? "▲ " : "▼ ") + Math.abs(change) + (unit === "PERCENT" ? " pts" : " %") + " vs previous period";
       div.append(c);
     }
     box.append(div);
@@ -161,7 +156,7 @@ function renderFilters() {
 
 async function download(dimension) {
   const r = range();
-  const params = new URLSearchParams({ site: state.site, from: r.from, to: r.to, dimensions: dimension, metrics: "VISITORS,VISITS,PAGEVIEWS,BOUNCE_RATE,VISIT_DURATION" });
+  const params = new URLSearchParams({ site: state.site, from: r.from, to: r.to, dimensions: dimension, metrics: state.metrics.map((m) => m.metric).join(",") });
   for (const f of state.filters) params.append("filter", `${f.dimension}:${f.op}:${f.values.join("|")}`);
   const response = await fetch("/export.csv?" + params, { headers: { authorization: "Bearer " + localStorage.getItem(KEY) } });
   if (!response.ok) return showError(response.status === 401 ? new Unauthorized() : new Error(await response.text()));
@@ -195,7 +190,7 @@ function renderPanel(dimension, title, rows) {
     const name = document.createElement("span");
     name.textContent = row.dimensions[0] ?? "(none)";
     const value = document.createElement("span");
-    value.textContent = format("VISITORS", row.metrics[0]);
+    value.textContent = format("COUNT", row.metrics[0]);
     b.append(name, value);
     b.title = `Filter by ${name.textContent}`;
     b.addEventListener("click", () => addFilter(dimension, row.dimensions[0]));
@@ -219,13 +214,14 @@ async function load() {
   const time = r.from === r.to ? "TIME_HOUR" : "TIME_DAY";
   try {
     const [top, series, ...panels] = await Promise.all([
-      gql(STATS, { q: query({ metrics: METRICS, compare: "PREVIOUS_PERIOD" }) }),
+      gql(STATS, { q: query({ metrics: state.metrics.map((m) => m.metric), compare: "PREVIOUS_PERIOD" }) }),
+      // No limit: a time series carries every bucket of the range.
       gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [time], compare: "PREVIOUS_PERIOD" }) }),
-      ...PANELS.map(([d]) => gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [d], limit: 10 }) })),
+      ...state.panels.map(({ dimension }) => gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [dimension], limit: 10 }) })),
     ]);
     renderTotals(top.stats.results[0]);
     renderChart(series.stats.results);
-    $("panels").replaceChildren(...PANELS.map(([d, title], i) => renderPanel(d, title, panels[i].stats.results)));
+    $("panels").replaceChildren(...state.panels.map(({ dimension, label }, i) => renderPanel(dimension, label, panels[i].stats.results)));
     $("app").hidden = false;
     document.body.dataset.loaded = "yes";
   } catch (e) {
@@ -252,7 +248,10 @@ async function start() {
   if (!localStorage.getItem(KEY)) return showLogin($("login-message").textContent);
   $("login").hidden = true;
   try {
-    state.sites = (await gql("{ sites { name timeZone } }")).sites;
+    const model = await gql(MODEL);
+    state.sites = model.sites;
+    state.metrics = model.metrics;
+    state.panels = model.dimensions.filter((d) => !d.isTime);
   } catch (e) {
     return showError(e);
   }

@@ -1,0 +1,165 @@
+//! Visits and rollups in the database, kept in the transaction that stores the page views they
+//! come from. What a visit is and what it counts is `analytics` (`session::sessionize`); this
+//! file reads the state of the visitor-days a batch touches and writes what changed.
+//!
+//! A visit's state is its `visits` row, read and written in the batch's transaction, so a crash
+//! rolls it back with the events, and a partition moved to another consumer resumes the visit
+//! where it stood.
+
+use std::collections::{BTreeSet, HashMap};
+
+use analytics::{Counts, Hit, Rollup, Visit, VisitorDay};
+use chrono::{NaiveDate, NaiveDateTime};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use serde::Serialize;
+use settings::AnalyticsSettings;
+
+/// Rows per statement: each statement carries its rows as one JSON array.
+const ROWS_PER_STATEMENT: usize = 5000;
+
+/// Reads the visits of the visitor-days `hits` fall on, places the hits, and writes the changed
+/// visits and the rollup deltas, all on `conn` (the batch's transaction).
+pub async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    hits: &[Hit<'_>],
+    settings: &AnalyticsSettings,
+) -> Result<(), DbErr> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let zone_of = |site: &str| settings.time_zone_of(site);
+    let keys = analytics::session::visitor_days(hits, zone_of);
+    let state = load(conn, &keys).await?;
+    let changes = analytics::sessionize(&state, hits, settings.visit_timeout(), zone_of);
+    write_visits(conn, &changes.visits).await?;
+    write_rollup(conn, &changes.rollup).await
+}
+
+/// Every visit of the given visitor-days, sorted by start.
+async fn load<C: ConnectionTrait>(
+    conn: &C,
+    keys: &BTreeSet<VisitorDay>,
+) -> Result<HashMap<VisitorDay, Vec<Visit>>, DbErr> {
+    // One index lookup per visitor-day, whatever the planner believes about the table's size
+    // (right after a rebuild's TRUNCATE it believes it empty).
+    const LOAD: &str = "SELECT to_json(v)::text AS row \
+         FROM json_to_recordset($1::json) AS k(site text, visitor bigint, day date) \
+         CROSS JOIN LATERAL (SELECT * FROM visits v WHERE v.site = k.site \
+             AND v.visitor = k.visitor AND v.day = k.day) v \
+         ORDER BY v.started_at, v.id";
+    let mut state: HashMap<VisitorDay, Vec<Visit>> = HashMap::new();
+    let keys: Vec<&VisitorDay> = keys.iter().collect();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let json = serde_json::to_string(chunk).map_err(|e| DbErr::Json(e.to_string()))?;
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                LOAD,
+                [json.into()],
+            ))
+            .await?;
+        for row in rows {
+            let text: String = row.try_get("", "row")?;
+            let visit: Visit = serde_json::from_str(&text)
+                .map_err(|e| DbErr::Type(format!("a stored visit: {e}")))?;
+            state.entry(VisitorDay::of(&visit)).or_default().push(visit);
+        }
+    }
+    Ok(state)
+}
+
+async fn write_visits<C: ConnectionTrait>(conn: &C, visits: &[Visit]) -> Result<(), DbErr> {
+    // Only what a later hit can change; a visit's start and traits are set when it starts.
+    const UPSERT: &str = "INSERT INTO visits \
+         SELECT * FROM json_populate_recordset(NULL::visits, $1::json) \
+         ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
+         pageviews = excluded.pageviews, duration = excluded.duration, \
+         engaged = excluded.engaged, engaged_ms = excluded.engaged_ms, \
+         exit_page = excluded.exit_page, pages = excluded.pages";
+    for chunk in visits.chunks(ROWS_PER_STATEMENT) {
+        execute_json(conn, UPSERT, chunk).await?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct DayRow<'a> {
+    site: &'a str,
+    dimension: &'static str,
+    day: NaiveDate,
+    value: &'a str,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+#[derive(Serialize)]
+struct HourRow<'a> {
+    site: &'a str,
+    hour: NaiveDateTime,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+/// Adds the deltas. Rows are locked in key order (`ORDER BY`), the same in every transaction,
+/// so consumers of different partitions adding to the same rows wait for each other but never
+/// deadlock.
+async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(), DbErr> {
+    let add = Counts::add_excluded_sql();
+    let days = format!(
+        "INSERT INTO rollup_days AS r \
+         SELECT * FROM json_populate_recordset(NULL::rollup_days, $1::json) \
+         ORDER BY site, dimension, day, value \
+         ON CONFLICT (site, dimension, day, value) DO UPDATE SET {add}"
+    );
+    let hours = format!(
+        "INSERT INTO rollup_hours AS r \
+         SELECT * FROM json_populate_recordset(NULL::rollup_hours, $1::json) \
+         ORDER BY site, hour ON CONFLICT (site, hour) DO UPDATE SET {add}"
+    );
+    let day_rows: Vec<DayRow> = rollup
+        .days
+        .iter()
+        .map(|((site, key, day, value), counts)| DayRow {
+            site,
+            dimension: key.name(),
+            day: *day,
+            value,
+            counts: *counts,
+        })
+        .collect();
+    // One statement per batch when it fits, so the lock order holds across the whole batch.
+    for chunk in day_rows.chunks(ROWS_PER_STATEMENT * 4) {
+        execute_json(conn, &days, chunk).await?;
+    }
+    let hour_rows: Vec<HourRow> = rollup
+        .hours
+        .iter()
+        .map(|((site, hour), counts)| HourRow {
+            site,
+            hour: *hour,
+            counts: *counts,
+        })
+        .collect();
+    for chunk in hour_rows.chunks(ROWS_PER_STATEMENT * 4) {
+        execute_json(conn, &hours, chunk).await?;
+    }
+    Ok(())
+}
+
+async fn execute_json<C: ConnectionTrait, T: Serialize>(
+    conn: &C,
+    sql: &str,
+    rows: &[T],
+) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_string(rows).map_err(|e| DbErr::Json(e.to_string()))?;
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [json.into()],
+    ))
+    .await?;
+    Ok(())
+}
