@@ -66,6 +66,21 @@ impl Stack {
             "title": "Shop", "url": format!("https://shop.example{path}{search}"),
             "referrer": referrer,
         });
+        self.post(agent, event).await;
+    }
+
+    /// Posts the tracker's engagement report for `path`: `ms` visible milliseconds.
+    async fn report(&self, start: DateTime<Utc>, minute: i64, agent: &str, path: &str, ms: i32) {
+        *self.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
+        let event = json!({
+            "eventType": "PAGE_VIEW", "userId": "", "path": path, "search": "",
+            "title": "Shop", "url": format!("https://shop.example{path}"),
+            "engagedMs": ms, "scrollDepth": 80,
+        });
+        self.post(agent, event).await;
+    }
+
+    async fn post(&self, agent: &str, event: Value) {
         let answer: Value = self
             .http
             .post(format!("{}/query", self.producer.base))
@@ -136,6 +151,95 @@ fn rows(answer: &Value) -> Vec<(Value, Vec<f64>)> {
 
 fn row(value: Value, metrics: &[f64]) -> (Value, Vec<f64>) {
     (value, metrics.to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_reports() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.report(start, 1, CHROME_WINDOWS, "/", 15_000).await;
+    s.view(start, 2, SAFARI_IPHONE, ("/pricing", "", None))
+        .await;
+    s.report(start, 3, SAFARI_IPHONE, "/pricing", 4_000).await;
+    testkit::poll_until(Duration::from_secs(30), "4 events stored", || {
+        let db = &s.db;
+        async move { (count(db, "SELECT count(*) FROM kafka_events").await == 4).then_some(()) }
+    })
+    .await
+    .expect("stored");
+
+    let top = s
+        .stats(json!({
+            "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+            "metrics": ["PAGEVIEWS", "VISITS", "BOUNCE_RATE"],
+        }))
+        .await;
+    // Two page views in two visits; the report of 15 s makes the first visit not a bounce.
+    assert_eq!(top["results"][0]["metrics"], json!([2.0, 2.0, 50.0]));
+    let tutorial = "SELECT count(*) FROM kafka_events WHERE event_type = 'PAGE_VIEW'";
+    assert_eq!(count(&s.db, tutorial).await, 2);
+    let reports = "SELECT count(*) FROM kafka_events WHERE event_type = 'ENGAGEMENT'";
+    assert_eq!(count(&s.db, reports).await, 2);
+
+    // Rows stored before the fix had reports as PAGE_VIEW: the migration tells them apart.
+    use migration::{MigrationName, MigratorTrait};
+    let all = migration::Migrator::migrations();
+    let fix = all
+        .iter()
+        .position(|m| m.name() == "m20261201_000009_store_engagement_reports_apart")
+        .expect("the migration");
+    let since = u32::try_from(all.len() - fix).expect("a count");
+    migration::Migrator::down(&s.db, Some(since))
+        .await
+        .expect("down");
+    assert_eq!(count(&s.db, tutorial).await, 4, "as stored before");
+    migration::Migrator::up(&s.db, None).await.expect("up");
+    assert_eq!(count(&s.db, tutorial).await, 2);
+    assert_eq!(count(&s.db, reports).await, 2);
+
+    s.producer.stop().await.expect("producer stops");
+    s.consumer.stop().await.expect("consumer stops");
+    s.dashboard.stop().await.expect("dashboard stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_series_over_two_years_carries_every_day_and_a_breakdown_its_first_hundred_rows() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    for minute in 0..101 {
+        let path = format!("/p{minute}");
+        s.view(start, minute, CHROME_WINDOWS, (&path, "", None))
+            .await;
+    }
+    testkit::poll_until(Duration::from_secs(30), "101 events stored", || {
+        let db = &s.db;
+        async move { (count(db, "SELECT count(*) FROM kafka_events").await == 101).then_some(()) }
+    })
+    .await
+    .expect("stored");
+    let range = json!({"from": "2024-12-01", "to": "2026-12-01"});
+    let series = |time: &str| json!({"site": "shop.example", "dateRange": range, "metrics": ["PAGEVIEWS"], "dimensions": [time]});
+    let days = rows(&s.stats(series("TIME_DAY")).await);
+    assert_eq!(days.len(), 731);
+    let day = days
+        .iter()
+        .find(|(d, _)| d == "2026-11-02")
+        .expect("the day");
+    assert_eq!(day.1, [101.0]);
+    assert_eq!(rows(&s.stats(series("TIME_WEEK")).await).len(), 106);
+    let pages = json!({"site": "shop.example", "dateRange": range, "metrics": ["PAGEVIEWS"], "dimensions": ["PAGE"]});
+    assert_eq!(rows(&s.stats(pages).await).len(), 100);
+
+    s.producer.stop().await.expect("producer stops");
+    s.consumer.stop().await.expect("consumer stops");
+    s.dashboard.stop().await.expect("dashboard stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
