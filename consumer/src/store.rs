@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use entity::{consumer_offset, dead_letter};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::visits;
 use analytics::visit::{hit_kind, Hit, ENGAGEMENT_EVENT_TYPE};
@@ -29,9 +29,17 @@ const INSERT_EVENTS: &str = "INSERT INTO kafka_events \
          json_populate_record(NULL::kafka_events, json_build_object('created_at', now(), 'updated_at', now())), \
          $1::json) \
      ON CONFLICT (id) DO NOTHING";
-/// The stored rows of some ids, as JSON keyed by column name (rows this transaction inserted
-/// included).
-const STORED_ROWS: &str = "SELECT to_json(k)::text AS row FROM kafka_events k WHERE id = ANY($1)";
+/// Which of some ids are stored.
+const STORED_IDS: &str = "SELECT id FROM kafka_events WHERE id = ANY($1)";
+/// For each row (its position `n`), whether the stored row of its id has the same client
+/// fields ($2: their column names), compared by PostgreSQL value by value.
+const SAME_AS_STORED: &str = "SELECT a.n, \
+     (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(k)) WHERE key = ANY($2)) \
+     IS NOT DISTINCT FROM \
+     (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(r)) WHERE key = ANY($2)) AS same \
+     FROM json_array_elements($1::json) WITH ORDINALITY AS a(row, n) \
+     CROSS JOIN LATERAL json_populate_record(NULL::kafka_events, a.row) r \
+     JOIN kafka_events k ON k.id = r.id";
 /// A dead letter row takes 6.
 const DEAD_LETTER_ROWS_PER_INSERT: usize = 8_000;
 
@@ -277,12 +285,16 @@ pub async fn commit(
         dead_letters: 0,
         duplicates: 0,
     };
-    let earlier = stored_fields(&txn, &firsts).await?;
-    let (fresh, known): (Vec<StoredEvent>, Vec<StoredEvent>) = firsts
-        .into_iter()
-        .partition(|e| !earlier.contains_key(&e.view.id));
-    for event in &known {
-        if earlier.get(&event.view.id) == Some(&event.view.fields) {
+    let stored = stored_ids(&txn, &firsts).await?;
+    let was_stored = |e: &StoredEvent| stored.contains(&e.view.id);
+    let (known, fresh): (Vec<StoredEvent>, Vec<StoredEvent>) =
+        firsts.into_iter().partition(|e| was_stored(e));
+    let (known_repeats, fresh_repeats): (Vec<StoredEvent>, Vec<StoredEvent>) =
+        repeats.into_iter().partition(|e| was_stored(e));
+    let known: Vec<&StoredEvent> = known.iter().chain(&known_repeats).collect();
+    let same = same_as_stored(&txn, &known, &topic, partition).await?;
+    for (event, same) in known.into_iter().zip(same) {
+        if same {
             committed.duplicates += 1;
         } else {
             dead_letters.push(conflicting(event));
@@ -294,13 +306,9 @@ pub async fn commit(
         .collect();
     visits::apply(&txn, &hits, analytics).await?;
     committed.events = insert_fresh(&txn, &fresh, &topic, partition).await?;
-    for event in &repeats {
-        let id = event.view.id;
-        let winner = earlier.get(&id).or_else(|| {
-            let first = fresh.iter().find(|f| f.view.id == id);
-            first.map(|f| &f.view.fields)
-        });
-        if winner == Some(&event.view.fields) {
+    for event in &fresh_repeats {
+        let first = fresh.iter().find(|f| f.view.id == event.view.id);
+        if first.map(|f| &f.view.fields) == Some(&event.view.fields) {
             committed.duplicates += 1;
         } else {
             dead_letters.push(conflicting(event));
@@ -391,29 +399,82 @@ async fn insert_events<C: ConnectionTrait>(
         .rows_affected())
 }
 
-/// The client fields stored under the ids of `events`.
-async fn stored_fields<C: ConnectionTrait>(
+/// The ids of `events` stored already.
+async fn stored_ids<C: ConnectionTrait>(
     conn: &C,
     events: &[StoredEvent],
-) -> Result<HashMap<uuid::Uuid, PageFields>, DbErr> {
+) -> Result<HashSet<uuid::Uuid>, DbErr> {
     if events.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(HashSet::new());
     }
     let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.view.id).collect();
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            STORED_ROWS,
+            STORED_IDS,
             [ids.into()],
         ))
         .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let text: String = row.try_get("", "row")?;
-        let view = row_to_view(&text).map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
-        out.insert(view.id, view.fields);
+    rows.iter().map(|row| row.try_get("", "id")).collect()
+}
+
+/// For each event (whose id is stored), whether the stored row has the same client fields.
+async fn same_as_stored<C: ConnectionTrait>(
+    conn: &C,
+    events: &[&StoredEvent],
+    topic: &str,
+    partition: i32,
+) -> Result<Vec<bool>, DbErr> {
+    if events.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let mut rows = vec![b'['];
+    for (n, event) in events.iter().enumerate() {
+        if n > 0 {
+            rows.push(b',');
+        }
+        write_row(&mut rows, event, topic, partition).map_err(|e| DbErr::Json(e.to_string()))?;
+    }
+    rows.push(b']');
+    let rows = String::from_utf8(rows).map_err(|e| DbErr::Json(e.to_string()))?;
+    let answers = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SAME_AS_STORED,
+            [rows.into(), client_columns().to_vec().into()],
+        ))
+        .await?;
+    let mut same = vec![false; events.len()];
+    for answer in answers {
+        let n: i64 = answer.try_get("", "n")?;
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| same.get_mut(i)) {
+            *slot = answer.try_get("", "same")?;
+        }
+    }
+    Ok(same)
+}
+
+/// The columns of the client's fields (`PageFields`), as its rows name them: read from a
+/// serialized `PageFields` with every optional field set, so a field added there is compared
+/// without an edit here.
+fn client_columns() -> &'static [String] {
+    static COLUMNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    COLUMNS.get_or_init(|| {
+        let every = PageFields {
+            referrer: Some(String::new()),
+            engaged_ms: Some(0),
+            scroll_depth: Some(0),
+            ..PageFields::default()
+        };
+        let mut text = Vec::new();
+        let mut serializer =
+            serde_json::Serializer::with_formatter(&mut text, SnakeKeys { in_key: false });
+        let keys = serde::Serialize::serialize(&every, &mut serializer)
+            .ok()
+            .and_then(|()| serde_json::from_slice::<Map<String, Value>>(&text).ok());
+        keys.map(|m| m.into_iter().map(|(k, _)| k).collect())
+            .unwrap_or_default()
+    })
 }
 
 async fn insert_dead_letters<C: ConnectionTrait>(
@@ -537,34 +598,6 @@ impl serde_json::ser::Formatter for SnakeKeys {
     }
 }
 
-/// A stored row back into the event it was made from (the inverse of `event_row`).
-fn row_to_view(row: &str) -> Result<PageView, serde_json::Error> {
-    let row: Map<String, Value> = serde_json::from_str(row)?;
-    let wire: Map<String, Value> = row
-        .into_iter()
-        .filter(|(_, value)| !value.is_null())
-        .map(|(key, value)| (camel_case(&key), value))
-        .collect();
-    serde_json::from_value(Value::Object(wire))
-}
-
-/// `received_at` → `receivedAt`.
-fn camel_case(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut upper = false;
-    for c in snake.chars() {
-        match (c, upper) {
-            ('_', _) => upper = true,
-            (c, true) => {
-                out.push(c.to_ascii_uppercase());
-                upper = false;
-            }
-            (c, false) => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,22 +630,23 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_row_reads_back_as_the_event_it_was_made_from() {
-        let view = PageView {
-            id: uuid::Uuid::now_v7(),
-            fields: event::PageFields {
-                event_type: "PAGE_VIEW".into(),
-                user_id: "u".into(),
-                referrer: Some("https://r.example/".into()),
-                ..Default::default()
-            },
-            visit: Default::default(),
-            received_at: Utc::now(),
-        };
-        let agents = enrich::agent::AgentParser::new().expect("rules");
-        let mut row = event_row(&StoredEvent::new(42, view.clone(), &agents), "PAGE_VIEW", 3);
-        row.insert("created_at".into(), Value::Null);
-        let text = Value::Object(row).to_string();
-        assert_eq!(row_to_view(&text).expect("reads back"), view);
+    fn the_client_columns_are_the_page_fields_named_as_columns() {
+        let columns = client_columns();
+        for column in [
+            "event_type",
+            "user_id",
+            "path",
+            "referrer",
+            "engaged_ms",
+            "scroll_depth",
+        ] {
+            assert!(
+                columns.iter().any(|c| c == column),
+                "{column} in {columns:?}"
+            );
+        }
+        assert!(!columns
+            .iter()
+            .any(|c| c == "received_at" || c == "visitor_id"));
     }
 }
