@@ -211,7 +211,7 @@ impl<'a> Stamp<'a> {
                 // share one event.
                 Ok(id) if !id.is_nil() => id,
                 // A UUID has 36 characters: a longer echo only helps to blow up the answer.
-                _ => return Err(IngestError::InvalidId(crate::shortened(&raw, 40))),
+                _ => return Err(IngestError::InvalidId(crate::answers::shortened(&raw, 40))),
             },
             // v7: time-ordered and unique, unlike the tutorial's Unix-second ids.
             None => Uuid::now_v7(),
