@@ -186,7 +186,7 @@ async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_repor
     assert_eq!(count(&s.db, reports).await, 2);
 
     // Rows stored before the fix had reports as PAGE_VIEW: the migration tells them apart.
-    use migration::{MigrationName, MigratorTrait};
+    use migration::MigratorTrait;
     let all = migration::Migrator::migrations();
     let fix = all
         .iter()

@@ -50,6 +50,8 @@ pub struct Application {
     port: u16,
     server: Server,
     sink: Arc<EventSink>,
+    /// Receive times and the salts' days.
+    clock: Clock,
 }
 
 impl Application {
@@ -87,13 +89,18 @@ impl Application {
             Ingest {
                 sink: Arc::clone(&sink),
                 max_batch_size: settings.server.max_batch_size.get(),
-                clock,
+                clock: clock.clone(),
             },
             &settings.server,
         );
         let server = routes::http_server(&settings, listener, schema, Arc::clone(&sink))
             .map_err(bind_err)?;
-        Ok(Application { port, server, sink })
+        Ok(Application {
+            port,
+            server,
+            sink,
+            clock,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -104,7 +111,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
-        let salts = tokio::spawn(maintain_salts(Arc::clone(&self.sink)));
+        let salts = tokio::spawn(maintain_salts(Arc::clone(&self.sink), self.clock.clone()));
         let result = tokio::select! {
             joined = &mut server => joined,
             () = shutdown => {
@@ -122,11 +129,12 @@ impl Application {
 
 /// Makes each day's salt and deletes expired ones even when no page view arrives, so that a
 /// salt never outlives its 48 hours for want of traffic.
-async fn maintain_salts(sink: Arc<EventSink>) {
+/// Days are the clock's, the same one receive times come from.
+async fn maintain_salts(sink: Arc<EventSink>, clock: Clock) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        sink.maintain_salts().await;
+        sink.maintain_salts(clock.now().date_naive()).await;
     }
 }
 

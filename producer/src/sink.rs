@@ -154,8 +154,8 @@ impl EventSink {
     }
 
     /// Keeps today's salt made and older ones deleted; run periodically.
-    pub async fn maintain_salts(&self) {
-        self.salts.maintain(chrono::Utc::now().date_naive()).await;
+    pub async fn maintain_salts(&self, today: chrono::NaiveDate) {
+        self.salts.maintain(today).await;
     }
 
     /// Whether `event_type` is one this sink produces.

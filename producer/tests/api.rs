@@ -1197,6 +1197,44 @@ async fn salts_are_shared_differ_by_day_and_are_destroyed_after_48_hours() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salt_upkeep_makes_the_salt_of_the_producers_own_clock_day_with_no_page_view() {
+    let settings = testkit::settings(
+        &testkit::brokers(),
+        "postgres://unused/unused",
+        &testkit::unique_prefix(),
+    );
+    let day = chrono::NaiveDate::from_ymd_opt(2031, 3, 4).expect("a day");
+    let noon = day.and_hms_opt(12, 0, 0).expect("a time").and_utc();
+    let clock = producer::Clock::new(move || noon);
+    let app = testkit::TestProducer::start_with_clock(settings.clone(), clock)
+        .await
+        .expect("the producer starts");
+    let client = testkit::kafka_client(&testkit::brokers())
+        .await
+        .expect("client");
+    let topic = producer::salts::topic(&settings.kafka.topic_prefix);
+    let keys = testkit::poll_until(
+        Duration::from_secs(30),
+        "the clock's day has a salt",
+        || {
+            let (client, topic) = (&client, &topic);
+            async move {
+                let records = testkit::read_partition(client, topic, 0).await.ok()?;
+                let keys: Vec<String> = records
+                    .into_iter()
+                    .filter_map(|r| String::from_utf8(r.record.key?).ok())
+                    .collect();
+                (!keys.is_empty()).then_some(keys)
+            }
+        },
+    )
+    .await
+    .expect("a salt is made");
+    assert_eq!(keys, [day.to_string()]);
+    app.stop().await.expect("the producer stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_headers_get_defined_outcomes_and_only_trusted_proxies_name_the_client() {
     let app = spawn_app_with(&testkit::brokers(), |s| {
         s.server.trusted_proxies =
