@@ -5,12 +5,16 @@
 //! variables. [`Settings::load`] validates everything up front, so a wrong value stops a binary
 //! with one line naming the key instead of failing somewhere later.
 //!
-//! It also holds what every binary does first ([`launch`]): install logging, install the
-//! SIGTERM/SIGINT handlers, and report a failure as one line.
+//! `launch.rs` is what every binary does first ([`launch`]): install logging, install the
+//! SIGTERM/SIGINT handlers, and report a failure as one line; `telemetry.rs` is the process's
+//! metrics recorder.
 //!
 //! Architecture Invariant: this is the only crate of the product that reads the environment.
 
+mod launch;
 pub mod telemetry;
+
+pub use launch::{launch, shutdown_signal};
 
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
@@ -166,43 +170,23 @@ pub struct ServerSettings {
 /// An IP network: `10.0.0.0/8`, `::1/128`, or one address (`127.0.0.1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct IpNet {
-    addr: std::net::IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 impl IpNet {
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr::{V4, V6};
-        match (self.addr, ip) {
-            (V4(net), V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
-            (V6(net), V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix),
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
-}
-
-fn prefix_eq(net: &[u8], ip: &[u8], prefix: u8) -> bool {
-    let bits = usize::from(prefix);
-    let (whole, rest) = (bits / 8, bits % 8);
-    net[..whole] == ip[..whole] && (rest == 0 || (net[whole] ^ ip[whole]) >> (8 - rest) == 0)
 }
 
 impl TryFrom<String> for IpNet {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not an IP address or network (e.g. 10.0.0.0/8)");
-        let (addr, prefix) = match text.trim().split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text.trim(), None),
-        };
-        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-        };
-        Ok(IpNet { addr, prefix })
+        let net = text.trim();
+        let one = |addr: std::net::IpAddr| ipnet::IpNet::from(addr);
+        net.parse::<ipnet::IpNet>()
+            .or_else(|_| net.parse().map(one))
+            .map(IpNet)
+            .map_err(|_| format!("{text:?} is not an IP address or network (e.g. 10.0.0.0/8)"))
     }
 }
 
@@ -456,68 +440,6 @@ impl ConsumerSettings {
     pub fn lag_log_interval(&self) -> Duration {
         Duration::from_millis(self.lag_log_interval_ms.get())
     }
-}
-
-impl LogSettings {
-    /// Installs the global tracing subscriber with this filter (for binaries; call once).
-    pub fn init(&self) -> Result<(), SettingsError> {
-        let filter = tracing_subscriber::EnvFilter::try_new(&self.filter).map_err(|e| {
-            SettingsError::Invalid {
-                key: "log.filter",
-                reason: e.to_string(),
-            }
-        })?;
-        // Colours only on a terminal: `make up` writes these lines to log files.
-        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .init();
-        Ok(())
-    }
-}
-
-/// What every binary does: load the settings, install logging and the signal handlers, start a
-/// runtime, then run `serve` until it returns. Any error ends the process with one line
-/// (`NAME: error: …` with its causes), never a panic backtrace.
-pub fn launch<S, F>(name: &str, serve: S) -> std::process::ExitCode
-where
-    S: FnOnce(Settings, std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> F,
-    F: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let run = || -> anyhow::Result<()> {
-        let settings = Settings::load()?;
-        settings.log.init()?;
-        telemetry::init();
-        let runtime = tokio::runtime::Runtime::new()
-            .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
-        runtime.block_on(async {
-            let shutdown = shutdown_signal()
-                .map_err(|e| anyhow::anyhow!("installing signal handlers: {e}"))?;
-            serve(settings, Box::pin(shutdown)).await
-        })
-    };
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{name}: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// Registers SIGTERM and SIGINT handlers now, and returns a future that resolves on either.
-/// Call it first thing in `main`, so a signal during start-up is not fatal either.
-pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    })
 }
 
 impl DatabaseSettings {

@@ -66,14 +66,14 @@ impl Tokens {
             return false;
         };
         let given = given.trim().as_bytes();
+        // Every token is compared, and each comparison takes the same time wherever it differs.
         self.0
             .iter()
-            .fold(false, |ok, token| ok | equal(token, given))
+            .fold(subtle::Choice::from(0), |ok, token| {
+                ok | subtle::ConstantTimeEq::ct_eq(token.as_slice(), given)
+            })
+            .into()
     }
-}
-
-fn equal(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 pub struct Application {
