@@ -220,17 +220,12 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
     Ok((first, last))
 }
 
-/// The dashboard's queries for one site and range: (name, Stats query).
+/// The dashboard's queries for one site and range, as the page asks them: the top line, the
+/// daily series, and a panel per breakdown dimension of the registry (name, Stats query).
 fn dashboard_queries(site: &str, from: NaiveDate, to: NaiveDate) -> Vec<(String, Value)> {
+    use analytics::{Dimension, Metric, Scope};
     let range = json!({"from": from.to_string(), "to": to.to_string()});
-    let all = json!([
-        "VISITORS",
-        "VISITS",
-        "PAGEVIEWS",
-        "VIEWS_PER_VISIT",
-        "BOUNCE_RATE",
-        "VISIT_DURATION"
-    ]);
+    let all = json!(Metric::ALL);
     let mut out = vec![
         (
             "top line".to_owned(),
@@ -241,31 +236,15 @@ fn dashboard_queries(site: &str, from: NaiveDate, to: NaiveDate) -> Vec<(String,
             json!({"site": site, "dateRange": range, "metrics": all, "dimensions": ["TIME_DAY"]}),
         ),
     ];
-    for d in [
-        "PAGE",
-        "ENTRY_PAGE",
-        "EXIT_PAGE",
-        "SOURCE",
-        "CHANNEL",
-        "UTM_SOURCE",
-        "UTM_MEDIUM",
-        "UTM_CAMPAIGN",
-        "BROWSER",
-        "OS",
-        "DEVICE",
-    ] {
-        let metrics = if d == "PAGE" {
-            json!([
-                "VISITORS",
-                "VISITS",
-                "PAGEVIEWS",
-                "BOUNCE_RATE",
-                "VISIT_DURATION"
-            ])
-        } else {
-            all.clone()
-        };
-        out.push((d.to_lowercase(), json!({"site": site, "dateRange": range, "metrics": metrics, "dimensions": [d], "limit": 10})));
+    for d in Dimension::breakdowns() {
+        // A page's views per visit is not a figure the raw anchor computes.
+        let metrics: Vec<Metric> = Metric::ALL
+            .iter()
+            .copied()
+            .filter(|m| d.scope() != Scope::PageView || *m != Metric::ViewsPerVisit)
+            .collect();
+        let query = json!({"site": site, "dateRange": range, "metrics": metrics, "dimensions": [d], "limit": 10});
+        out.push((d.name().to_owned(), query));
     }
     out
 }
@@ -289,12 +268,22 @@ async fn ask(http: &reqwest::Client, base: &str, query: &Value) -> Result<Value>
 }
 
 /// The per-visit table computed from the raw events of a site and range: sessions by window
-/// functions (a gap over 30 minutes, or a new day, starts a visit).
-const RAW_VISITS: &str = "WITH e AS (
-    SELECT visitor_id, received_at, \"offset\", path, coalesce(source, '') AS source, channel,
-           coalesce(utm_source, '') AS utm_source, coalesce(utm_medium, '') AS utm_medium,
-           coalesce(utm_campaign, '') AS utm_campaign, coalesce(browser, '') AS browser,
-           coalesce(os, '') AS os, coalesce(device, '') AS device,
+/// functions (a gap over 30 minutes, or a new day, starts a visit). A visit's dimension values
+/// are its first page view's, read from the columns the registry names.
+fn raw_visits() -> String {
+    let first = "ORDER BY received_at, \"offset\"";
+    let mut stored = Vec::new();
+    let mut per_visit = Vec::new();
+    for d in analytics::Dimension::TRAITS {
+        let c = d.name();
+        stored.push(format!("coalesce({c}, '') AS {c}"));
+        per_visit.push(format!("(array_agg({c} {first}))[1] AS {c}"));
+    }
+    // The seed sends no engagement reports: every visit's engaged time is 0.
+    let bounce = analytics::visit::bounce_sql("count(*)", "0");
+    format!(
+        "WITH e AS (
+    SELECT visitor_id, received_at, \"offset\", path, {stored},
            (received_at AT TIME ZONE 'UTC')::date AS day
     FROM kafka_events
     WHERE site = $1 AND NOT is_bot AND event_type = 'PAGE_VIEW'
@@ -303,32 +292,27 @@ const RAW_VISITS: &str = "WITH e AS (
   s AS (
     SELECT *, CASE WHEN received_at - lag(received_at) OVER w > interval '30 minutes'
                    OR lag(received_at) OVER w IS NULL THEN 1 ELSE 0 END AS starts
-    FROM e WINDOW w AS (PARTITION BY visitor_id, day ORDER BY received_at, \"offset\")),
+    FROM e WINDOW w AS (PARTITION BY visitor_id, day {first})),
   n AS (
-    SELECT *, sum(starts) OVER (PARTITION BY visitor_id, day ORDER BY received_at, \"offset\") AS visit_no
+    SELECT *, sum(starts) OVER (PARTITION BY visitor_id, day {first}) AS visit_no
     FROM s),
   vs AS (
     SELECT visitor_id AS visitor, day, visit_no, count(*) AS views, {bounce} AS bounce,
            floor(extract(epoch FROM max(received_at) - min(received_at)))::bigint AS duration,
-           (array_agg(path ORDER BY received_at, \"offset\"))[1] AS entry_page,
+           (array_agg(path {first}))[1] AS entry_page,
            (array_agg(path ORDER BY received_at DESC, \"offset\" DESC))[1] AS exit_page,
-           (array_agg(source ORDER BY received_at, \"offset\"))[1] AS source,
-           (array_agg(channel ORDER BY received_at, \"offset\"))[1] AS channel,
-           (array_agg(utm_source ORDER BY received_at, \"offset\"))[1] AS utm_source,
-           (array_agg(utm_medium ORDER BY received_at, \"offset\"))[1] AS utm_medium,
-           (array_agg(utm_campaign ORDER BY received_at, \"offset\"))[1] AS utm_campaign,
-           (array_agg(browser ORDER BY received_at, \"offset\"))[1] AS browser,
-           (array_agg(os ORDER BY received_at, \"offset\"))[1] AS os,
-           (array_agg(device ORDER BY received_at, \"offset\"))[1] AS device
-    FROM n GROUP BY visitor_id, day, visit_no)";
+           {per_visit}
+    FROM n GROUP BY visitor_id, day, visit_no)",
+        stored = stored.join(", "),
+        per_visit = per_visit.join(",\n           "),
+    )
+}
 
 /// The raw-table SQL answering a dashboard query: groups keyed by the dimension's text. The
 /// per-visit table is computed here from the raw events; the bounce rule and how each count
 /// is aggregated over visits are the model's (`analytics`), the same the API uses.
 fn raw_sql(name: &str) -> String {
-    // The seed sends no engagement reports: every visit's engaged time is 0.
-    let bounce = analytics::visit::bounce_sql("count(*)", "0");
-    let raw_visits = RAW_VISITS.replace("{bounce}", &bounce);
+    let raw_visits = raw_visits();
     let sums = analytics::Counts::over_visits_sql();
     match name {
         "top line" => format!("{raw_visits} SELECT '' AS k, {sums} FROM vs"),
