@@ -27,9 +27,35 @@ pub mod metric;
 pub mod session;
 pub mod visit;
 
+/// What the stored visits and rollups depend on: the visit dimensions, the counts and the
+/// rules' version. Stored rollups built with another fingerprint must be rebuilt.
+pub fn fingerprint() -> String {
+    let dimensions: Vec<&str> = Dimension::breakdowns().map(Dimension::name).collect();
+    format!(
+        "dimensions={};counts={};rules={}",
+        dimensions.join(","),
+        Counts::COLUMNS.join(","),
+        visit::RULES_VERSION
+    )
+}
+
 pub use bucket::Bucket;
 pub use counts::Counts;
 pub use dimension::{Dimension, RollupKey, Scope, Traits};
 pub use metric::{Metric, Unit};
 pub use session::{sessionize, Changes, Rollup, VisitorDay};
 pub use visit::{Hit, HitKind, Visit};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fingerprint_names_every_stored_dimension_and_count() {
+        let fingerprint = super::fingerprint();
+        for d in super::Dimension::breakdowns() {
+            assert!(fingerprint.contains(d.name()), "{d:?}");
+        }
+        for c in super::Counts::COLUMNS {
+            assert!(fingerprint.contains(c), "{c}");
+        }
+    }
+}

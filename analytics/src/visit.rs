@@ -16,6 +16,10 @@ use crate::dimension::{Dimension, Scope, Traits};
 pub const MAX_PAGES_PER_VISIT: usize = 500;
 pub const OTHER_PAGES: &str = "(other pages)";
 
+/// Raise when a rule below changes what a stored visit counts: consumers then rebuild the
+/// visits and rollups from the stored events at start (`analytics::fingerprint`).
+pub const RULES_VERSION: u32 = 1;
+
 /// A visit with at least this much engaged time (visible and focused) is not a bounce, even
 /// with one page view (GA4's "engaged session" threshold).
 pub const ENGAGED_MS: i32 = 10_000;

@@ -50,6 +50,8 @@ pub enum StartError {
         #[source]
         source: DbErr,
     },
+    #[error("cannot rebuild the visits and rollups for this version's analytics model: {0}")]
+    Rebuild(#[source] DbErr),
     #[error("cannot apply migrations: {0}")]
     Migrate(#[source] DbErr),
     #[error(transparent)]
@@ -86,6 +88,16 @@ impl Consumer {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         settings::telemetry::init();
         let db = connect(&settings).await?;
+        let rebuilt = rebuild::rebuild_if_model_changed(&db, &settings.analytics)
+            .await
+            .map_err(StartError::Rebuild)?;
+        if let Some(done) = rebuilt {
+            tracing::info!(
+                events = done.events,
+                visits = done.visits,
+                "the analytics model changed since the rollups were built: rebuilt them"
+            );
+        }
 
         // Compiled before the first fetch, so broken rules stop the start, not a batch.
         let agents = enrich::agent::AgentParser::new().map_err(StartError::Agents)?;

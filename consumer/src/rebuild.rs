@@ -4,6 +4,12 @@
 //! timeout), after a migration, or to check that the rollups are exact: `--verify` rebuilds and
 //! rolls back, reporting whether anything differed.
 //!
+//! The rollups record the model they were built with (`analytics::fingerprint`: the dimensions,
+//! the counts, the rules' version) in `read_model`. A consumer starting with a model that
+//! differs (a dimension added, say) rebuilds first (`rebuild_if_model_changed`): otherwise the
+//! first batch touching an old visitor-day would subtract from the new dimension's rows what
+//! was never added to them.
+//!
 //! It runs in one transaction holding an exclusive lock on the read side's tables: consumers
 //! wait for it at their next batch and then add to the rebuilt rows, so nothing is counted
 //! twice or missed, and the dashboard waits rather than seeing half a rebuild.
@@ -103,9 +109,61 @@ pub async fn rebuild(
     mode: Mode,
 ) -> Result<Rebuilt, DbErr> {
     let txn = db.begin().await?;
-    txn.execute_unprepared("LOCK TABLE visits, rollup_days, rollup_hours IN ACCESS EXCLUSIVE MODE")
+    lock(&txn).await?;
+    let rebuilt = replay(&txn, analytics).await?;
+    match mode {
+        Mode::Replace => txn.commit().await?,
+        Mode::Verify => txn.rollback().await?,
+    }
+    Ok(rebuilt)
+}
+
+/// Rebuilds when the rollups were built with another model than this binary's; `None` when
+/// they are current. Several consumers starting at once rebuild once: the second finds the
+/// model current once it has the lock.
+pub async fn rebuild_if_model_changed(
+    db: &DatabaseConnection,
+    analytics: &AnalyticsSettings,
+) -> Result<Option<Rebuilt>, DbErr> {
+    let current = analytics::fingerprint();
+    if stored_model(db).await?.as_deref() == Some(current.as_str()) {
+        return Ok(None);
+    }
+    let txn = db.begin().await?;
+    lock(&txn).await?;
+    if stored_model(&txn).await?.as_deref() == Some(current.as_str()) {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let rebuilt = replay(&txn, analytics).await?;
+    txn.commit().await?;
+    Ok(Some(rebuilt))
+}
+
+async fn lock<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
+    txn.execute_unprepared(
+        "LOCK TABLE visits, rollup_days, rollup_hours, read_model IN ACCESS EXCLUSIVE MODE",
+    )
+    .await?;
+    Ok(())
+}
+
+/// The model the rollups were last built with.
+async fn stored_model<C: ConnectionTrait>(conn: &C) -> Result<Option<String>, DbErr> {
+    let sql = "SELECT fingerprint FROM read_model WHERE name = 'rollups'";
+    let row = conn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?;
-    let before = digest(&txn).await?;
+    row.map(|r| r.try_get("", "fingerprint")).transpose()
+}
+
+/// Empties the read side and replays every stored page view into it, on `txn` (which holds
+/// the lock), and records the model it was built with.
+async fn replay<C: ConnectionTrait>(
+    txn: &C,
+    analytics: &AnalyticsSettings,
+) -> Result<Rebuilt, DbErr> {
+    let before = digest(txn).await?;
     txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours")
         .await?;
     txn.execute_raw(Statement::from_sql_and_values(
@@ -149,10 +207,17 @@ pub async fn rebuild(
             .iter()
             .filter_map(|h| h.hit(&analytics.page_view_type))
             .collect();
-        visits::apply(&txn, &hits, analytics).await?;
+        visits::apply(txn, &hits, analytics).await?;
     }
     txn.execute_unprepared("CLOSE stored_hits").await?;
-    let after = digest(&txn).await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO read_model (name, fingerprint) VALUES ('rollups', $1) \
+         ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, built_at = now()",
+        [analytics::fingerprint().into()],
+    ))
+    .await?;
+    let after = digest(txn).await?;
     let visits = txn
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
@@ -162,10 +227,6 @@ pub async fn rebuild(
         .map(|row| row.try_get::<i64>("", "n"))
         .transpose()?
         .unwrap_or(0);
-    match mode {
-        Mode::Replace => txn.commit().await?,
-        Mode::Verify => txn.rollback().await?,
-    }
     Ok(Rebuilt {
         events,
         visits: visits as u64,

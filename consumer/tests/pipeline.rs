@@ -192,6 +192,41 @@ async fn assert_rollups_equal_a_recomputation(s: &Setup, events: i64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_whose_analytics_model_differs_from_the_stored_rollups_rebuilds_them_at_start() {
+    let s = setup().await;
+    produce(&s.kafka, &s.topic, &views(300, "model")).await;
+    let first = in_process(s.settings.clone()).await;
+    let stored = "SELECT count(*) FROM kafka_events";
+    wait_for_count(&s.db, stored, 300, Duration::from_secs(30)).await;
+    first.stop().await.expect("stops");
+    let devices = "SELECT count(*) FROM rollup_days WHERE dimension = 'device'";
+    let device_rows = count(&s.db, devices).await;
+    assert!(device_rows > 0);
+    let current = format!(
+        "SELECT count(*) FROM read_model WHERE fingerprint = '{}'",
+        analytics::fingerprint()
+    );
+    assert_eq!(
+        count(&s.db, &current).await,
+        1,
+        "a fresh database is current"
+    );
+
+    // As if the rollups had been built by a version that did not have DEVICE yet.
+    s.db.execute_unprepared(
+        "DELETE FROM rollup_days WHERE dimension = 'device'; \
+         UPDATE read_model SET fingerprint = 'dimensions=page,entry_page;counts=pageviews;rules=1'",
+    )
+    .await
+    .expect("an older model");
+    let second = in_process(s.settings.clone()).await;
+    assert_eq!(count(&s.db, devices).await, device_rows, "rebuilt at start");
+    assert_eq!(count(&s.db, &current).await, 1);
+    second.stop().await.expect("stops");
+    assert_rollups_equal_a_recomputation(&s, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_consumers_split_the_partitions_and_one_takes_over_when_the_other_dies() {
     let s = setup().await;
     let mut a = spawn_process(&s.settings);

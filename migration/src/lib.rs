@@ -14,6 +14,7 @@ mod m20261125_000006_add_visit_and_enrichment_to_kafka_events;
 mod m20261126_000007_create_visits_and_rollups;
 mod m20261126_000008_add_engagement;
 mod m20261201_000009_store_engagement_reports_apart;
+mod m20261201_000010_create_read_model;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_create_visits_and_rollups::Migration),
             Box::new(m20261126_000008_add_engagement::Migration),
             Box::new(m20261201_000009_store_engagement_reports_apart::Migration),
+            Box::new(m20261201_000010_create_read_model::Migration),
         ]
     }
 }
