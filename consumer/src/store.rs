@@ -378,17 +378,7 @@ async fn insert_events<C: ConnectionTrait>(
     topic: &str,
     partition: i32,
 ) -> Result<u64, DbErr> {
-    // As text, parsed once by PostgreSQL's `json` (cheaper than building a `jsonb`).
-    let mut rows = Vec::with_capacity(events.len() * 1024);
-    rows.push(b'[');
-    for (n, event) in events.iter().enumerate() {
-        if n > 0 {
-            rows.push(b',');
-        }
-        write_row(&mut rows, event, topic, partition).map_err(|e| DbErr::Json(e.to_string()))?;
-    }
-    rows.push(b']');
-    let rows = String::from_utf8(rows).map_err(|e| DbErr::Json(e.to_string()))?;
+    let rows = rows_json(events.iter(), topic, partition)?;
     Ok(conn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -397,6 +387,25 @@ async fn insert_events<C: ConnectionTrait>(
         ))
         .await?
         .rows_affected())
+}
+
+/// The rows of events as one JSON array, as text: PostgreSQL parses it once as `json`
+/// (cheaper than building a `jsonb`).
+fn rows_json<'a>(
+    events: impl ExactSizeIterator<Item = &'a StoredEvent>,
+    topic: &str,
+    partition: i32,
+) -> Result<String, DbErr> {
+    let mut rows = Vec::with_capacity(events.len() * 1024);
+    rows.push(b'[');
+    for (n, event) in events.enumerate() {
+        if n > 0 {
+            rows.push(b',');
+        }
+        write_row(&mut rows, event, topic, partition).map_err(|e| DbErr::Json(e.to_string()))?;
+    }
+    rows.push(b']');
+    String::from_utf8(rows).map_err(|e| DbErr::Json(e.to_string()))
 }
 
 /// The ids of `events` stored already.
@@ -428,15 +437,7 @@ async fn same_as_stored<C: ConnectionTrait>(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows = vec![b'['];
-    for (n, event) in events.iter().enumerate() {
-        if n > 0 {
-            rows.push(b',');
-        }
-        write_row(&mut rows, event, topic, partition).map_err(|e| DbErr::Json(e.to_string()))?;
-    }
-    rows.push(b']');
-    let rows = String::from_utf8(rows).map_err(|e| DbErr::Json(e.to_string()))?;
+    let rows = rows_json(events.iter().copied(), topic, partition)?;
     let answers = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

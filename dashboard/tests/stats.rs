@@ -80,6 +80,26 @@ impl Stack {
         self.post(agent, event).await;
     }
 
+    async fn stop(self) {
+        self.producer.stop().await.expect("producer stops");
+        self.consumer.stop().await.expect("consumer stops");
+        self.dashboard.stop().await.expect("dashboard stops");
+    }
+
+    /// Waits until `events` rows are stored.
+    async fn stored(&self, events: i64) {
+        let what = format!("{events} events stored");
+        testkit::poll_until(Duration::from_secs(30), &what, || {
+            let db = &self.db;
+            async move {
+                let n = count(db, "SELECT count(*) FROM kafka_events").await;
+                (n == events).then_some(())
+            }
+        })
+        .await
+        .expect("stored");
+    }
+
     async fn post(&self, agent: &str, event: Value) {
         let answer: Value = self
             .http
@@ -165,12 +185,7 @@ async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_repor
     s.view(start, 2, SAFARI_IPHONE, ("/pricing", "", None))
         .await;
     s.report(start, 3, SAFARI_IPHONE, "/pricing", 4_000).await;
-    testkit::poll_until(Duration::from_secs(30), "4 events stored", || {
-        let db = &s.db;
-        async move { (count(db, "SELECT count(*) FROM kafka_events").await == 4).then_some(()) }
-    })
-    .await
-    .expect("stored");
+    s.stored(4).await;
 
     let top = s
         .stats(json!({
@@ -201,9 +216,7 @@ async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_repor
     assert_eq!(count(&s.db, tutorial).await, 2);
     assert_eq!(count(&s.db, reports).await, 2);
 
-    s.producer.stop().await.expect("producer stops");
-    s.consumer.stop().await.expect("consumer stops");
-    s.dashboard.stop().await.expect("dashboard stops");
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,12 +231,7 @@ async fn a_time_series_over_two_years_carries_every_day_and_a_breakdown_its_firs
         s.view(start, minute, CHROME_WINDOWS, (&path, "", None))
             .await;
     }
-    testkit::poll_until(Duration::from_secs(30), "101 events stored", || {
-        let db = &s.db;
-        async move { (count(db, "SELECT count(*) FROM kafka_events").await == 101).then_some(()) }
-    })
-    .await
-    .expect("stored");
+    s.stored(101).await;
     let range = json!({"from": "2024-12-01", "to": "2026-12-01"});
     let series = |time: &str| json!({"site": "shop.example", "dateRange": range, "metrics": ["PAGEVIEWS"], "dimensions": [time]});
     let days = rows(&s.stats(series("TIME_DAY")).await);
@@ -237,9 +245,7 @@ async fn a_time_series_over_two_years_carries_every_day_and_a_breakdown_its_firs
     let pages = json!({"site": "shop.example", "dateRange": range, "metrics": ["PAGEVIEWS"], "dimensions": ["PAGE"]});
     assert_eq!(rows(&s.stats(pages).await).len(), 100);
 
-    s.producer.stop().await.expect("producer stops");
-    s.consumer.stop().await.expect("consumer stops");
-    s.dashboard.stop().await.expect("dashboard stops");
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,15 +279,7 @@ async fn the_stats_api_counts_exactly_the_visits_a_known_mix_of_page_views_makes
     s.view(start, 60, CHROME_WINDOWS, ("/blog", campaign, None))
         .await;
 
-    testkit::poll_until(Duration::from_secs(30), "9 events stored", || {
-        let db = &s.db;
-        async move {
-            let n = count(db, "SELECT count(*) FROM kafka_events").await;
-            (n == 9).then_some(())
-        }
-    })
-    .await
-    .expect("stored");
+    s.stored(9).await;
 
     // Top line: 3 visitors, 5 visits (A 2, B 2, C 1), 8 page views (the bot's is not one),
     // bounces A2, B1, C = 3 of 5, durations 720 + 300 seconds over 5 visits.
@@ -400,9 +398,7 @@ async fn the_stats_api_counts_exactly_the_visits_a_known_mix_of_page_views_makes
         "device,visitors,bounce_rate\r\ndesktop,2,67\r\nmobile,1,50\r\n"
     );
 
-    s.producer.stop().await.expect("producer stops");
-    s.consumer.stop().await.expect("consumer stops");
-    s.dashboard.stop().await.expect("dashboard stops");
+    s.stop().await;
 }
 
 /// Every shape of query the rollups answer gives the same counts from the visits.
@@ -659,9 +655,7 @@ async fn current_visitors_are_pushed_over_the_websocket_subscription() {
     })
     .await;
     assert_eq!(refused, Ok(true), "closed without an ack");
-    s.producer.stop().await.expect("producer stops");
-    s.consumer.stop().await.expect("consumer stops");
-    s.dashboard.stop().await.expect("dashboard stops");
+    s.stop().await;
 }
 
 async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
