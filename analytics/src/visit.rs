@@ -51,17 +51,34 @@ pub enum HitKind {
     },
 }
 
-/// What a stored event is to visits: a page view of `page_view_type`, an engagement report, or
-/// nothing (other event types).
+/// What an event is to visits: a page view of `page_view_type`, an engagement report of a page
+/// view (stored as `ENGAGEMENT`, or still as `page_view_type` on rows stored before that), or
+/// nothing. Events of other types travel on other topics, out of order with the page views, so
+/// they never touch a visit.
 pub fn hit_kind(
     event_type: &str,
     engaged_ms: Option<i32>,
     page_view_type: &str,
 ) -> Option<HitKind> {
+    let of_page_views = event_type == page_view_type || event_type == ENGAGEMENT_EVENT_TYPE;
     match engaged_ms {
-        Some(ms) if event_type == ENGAGEMENT_EVENT_TYPE => Some(HitKind::Engagement { ms }),
+        _ if !of_page_views => None,
+        Some(ms) => Some(HitKind::Engagement { ms }),
         None if event_type == page_view_type => Some(HitKind::PageView),
-        _ => None,
+        None => None,
+    }
+}
+
+/// The type an event is stored under: an engagement report of a page view gets its own, so that
+/// `event_type = 'PAGE_VIEW'` counts page views only.
+pub fn stored_event_type<'a>(
+    event_type: &'a str,
+    engaged_ms: Option<i32>,
+    page_view_type: &str,
+) -> &'a str {
+    match engaged_ms {
+        Some(_) if event_type == page_view_type => ENGAGEMENT_EVENT_TYPE,
+        _ => event_type,
     }
 }
 
@@ -187,6 +204,31 @@ impl Visit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_page_views_and_their_engagement_reports_are_hits() {
+        let kind = |t, ms| hit_kind(t, ms, "PAGE_VIEW");
+        assert_eq!(kind("PAGE_VIEW", None), Some(HitKind::PageView));
+        assert_eq!(
+            kind("ENGAGEMENT", Some(5)),
+            Some(HitKind::Engagement { ms: 5 })
+        );
+        assert_eq!(
+            kind("PAGE_VIEW", Some(5)),
+            Some(HitKind::Engagement { ms: 5 })
+        );
+        assert_eq!(kind("signup", None), None);
+        assert_eq!(kind("signup", Some(5)), None, "another topic: out of order");
+        assert_eq!(
+            stored_event_type("PAGE_VIEW", Some(5), "PAGE_VIEW"),
+            "ENGAGEMENT"
+        );
+        assert_eq!(stored_event_type("signup", Some(5), "PAGE_VIEW"), "signup");
+        assert_eq!(
+            stored_event_type("PAGE_VIEW", None, "PAGE_VIEW"),
+            "PAGE_VIEW"
+        );
+    }
 
     #[test]
     fn the_bounce_rule_is_one_page_view_without_ten_seconds_of_engagement() {

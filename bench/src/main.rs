@@ -602,7 +602,7 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
     let agents = enrich::agent::AgentParser::new().map_err(anyhow::Error::msg)?;
     for (i, v) in events.iter().enumerate() {
         let partition = partition_for(v.fields.user_id.as_bytes(), PARTITIONS);
-        let stored = consumer::store::StoredEvent::new(i as i64, v.clone(), &agents);
+        let stored = consumer::store::StoredEvent::new(i as i64, v.clone(), &agents, "PAGE_VIEW");
         let mut row = consumer::store::event_row(&stored, &topic, partition);
         let now = serde_json::Value::from(chrono::Utc::now().to_rfc3339());
         row.insert("created_at".into(), now.clone());

@@ -333,6 +333,18 @@ impl Settings {
                 &format!("{bad:?} is not a valid topic name ([A-Za-z0-9._-], 1 to 249 chars)"),
             );
         }
+        if k.event_types
+            .iter()
+            .any(|t| t == analytics::visit::ENGAGEMENT_EVENT_TYPE)
+        {
+            return invalid(
+                "kafka.event_types",
+                &format!(
+                    "{:?} is the stored type of engagement reports, not an event type to accept",
+                    analytics::visit::ENGAGEMENT_EVENT_TYPE
+                ),
+            );
+        }
         if k.partitions < 1 {
             return invalid("kafka.partitions", "must be at least 1");
         }
@@ -545,6 +557,7 @@ mod tests {
             ("server.max_complexity", "0"),
             ("kafka.brokers", "localhost"),
             ("kafka.event_types", "page view"),
+            ("kafka.event_types", "PAGE_VIEW,ENGAGEMENT"),
             ("kafka.partitions", "0"),
             ("kafka.replication_factor", "0"),
             ("kafka.compression", "lz4"),

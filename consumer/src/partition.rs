@@ -510,7 +510,12 @@ impl Worker {
         let mut dead_letters = Vec::new();
         for r in records {
             match PageView::decode(r.record.value.as_deref()) {
-                Ok(view) => events.push(StoredEvent::new(r.offset, view, &self.ctx.agents)),
+                Ok(view) => events.push(StoredEvent::new(
+                    r.offset,
+                    view,
+                    &self.ctx.agents,
+                    &self.ctx.settings.analytics.page_view_type,
+                )),
                 Err(e) => {
                     tracing::warn!(offset = r.offset, error = %e, "dead letter");
                     dead_letters.push(DeadLetter {

@@ -7,7 +7,7 @@ use entity::{consumer_offset, dead_letter};
 use std::collections::HashSet;
 
 use crate::visits;
-use analytics::visit::{hit_kind, Hit, ENGAGEMENT_EVENT_TYPE};
+use analytics::visit::{hit_kind, stored_event_type, Hit};
 use analytics::Traits;
 use event::{PageFields, PageView};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -52,11 +52,17 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// An event read at `offset`, with what it says beyond its fields (browser, source, …). An
-    /// engagement report (it carries `engagedMs`) is stored under its own event type, so that
-    /// `event_type = 'PAGE_VIEW'` counts page views only.
-    pub fn new(offset: i64, mut view: PageView, agents: &enrich::agent::AgentParser) -> Self {
-        if view.fields.engaged_ms.is_some() {
-            ENGAGEMENT_EVENT_TYPE.clone_into(&mut view.fields.event_type);
+    /// engagement report of a page view is stored under its own type (`stored_event_type`).
+    pub fn new(
+        offset: i64,
+        mut view: PageView,
+        agents: &enrich::agent::AgentParser,
+        page_view_type: &str,
+    ) -> Self {
+        let fields = &view.fields;
+        let stored = stored_event_type(&fields.event_type, fields.engaged_ms, page_view_type);
+        if stored != fields.event_type {
+            view.fields.event_type = stored.to_owned();
         }
         let page = enrich::PageContext {
             url: &view.fields.url,
@@ -616,7 +622,11 @@ mod tests {
             received_at: Utc::now(),
         };
         let agents = enrich::agent::AgentParser::new().expect("rules");
-        let row = event_row(&StoredEvent::new(42, view, &agents), "PAGE_VIEW", 3);
+        let row = event_row(
+            &StoredEvent::new(42, view, &agents, "PAGE_VIEW"),
+            "PAGE_VIEW",
+            3,
+        );
         assert_eq!(row["event_type"], "PAGE_VIEW");
         assert_eq!(row["user_id"], "u");
         assert!(row["received_at"].is_string());

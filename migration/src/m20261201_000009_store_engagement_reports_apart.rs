@@ -1,8 +1,10 @@
 //! Engagement reports get their own stored event type, `ENGAGEMENT`, so that the tutorial's
 //! `SELECT count(*) FROM kafka_events WHERE event_type = 'PAGE_VIEW'` counts page views only
 //! (the rows stored before were `PAGE_VIEW` with `engaged_ms` set). The consumer stores new
-//! reports this way; this fixes the rows already there. Visits and rollups do not change: they
-//! already told the two apart by `engaged_ms`.
+//! reports this way; this fixes the rows already there, of the default page-view type (an
+//! installation with another `analytics.page_view_type` keeps its rows as they are, and they
+//! still count as reports). Visits and rollups do not change: they already told the two apart
+//! by `engaged_ms`.
 
 use sea_orm_migration::prelude::*;
 
@@ -16,7 +18,7 @@ impl MigrationTrait for Migration {
             .get_connection()
             .execute_unprepared(
                 "UPDATE kafka_events SET event_type = 'ENGAGEMENT' \
-                 WHERE engaged_ms IS NOT NULL AND event_type <> 'ENGAGEMENT'",
+                 WHERE engaged_ms IS NOT NULL AND event_type = 'PAGE_VIEW'",
             )
             .await?;
         Ok(())
