@@ -31,10 +31,20 @@ pub enum Unit {
     Seconds,
 }
 
+/// Which way a change is good news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
 pub struct Spec {
     pub name: &'static str,
     pub label: &'static str,
     pub unit: Unit,
+    pub better: Better,
     pub of: fn(&Counts) -> f64,
 }
 
@@ -65,10 +75,16 @@ impl Metric {
                 per_visit(c, c.duration).round()
             }),
         };
+        // Fewer bounces is better; more of everything else.
+        let better = match self {
+            Metric::BounceRate => Better::Lower,
+            _ => Better::Higher,
+        };
         Spec {
             name,
             label,
             unit,
+            better,
             of,
         }
     }

@@ -11,7 +11,7 @@ use futures::Stream;
 use sea_orm::DatabaseConnection;
 use settings::{AnalyticsSettings, DashboardSettings};
 
-use analytics::{Dimension, Metric, Unit};
+use analytics::{Better, Dimension, Metric, Unit};
 
 use crate::engine::{self, Engine};
 use crate::stats::{self, Checked, QueryError, StatsQuery, StatsRow};
@@ -113,6 +113,8 @@ pub struct MetricInfo {
     pub name: &'static str,
     pub label: &'static str,
     pub unit: Unit,
+    /// Which way a change is good news.
+    pub better: Better,
 }
 
 #[derive(SimpleObject)]
@@ -172,6 +174,7 @@ impl QueryRoot {
                     name: spec.name,
                     label: spec.label,
                     unit: spec.unit,
+                    better: spec.better,
                 }
             })
             .collect()

@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const KEY = "pageviews_token";
 // The metrics and the panels (one per breakdown dimension) come from the API's registry.
 const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [] };
-const MODEL = "{ sites { name timeZone } metrics { metric label unit } dimensions { dimension label isTime } }";
+const MODEL = "{ sites { name timeZone } metrics { metric label unit better } dimensions { dimension label isTime } }";
 
 class Unauthorized extends Error {}
 
@@ -73,7 +73,7 @@ function format(unit, value) {
 function renderTotals(row) {
   const box = $("totals");
   box.replaceChildren();
-  state.metrics.forEach(({ metric, label, unit }, i) => {
+  state.metrics.forEach(({ metric, label, unit, better }, i) => {
     const div = document.createElement("div");
     div.className = "total";
     div.dataset.metric = metric;
@@ -85,10 +85,9 @@ function renderTotals(row) {
     small.textContent = label;
     div.append(small, b);
     if (change !== null && change !== undefined) {
-      // A higher bounce rate is worse; every other metric is better higher.
-      const better = metric === "BOUNCE_RATE" ? change <= 0 : change >= 0;
+      const good = better === "LOWER" ? change <= 0 : change >= 0;
       const c = document.createElement("small");
-      c.className = better ? "up" : "down";
+      c.className = good ? "up" : "down";
       c.textContent = (change >= 0 ? "▲ " : "▼ ") + Math.abs(change) + (unit === "PERCENT" ? " pts" : " %") + " vs previous period";
       div.append(c);
     }
