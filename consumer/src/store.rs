@@ -285,33 +285,29 @@ pub async fn commit(
         events,
         mut dead_letters,
     } = batch;
-    let (firsts, repeats) = first_of_each_id(events);
     let mut committed = Committed {
         events: 0,
         dead_letters: 0,
         duplicates: 0,
     };
-    let stored = stored_ids(&txn, &firsts).await?;
-    let was_stored = |e: &StoredEvent| stored.contains(&e.view.id);
-    let (known, fresh): (Vec<StoredEvent>, Vec<StoredEvent>) =
-        firsts.into_iter().partition(|e| was_stored(e));
-    let (known_repeats, fresh_repeats): (Vec<StoredEvent>, Vec<StoredEvent>) =
-        repeats.into_iter().partition(|e| was_stored(e));
-    let known: Vec<&StoredEvent> = known.iter().chain(&known_repeats).collect();
-    let same = same_as_stored(&txn, &known, &topic, partition).await?;
-    for (event, same) in known.into_iter().zip(same) {
-        if same {
-            committed.duplicates += 1;
-        } else {
-            dead_letters.push(conflicting(event));
-        }
-    }
+    let (fresh, fresh_repeats) =
+        judge_known(
+            &txn,
+            events,
+            (&topic, partition),
+            |same, event| match same {
+                Sameness::Retry => committed.duplicates += 1,
+                Sameness::Conflict => dead_letters.push(conflicting(event)),
+            },
+        )
+        .await?;
     let hits: Vec<Hit> = fresh
         .iter()
         .filter_map(|e| e.hit(&analytics.page_view_type))
         .collect();
     visits::apply(&txn, &hits, analytics).await?;
     committed.events = insert_fresh(&txn, &fresh, &topic, partition).await?;
+    // Later events of an id first seen in this batch are judged against that first one.
     for event in &fresh_repeats {
         let first = fresh.iter().find(|f| f.view.id == event.view.id);
         if first.map(|f| &f.view.fields) == Some(&event.view.fields) {
@@ -331,6 +327,45 @@ pub async fn commit(
     .await?;
     txn.commit().await?;
     Ok(committed)
+}
+
+/// An event whose id was stored already, judged against the stored row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sameness {
+    /// The same client fields: a client's retry.
+    Retry,
+    /// Other fields under the same id.
+    Conflict,
+}
+
+/// Judges every event whose id was stored before this batch (`judged` learns each verdict) and
+/// returns the others: the first event of each new id, and the later events of those ids.
+async fn judge_known<C: ConnectionTrait>(
+    conn: &C,
+    events: Vec<StoredEvent>,
+    (topic, partition): (&str, i32),
+    mut judged: impl FnMut(Sameness, &StoredEvent),
+) -> Result<(Vec<StoredEvent>, Vec<StoredEvent>), DbErr> {
+    let (firsts, repeats) = first_of_each_id(events);
+    let stored = stored_ids(conn, &firsts).await?;
+    let was_stored = |e: &StoredEvent| stored.contains(&e.view.id);
+    let (known, fresh): (Vec<StoredEvent>, Vec<StoredEvent>) =
+        firsts.into_iter().partition(|e| was_stored(e));
+    let (known_repeats, fresh_repeats): (Vec<StoredEvent>, Vec<StoredEvent>) =
+        repeats.into_iter().partition(|e| was_stored(e));
+    let known: Vec<&StoredEvent> = known.iter().chain(&known_repeats).collect();
+    let same = same_as_stored(conn, &known, topic, partition).await?;
+    for (event, same) in known.into_iter().zip(same) {
+        judged(
+            if same {
+                Sameness::Retry
+            } else {
+                Sameness::Conflict
+            },
+            event,
+        );
+    }
+    Ok((fresh, fresh_repeats))
 }
 
 /// Inserts events whose ids were not stored when the transaction looked. All of them must go
