@@ -139,4 +139,20 @@ mod tests {
         let wrong = [("metrics".to_owned(), "VISITORZ".to_owned())];
         assert!(query_of(&wrong).is_err());
     }
+
+    #[test]
+    fn an_exported_time_series_carries_every_bucket_and_a_breakdown_its_first_thousand_rows() {
+        let url = |dimensions: &str, limit: Option<&str>| {
+            let mut params = vec![
+                ("dimensions".to_owned(), dimensions.to_owned()),
+                ("metrics".to_owned(), "VISITORS".to_owned()),
+            ];
+            params.extend(limit.map(|l| ("limit".to_owned(), l.to_owned())));
+            query_of(&params).expect("parses").limit
+        };
+        assert_eq!(url("TIME_DAY", None), None);
+        assert_eq!(url("TIME_DAY", Some("7")), Some(7));
+        assert_eq!(url("PAGE", None), Some(1000));
+        assert_eq!(url("TIME_DAY,PAGE", None), Some(1000));
+    }
 }
