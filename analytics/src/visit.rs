@@ -30,6 +30,12 @@ const BOUNCE_MAX_PAGEVIEWS: i32 = 1;
 /// topic (so they stay in order with their visitor's page views); the consumer stores them under
 /// this type, so `event_type = 'PAGE_VIEW'` counts page views only.
 pub const ENGAGEMENT_EVENT_TYPE: &str = "ENGAGEMENT";
+/// The stored `event_type` of a custom event (its name is in `name`). Custom events travel on
+/// the page-view topic too, in order with their visitor's page views.
+pub const CUSTOM_EVENT_TYPE: &str = "CUSTOM_EVENT";
+/// The types the consumer stores events of the page-view stream under, besides page views:
+/// no accepted event type may take one of these names.
+pub const RESERVED_EVENT_TYPES: [&str; 2] = [ENGAGEMENT_EVENT_TYPE, CUSTOM_EVENT_TYPE];
 
 /// The bounce rule: one page view and less engaged time than `ENGAGED_MS`.
 pub fn is_bounce(pageviews: i32, engaged_ms: i32) -> bool {
@@ -69,16 +75,34 @@ pub fn hit_kind(
     }
 }
 
-/// The type an event is stored under: an engagement report of a page view gets its own, so that
-/// `event_type = 'PAGE_VIEW'` counts page views only.
-pub fn stored_event_type<'a>(
-    event_type: &'a str,
-    engaged_ms: Option<i32>,
-    page_view_type: &str,
-) -> &'a str {
-    match engaged_ms {
-        Some(_) if event_type == page_view_type => ENGAGEMENT_EVENT_TYPE,
-        _ => event_type,
+/// What an event of the page-view stream is, by the fields it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    PageView,
+    /// It carries `engagedMs`.
+    EngagementReport,
+    /// It carries a `name`.
+    CustomEvent,
+}
+
+impl Shape {
+    pub fn of(engaged_ms: Option<i32>, name: Option<&str>) -> Shape {
+        match (engaged_ms, name) {
+            (_, Some(_)) => Shape::CustomEvent,
+            (Some(_), None) => Shape::EngagementReport,
+            (None, None) => Shape::PageView,
+        }
+    }
+}
+
+/// The type an event is stored under: engagement reports and custom events of the page-view
+/// stream get their own, so that `event_type = 'PAGE_VIEW'` counts page views only.
+pub fn stored_event_type<'a>(event_type: &'a str, shape: Shape, page_view_type: &str) -> &'a str {
+    match shape {
+        _ if event_type != page_view_type => event_type,
+        Shape::PageView => event_type,
+        Shape::EngagementReport => ENGAGEMENT_EVENT_TYPE,
+        Shape::CustomEvent => CUSTOM_EVENT_TYPE,
     }
 }
 
@@ -219,15 +243,12 @@ mod tests {
         );
         assert_eq!(kind("signup", None), None);
         assert_eq!(kind("signup", Some(5)), None, "another topic: out of order");
-        assert_eq!(
-            stored_event_type("PAGE_VIEW", Some(5), "PAGE_VIEW"),
-            "ENGAGEMENT"
-        );
-        assert_eq!(stored_event_type("signup", Some(5), "PAGE_VIEW"), "signup");
-        assert_eq!(
-            stored_event_type("PAGE_VIEW", None, "PAGE_VIEW"),
-            "PAGE_VIEW"
-        );
+        let stored = |t, ms, name| stored_event_type(t, Shape::of(ms, name), "PAGE_VIEW");
+        assert_eq!(stored("PAGE_VIEW", Some(5), None), "ENGAGEMENT");
+        assert_eq!(stored("PAGE_VIEW", None, Some("Signup")), "CUSTOM_EVENT");
+        assert_eq!(stored("signup", Some(5), None), "signup");
+        assert_eq!(stored("PAGE_VIEW", None, None), "PAGE_VIEW");
+        assert_eq!(kind("CUSTOM_EVENT", None), None, "not a page view");
     }
 
     #[test]

@@ -333,16 +333,15 @@ impl Settings {
                 &format!("{bad:?} is not a valid topic name ([A-Za-z0-9._-], 1 to 249 chars)"),
             );
         }
-        if k.event_types
+        let reserved = analytics::visit::RESERVED_EVENT_TYPES;
+        if let Some(t) = k
+            .event_types
             .iter()
-            .any(|t| t == analytics::visit::ENGAGEMENT_EVENT_TYPE)
+            .find(|t| reserved.contains(&t.as_str()))
         {
             return invalid(
                 "kafka.event_types",
-                &format!(
-                    "{:?} is the stored type of engagement reports, not an event type to accept",
-                    analytics::visit::ENGAGEMENT_EVENT_TYPE
-                ),
+                &format!("{t:?} is a type the consumer stores reports or custom events under, not one to accept"),
             );
         }
         if k.partitions < 1 {
@@ -558,6 +557,7 @@ mod tests {
             ("kafka.brokers", "localhost"),
             ("kafka.event_types", "page view"),
             ("kafka.event_types", "PAGE_VIEW,ENGAGEMENT"),
+            ("kafka.event_types", "PAGE_VIEW,CUSTOM_EVENT"),
             ("kafka.partitions", "0"),
             ("kafka.replication_factor", "0"),
             ("kafka.compression", "lz4"),

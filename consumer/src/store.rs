@@ -7,7 +7,7 @@ use entity::{consumer_offset, dead_letter};
 use std::collections::HashSet;
 
 use crate::visits;
-use analytics::visit::{hit_kind, stored_event_type, Hit};
+use analytics::visit::{hit_kind, stored_event_type, Hit, Shape};
 use analytics::Traits;
 use event::{PageFields, PageView};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -52,7 +52,8 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// An event read at `offset`, with what it says beyond its fields (browser, source, …). An
-    /// engagement report of a page view is stored under its own type (`stored_event_type`).
+    /// engagement report or a custom event of the page-view stream is stored under its own type
+    /// (`stored_event_type`).
     pub fn new(
         offset: i64,
         mut view: PageView,
@@ -60,7 +61,8 @@ impl StoredEvent {
         page_view_type: &str,
     ) -> Self {
         let fields = &view.fields;
-        let stored = stored_event_type(&fields.event_type, fields.engaged_ms, page_view_type);
+        let shape = Shape::of(fields.engaged_ms, fields.name.as_deref());
+        let stored = stored_event_type(&fields.event_type, shape, page_view_type);
         if stored != fields.event_type {
             view.fields.event_type = stored.to_owned();
         }
@@ -502,12 +504,7 @@ async fn same_as_stored<C: ConnectionTrait>(
 fn client_columns() -> &'static [String] {
     static COLUMNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     COLUMNS.get_or_init(|| {
-        let every = PageFields {
-            referrer: Some(String::new()),
-            engaged_ms: Some(0),
-            scroll_depth: Some(0),
-            ..PageFields::default()
-        };
+        let every = PageFields::with_every_field();
         let mut text = Vec::new();
         let mut serializer =
             serde_json::Serializer::with_formatter(&mut text, SnakeKeys { in_key: false });

@@ -19,11 +19,8 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
         "the browser tests need Chromium and playwright-core: run `bash scripts/stack.sh ensure-browser` (make test does)"
     );
     let url = testkit::fresh_database().await.expect("database");
-    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
-    // Custom events are allow-listed event types, each with its topic.
-    settings.kafka.event_types.push("signup".into());
-    let signups = settings.kafka.topic_for("signup");
-    settings.consumer.topics.push(signups);
+    // Custom events need no setting: they travel with the page views.
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
     let producer = testkit::TestProducer::start(settings.clone())
         .await
         .expect("producer");
@@ -66,8 +63,9 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
     let silent = "SELECT count(*) FROM kafka_events WHERE path LIKE '/off/%' \
                   OR path LIKE '/local/%' OR path LIKE '/optout/%'";
     assert_eq!(count(&db, silent).await, 0);
-    let signup =
-        "SELECT count(*) FROM kafka_events WHERE event_type = 'signup' AND path = '/checkout'";
+    let signup = "SELECT count(*) FROM kafka_events WHERE event_type = 'CUSTOM_EVENT' \
+                  AND name = 'Signup' AND path = '/checkout' \
+                  AND props = '[{\"key\": \"plan\", \"value\": \"pro\"}]'::jsonb";
     assert_eq!(count(&db, signup).await, 1, "the custom event is stored");
     let visit = "SELECT count(*) FROM visits WHERE site = 'shop.test' AND pageviews = 5 \
                  AND duration >= 20 AND engaged";

@@ -20,6 +20,10 @@ pub struct Model {
     pub engaged_ms: Option<i32>,
     /// With `engaged_ms`: the deepest scroll, in percent.
     pub scroll_depth: Option<i32>,
+    /// A custom event's name (`event_type` is then `CUSTOM_EVENT`).
+    pub name: Option<String>,
+    /// A custom event's properties: a JSON array of `{"key", "value"}`.
+    pub props: Option<Json>,
     /// When the producer received the event (UTC).
     pub received_at: DateTimeWithTimeZone,
     pub topic: String,

@@ -18,6 +18,12 @@ pub const MAX_USER_AGENT: usize = 512;
 pub const MAX_LANGUAGE: usize = 35;
 /// The longest engaged time one report may carry: a day.
 pub const MAX_ENGAGED_MS: i32 = 86_400_000;
+/// A custom event's name, in characters.
+pub const MAX_EVENT_NAME: usize = 120;
+/// Properties of one custom event, and their keys' and values' lengths in characters.
+pub const MAX_PROPERTIES: usize = 30;
+pub const MAX_PROPERTY_KEY: usize = 300;
+pub const MAX_PROPERTY_VALUE: usize = 2_000;
 
 /// What the client says about a page view: the tutorial's fields plus the optional referrer.
 /// Declared here once; the GraphQL input and output types and the stored row follow from it.
@@ -45,6 +51,25 @@ pub struct PageFields {
     /// With `engagedMs`: how far down the page was scrolled, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scroll_depth: Option<i32>,
+    /// A custom event rather than a page view: the site's own name for it (`Signup`). It
+    /// travels with the visitor's page views, on their event type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// With `name`: the event's properties (`plan` = `pro`), each key once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub props: Option<Vec<Property>>,
+}
+
+/// One property of a custom event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "graphql",
+    derive(async_graphql::SimpleObject, async_graphql::InputObject),
+    graphql(input_name = "PropertyInput")
+)]
+pub struct Property {
+    pub key: String,
+    pub value: String,
 }
 
 /// What the producer learned from the HTTP request rather than from the client's fields. The
@@ -178,8 +203,70 @@ impl PageFields {
         }
         check_range("engagedMs", self.engaged_ms, 0, MAX_ENGAGED_MS)?;
         check_range("scrollDepth", self.scroll_depth, 0, 100)?;
+        self.validate_custom_event()
+    }
+
+    /// A name is a custom event: it carries no engagement, and its properties are bounded.
+    fn validate_custom_event(&self) -> Result<(), FieldError> {
+        let refuse = |field, reason: String| Err(FieldError { field, reason });
+        let Some(name) = &self.name else {
+            return match self.props {
+                Some(_) => refuse(
+                    "props",
+                    "only a custom event (with a name) has properties".into(),
+                ),
+                None => Ok(()),
+            };
+        };
+        if name.trim().is_empty() {
+            return refuse("name", "must not be empty".into());
+        }
+        check_chars("name", name, MAX_EVENT_NAME)?;
+        if self.engaged_ms.is_some() {
+            return refuse("name", "a custom event carries no engagedMs".into());
+        }
+        let props = self.props.as_deref().unwrap_or_default();
+        if props.len() > MAX_PROPERTIES {
+            let reason = format!("{} properties, the limit is {MAX_PROPERTIES}", props.len());
+            return refuse("props", reason);
+        }
+        for (i, p) in props.iter().enumerate() {
+            if p.key.is_empty() {
+                return refuse("props", format!("property {i} has an empty key"));
+            }
+            check_chars("props.key", &p.key, MAX_PROPERTY_KEY)?;
+            check_chars("props.value", &p.value, MAX_PROPERTY_VALUE)?;
+            if props[..i].iter().any(|q| q.key == p.key) {
+                return refuse("props", format!("the key {:?} is given twice", p.key));
+            }
+        }
         Ok(())
     }
+
+    /// Every optional field set: what names every column a client field is stored in.
+    pub fn with_every_field() -> PageFields {
+        PageFields {
+            referrer: Some(String::new()),
+            engaged_ms: Some(0),
+            scroll_depth: Some(0),
+            name: Some(String::new()),
+            props: Some(Vec::new()),
+            ..PageFields::default()
+        }
+    }
+}
+
+/// Checks one text field, limited in characters (names and properties are counted as people
+/// read them), with the same rules on control and invisible characters as every field.
+fn check_chars(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> {
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(FieldError {
+            field,
+            reason: format!("is {chars} characters long, the limit is {max}"),
+        });
+    }
+    check_text(field, value, usize::MAX)
 }
 
 impl Visit {
@@ -273,6 +360,46 @@ mod tests {
             json.get("referrer").is_none(),
             "an absent referrer is left out: {json}"
         );
+    }
+
+    #[test]
+    fn a_custom_events_name_and_properties_are_bounded_and_named_when_wrong() {
+        let event = |props: Vec<(&str, String)>| {
+            let mut v = sample();
+            v.fields.name = Some("Signup".into());
+            let props = props.into_iter().map(|(k, v)| Property {
+                key: k.to_owned(),
+                value: v,
+            });
+            v.fields.props = Some(props.collect());
+            v.fields.validate()
+        };
+        assert_eq!(event(vec![("plan", "pro".into())]), Ok(()));
+        let keys: Vec<String> = (0..31).map(|i| format!("k{i}")).collect();
+        let many = keys.iter().map(|k| (k.as_str(), String::new())).collect();
+        assert_eq!(event(many).map_err(|e| e.field), Err("props"));
+        let long_key = "k".repeat(301);
+        let err = event(vec![(long_key.as_str(), String::new())]).unwrap_err();
+        assert_eq!(err.field, "props.key");
+        let err = event(vec![("plan", "é".repeat(2_001))]).unwrap_err();
+        assert_eq!(err.field, "props.value", "{err}");
+        assert_eq!(
+            event(vec![("plan", "é".repeat(2_000))]),
+            Ok(()),
+            "characters, not bytes"
+        );
+        let twice = event(vec![("plan", "a".into()), ("plan", "b".into())]);
+        assert!(twice.unwrap_err().reason.contains("twice"));
+        let mut v = sample();
+        v.fields.props = Some(Vec::new());
+        assert_eq!(
+            v.fields.validate().map_err(|e| e.field),
+            Err("props"),
+            "no name"
+        );
+        v.fields.name = Some("Signup".into());
+        v.fields.engaged_ms = Some(5);
+        assert_eq!(v.fields.validate().map_err(|e| e.field), Err("name"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 // pageviews tracker: <script defer src="https://ingest.example.com/tracker.js" data-site="example.com"></script>
 // Page views, single-page-app navigations, engaged time and scroll depth, and custom events
-// (window.pageviews("signup")), posted to the producer's register_kafka_event mutation.
+// (window.pageviews("Signup", {props: {plan: "pro"}})), posted to the producer's
+// register_kafka_event mutation. A custom event travels with the page views (eventType
+// PAGE_VIEW) and is told apart by its name.
 // No cookie, nothing stored, no identifier: the producer derives a daily visitor id.
 // Options: data-api (the endpoint; default: /query where this script came from), data-hash
 // (hash routing), data-allow-local (also run on localhost, file: and automated browsers),
@@ -9,7 +11,8 @@
 // Served with comments and blanks removed (producer/src/tracker.rs); a test fails above 1,024
 // bytes gzipped, hence the short names:
 //   u endpoint, S site, E exclusions, c current path, e engaged ms, t last tick, o engaged now,
-//   q max scroll %, A attribute, W where (path), O off?, P post, T tick, F flush, V view, C scroll.
+//   q max scroll %, A attribute, W where (path), O off?, P post (page-view stream), T tick,
+//   F flush, V view, C scroll.
 !function(w, d, n, l) {
   var s = d.currentScript, A = k => s.getAttribute("data-" + k), h = A("hash") != null,
     u = A("api") || new URL(s.src).origin + "/query", S = A("site") || l.hostname,
@@ -22,9 +25,9 @@
       return A("allow-local") == null &&
         (/^(localhost|127\.0\.0\.1|\[::1\])$/.test(l.hostname) || l.protocol == "file:" || n.webdriver)
     },
-    P = (y, x) => {
+    P = x => {
       var p = W(), v = {
-        eventType: y, userId: "", path: p, search: l.search, title: d.title,
+        eventType: "PAGE_VIEW", userId: "", path: p, search: l.search, title: d.title,
         url: l.protocol + "//" + S + p + l.search, referrer: d.referrer || null, ...x
       }, b = JSON.stringify({
         query: "mutation($e:RegisterKafkaEventInput!){register_kafka_event(event:$e){id}}",
@@ -41,11 +44,11 @@
     },
     F = () => {
       T();
-      e > 999 && P("PAGE_VIEW", { engagedMs: e, scrollDepth: q });
+      e > 999 && P({ engagedMs: e, scrollDepth: q });
       e = 0
     },
     V = () => {
-      W() != c && (c && F(), c = W(), q = 0, C(), P("PAGE_VIEW"))
+      W() != c && (c && F(), c = W(), q = 0, C(), P())
     },
     C = () => {
       var m = d.documentElement, r = m.scrollHeight - m.clientHeight;
@@ -63,7 +66,9 @@
   L("blur", T);
   L("visibilitychange", () => d.hidden ? F() : T(), d);
   L("pagehide", F);
-  w.pageviews = y => P(y);
+  w.pageviews = (y, o) => P({
+    name: y, props: o && o.props && Object.entries(o.props).map(([k, v]) => ({ key: k, value: "" + v }))
+  });
   T();
   V()
 }(window, document, navigator, location);
