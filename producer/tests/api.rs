@@ -350,6 +350,11 @@ async fn bad_inputs_get_their_documented_errors_and_nothing_reaches_kafka() {
         }
         e
     };
+    let custom = |props: Vec<Value>| {
+        let mut e = event("name", json!("Signup"));
+        e["props"] = Value::Array(props);
+        e
+    };
     let one = |e: Value| {
         json!({
             "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
@@ -435,6 +440,42 @@ async fn bad_inputs_get_their_documented_errors_and_nothing_reaches_kafka() {
             many((0..11).map(|_| event("path", json!("/"))).collect()),
             "BAD_USER_INPUT",
             None,
+        ),
+        (
+            "a custom event with 31 properties",
+            one(custom(
+                (0..31)
+                    .map(|i| json!({"key": format!("k{i}"), "value": "v"}))
+                    .collect(),
+            )),
+            "BAD_USER_INPUT",
+            Some("props"),
+        ),
+        (
+            "a property key over 300 characters",
+            one(custom(vec![json!({"key": "k".repeat(301), "value": "v"})])),
+            "BAD_USER_INPUT",
+            Some("props.key"),
+        ),
+        (
+            "a property value over 2,000 characters",
+            one(custom(vec![
+                json!({"key": "plan", "value": "é".repeat(2_001)}),
+            ])),
+            "BAD_USER_INPUT",
+            Some("props.value"),
+        ),
+        (
+            "properties without an event name",
+            one(event("props", json!([{"key": "plan", "value": "pro"}]))),
+            "BAD_USER_INPUT",
+            Some("props"),
+        ),
+        (
+            "a custom event's name over 120 characters",
+            one(event("name", json!("n".repeat(121)))),
+            "BAD_USER_INPUT",
+            Some("name"),
         ),
         (
             "query nested too deep",
