@@ -8,8 +8,8 @@
 // (hash routing), data-allow-local (also run on localhost, file: and automated browsers),
 // data-exclude (paths, * as wildcard: "/admin/*,/preview"). Opt out in a browser:
 // localStorage.pageviews_ignore = "true".
-// Served with comments and blanks removed (producer/src/tracker.rs); a test fails above 1,024
-// bytes gzipped, hence the short names:
+// Minified at start by oxc (producer/src/tracker.rs); a test fails above 1,024 bytes gzipped.
+// The short names date from hand minifying:
 //   u endpoint, S site, E exclusions, c current path, e engaged ms, t last tick, o engaged now,
 //   q max scroll %, A attribute, W where (path), O off?, P post (page-view stream), T tick,
 //   F flush, V view, C scroll.
