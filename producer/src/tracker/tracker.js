@@ -8,67 +8,94 @@
 // (hash routing), data-allow-local (also run on localhost, file: and automated browsers),
 // data-exclude (paths, * as wildcard: "/admin/*,/preview"). Opt out in a browser:
 // localStorage.pageviews_ignore = "true".
-// Minified at start by oxc (producer/src/tracker.rs); a test fails above 1,024 bytes gzipped.
-// The short names date from hand minifying:
-//   u endpoint, S site, E exclusions, c current path, e engaged ms, t last tick, o engaged now,
-//   q max scroll %, A attribute, W where (path), O off?, P post (page-view stream), T tick,
-//   F flush, V view, C scroll.
-!function(w, d, n, l) {
-  var s = d.currentScript, A = k => s.getAttribute("data-" + k), h = A("hash") != null,
-    u = A("api") || new URL(s.src).origin + "/query", S = A("site") || l.hostname,
-    E = (A("exclude") || "").split(",").filter(x => x).map(x =>
-      RegExp("^" + x.trim().replace(/\./g, "\\.").replace(/\*/g, ".*") + "$")),
-    t = 0, e = 0, q = 0, c, o,
-    W = () => l.pathname + (h ? l.hash : ""),
-    O = () => {
-      try { if (localStorage.pageviews_ignore == "true") return 1 } catch (x) {}
-      return A("allow-local") == null &&
-        (/^(localhost|127\.0\.0\.1|\[::1\])$/.test(l.hostname) || l.protocol == "file:" || n.webdriver)
-    },
-    P = x => {
-      var p = W(), v = {
-        eventType: "PAGE_VIEW", userId: "", path: p, search: l.search, title: d.title,
-        url: l.protocol + "//" + S + p + l.search, referrer: d.referrer || null, ...x
-      }, b = JSON.stringify({
-        query: "mutation($e:RegisterKafkaEventInput!){register_kafka_event(event:$e){id}}",
-        variables: { e: v }
-      });
-      O() || E.some(r => r.test(p)) || n.sendBeacon && n.sendBeacon(u, b) ||
-        fetch(u, { method: "POST", body: b, keepalive: !0 })
-    },
-    T = () => {
-      var z = Date.now();
-      o && (e += z - t);
-      t = z;
-      o = d.visibilityState == "visible" && d.hasFocus()
-    },
-    F = () => {
-      T();
-      e > 999 && P({ engagedMs: e, scrollDepth: q });
-      e = 0
-    },
-    V = () => {
-      W() != c && (c && F(), c = W(), q = 0, C(), P())
-    },
-    C = () => {
-      var m = d.documentElement, r = m.scrollHeight - m.clientHeight;
-      q = Math.max(q, r > 0 ? Math.round(100 * scrollY / r) : 100)
-    },
-    L = (x, f, y) => (y || w).addEventListener(x, f);
-  ["pushState", "replaceState"].map(f => {
-    var g = history[f];
-    history[f] = function() { g.apply(this, arguments); V() }
+// Minified at start by oxc (producer/src/tracker.rs), which also shortens every local name; a
+// test fails above 1,024 bytes gzipped.
+((win, doc, nav, loc) => {
+  var script = doc.currentScript;
+  var attr = (name) => script.getAttribute("data-" + name);
+  var hashRouting = attr("hash") != null;
+  var endpoint = attr("api") || new URL(script.src).origin + "/query";
+  var site = attr("site") || loc.hostname;
+  var excluded = (attr("exclude") || "").split(",").filter(Boolean).map((pattern) => {
+    var glob = pattern.trim().replace(/\./g, "\\.").replace(/\*/g, ".*");
+    return RegExp("^" + glob + "$");
   });
-  L("popstate", V);
-  h && L("hashchange", V);
-  L("scroll", C);
-  L("focus", T);
-  L("blur", T);
-  L("visibilitychange", () => d.hidden ? F() : T(), d);
-  L("pagehide", F);
-  w.pageviews = (y, o) => P({
-    name: y, props: o && o.props && Object.entries(o.props).map(([k, v]) => ({ key: k, value: "" + v }))
+  var lastTick = 0, engagedMs = 0, maxScroll = 0, currentPath, engagedNow;
+
+  var where = () => loc.pathname + (hashRouting ? loc.hash : "");
+
+  // Nothing is sent from a developer's machine, an automated browser, or an opted-out browser.
+  var off = () => {
+    try { if (localStorage.pageviews_ignore == "true") return true; } catch {}
+    return attr("allow-local") == null &&
+      (/^(localhost|127\.0\.0\.1|\[::1\])$/.test(loc.hostname) || loc.protocol == "file:" || nav.webdriver);
+  };
+
+  // Every event is the tutorial's mutation on the page-view stream: a page view, an engagement
+  // report (engagedMs) or a custom event (name).
+  var post = (extra) => {
+    var path = where();
+    var event = {
+      eventType: "PAGE_VIEW", userId: "", path: path, search: loc.search, title: doc.title,
+      url: loc.protocol + "//" + site + path + loc.search, referrer: doc.referrer || null, ...extra
+    };
+    var body = JSON.stringify({
+      query: "mutation($e:RegisterKafkaEventInput!){register_kafka_event(event:$e){id}}",
+      variables: { e: event }
+    });
+    if (off() || excluded.some((re) => re.test(path))) return;
+    if (!(nav.sendBeacon && nav.sendBeacon(endpoint, body))) {
+      fetch(endpoint, { method: "POST", body: body, keepalive: true });
+    }
+  };
+
+  // Engaged time: visible and focused, counted between ticks.
+  var tick = () => {
+    var now = Date.now();
+    if (engagedNow) engagedMs += now - lastTick;
+    lastTick = now;
+    engagedNow = doc.visibilityState == "visible" && doc.hasFocus();
+  };
+
+  var flush = () => {
+    tick();
+    if (engagedMs > 999) post({ engagedMs: engagedMs, scrollDepth: maxScroll });
+    engagedMs = 0;
+  };
+
+  var scrolled = () => {
+    var root = doc.documentElement, room = root.scrollHeight - root.clientHeight;
+    maxScroll = Math.max(maxScroll, room > 0 ? Math.round(100 * scrollY / room) : 100);
+  };
+
+  var view = () => {
+    if (where() == currentPath) return;
+    if (currentPath) flush();
+    currentPath = where();
+    maxScroll = 0;
+    scrolled();
+    post();
+  };
+
+  var on = (type, listener, target) => (target || win).addEventListener(type, listener);
+  ["pushState", "replaceState"].forEach((name) => {
+    var original = history[name];
+    // A function, not an arrow: it passes on its own `this` and arguments.
+    history[name] = function () { original.apply(this, arguments); view(); };
   });
-  T();
-  V()
-}(window, document, navigator, location);
+  on("popstate", view);
+  if (hashRouting) on("hashchange", view);
+  on("scroll", scrolled);
+  on("focus", tick);
+  on("blur", tick);
+  on("visibilitychange", () => (doc.hidden ? flush() : tick()), doc);
+  on("pagehide", flush);
+
+  // window.pageviews("Signup", {props: {plan: "pro"}})
+  win.pageviews = (name, options) => {
+    var props = options && options.props;
+    post({ name, props: props && Object.entries(props).map(([key, value]) => ({ key, value: "" + value })) });
+  };
+  tick();
+  view();
+})(window, document, navigator, location);
