@@ -16,10 +16,9 @@
   var hashRouting = attr("hash") != null;
   var endpoint = attr("api") || new URL(script.src).origin + "/query";
   var site = attr("site") || loc.hostname;
-  var excluded = (attr("exclude") || "").split(",").filter(Boolean).map((pattern) => {
-    var glob = pattern.trim().replace(/\./g, "\\.").replace(/\*/g, ".*");
-    return RegExp("^" + glob + "$");
-  });
+  // data-exclude="/admin/*,/preview": globs, * standing for anything.
+  var excluded = (attr("exclude") || "").split(",").filter((pattern) => pattern).map((pattern) =>
+    RegExp("^" + pattern.trim().replace(/\./g, "\\.").replace(/\*/g, ".*") + "$"));
   var lastTick = 0, engagedMs = 0, maxScroll = 0, currentPath, engagedNow;
 
   var where = () => loc.pathname + (hashRouting ? loc.hash : "");
