@@ -100,6 +100,7 @@ try {
   await until("the tracker ran", 10, () => page.evaluate(() => typeof window.pageviews === "function"));
   await page.evaluate(() => history.pushState({}, "", "/products/1"));
   await page.evaluate(() => history.replaceState({}, "", "/products/1")); // same path: no view
+  await page.clock.runFor(5_000); // looked at /products/1 for 5 s: its report names it
   await page.evaluate(() => history.pushState({}, "", "/products/2"));
   await page.goto(`${shop}/checkout`);
   await until("the tracker ran", 10, () => page.evaluate(() => typeof window.pageviews === "function"));

@@ -53,13 +53,17 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("all browser checks passed"), "{stdout}");
 
-    // What the browser sent, as stored: five page views, an engagement report of at least the
-    // 20 visible seconds, one visit, and nothing from the pages that must send nothing.
+    // What the browser sent, as stored: five page views, engagement reports (one of at least
+    // the 20 visible seconds), one visit, and nothing from the pages that must send nothing.
     let views = "SELECT count(*) FROM kafka_events WHERE site = 'shop.test' \
                  AND event_type = 'PAGE_VIEW' AND engaged_ms IS NULL";
     assert_eq!(count(&db, views).await, 5);
     let engaged = "SELECT max(engaged_ms)::bigint FROM kafka_events WHERE site = 'shop.test'";
     assert!(count(&db, engaged).await >= 20_000);
+    // A single-page navigation's report is about the page left, not the one navigated to.
+    let spa_report = "SELECT count(*) FROM kafka_events WHERE event_type = 'ENGAGEMENT' \
+                      AND path = '/products/1' AND engaged_ms >= 5000";
+    assert_eq!(count(&db, spa_report).await, 1);
     let silent = "SELECT count(*) FROM kafka_events WHERE path LIKE '/off/%' \
                   OR path LIKE '/local/%' OR path LIKE '/optout/%'";
     assert_eq!(count(&db, silent).await, 0);

@@ -31,9 +31,9 @@
   };
 
   // Every event is the tutorial's mutation on the page-view stream: a page view, an engagement
-  // report (engagedMs) or a custom event (name).
-  var post = (extra) => {
-    var path = where();
+  // report (engagedMs) or a custom event (name). `path` is the page it is about: the one on
+  // screen unless said otherwise.
+  var post = (extra, path = where()) => {
     var event = {
       eventType: "PAGE_VIEW", userId: "", path: path, search: loc.search, title: doc.title,
       url: loc.protocol + "//" + site + path + loc.search, referrer: doc.referrer || null, ...extra
@@ -56,9 +56,11 @@
     engagedNow = doc.visibilityState == "visible" && doc.hasFocus();
   };
 
+  // The report is about the page that was looked at: after a single-page navigation the
+  // location already names the next one.
   var flush = () => {
     tick();
-    if (engagedMs > 999) post({ engagedMs: engagedMs, scrollDepth: maxScroll });
+    if (engagedMs > 999) post({ engagedMs: engagedMs, scrollDepth: maxScroll }, currentPath);
     engagedMs = 0;
   };
 
