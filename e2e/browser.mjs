@@ -13,11 +13,20 @@ const cfg = JSON.parse(process.argv[2]);
 const producerPort = new URL(cfg.producer).port;
 const AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
-// Pages under /off/ and /local/ carry the snippet without data-allow-local.
+// Pages under /off/ and /local/ carry the snippet without data-allow-local; pages under
+// /clicks/ load tracker.clicks.js with both automatic events, for their own site.
 const site = http.createServer((req, res) => {
   const path = new URL(req.url, "http://site").pathname;
   const allow = path.startsWith("/off/") || path.startsWith("/local/") ? "" : " data-allow-local";
   res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  if (path.startsWith("/clicks/")) {
+    // The page keeps every click from navigating, after the tracker has seen it.
+    return res.end(`<!doctype html><html><head><title>Clicks</title>
+<script defer src="http://ingest.test:${producerPort}/tracker.clicks.js" data-site="clicks.test" data-allow-local data-outbound-links data-file-downloads></script>
+<script>addEventListener("click", (e) => e.preventDefault());</script>
+</head><body><a id="out" href="https://elsewhere.test/x?y=1">Out</a> <a id="pdf" href="/files/report.pdf">Report</a>
+<a id="in" href="/clicks/b">Inside</a></body></html>`);
+  }
   res.end(`<!doctype html><html><head><title>Shop ${path}</title>
 <script defer src="http://ingest.test:${producerPort}/tracker.js" data-site="shop.test" data-exclude="/admin/*"${allow}></script>
 </head><body style="height: 3000px"><h1>${path}</h1><a href="/checkout">Checkout</a></body></html>`);
@@ -160,7 +169,19 @@ try {
   const foreign = seen.filter((u) => new URL(u).host !== origin.host);
   check(foreign.length === 0, `the dashboard requested only its own origin (${seen.length} requests; foreign: ${foreign.join(", ")})`);
 
-  // 4. A wrong token gets a clear message, not a blank page.
+  // 4. Automatic events: an outbound link and a file download, and an inside link that is
+  //    neither.
+  const clicks = await context();
+  const clicked = await clicks.ctx.newPage();
+  await clicked.goto(`${shop}/clicks/a`);
+  await until("the clicks tracker ran", 10, () => clicked.evaluate(() => typeof window.pageviews === "function"));
+  for (const id of ["#out", "#pdf", "#in"]) await clicked.click(id);
+  const named = (name) => clicks.posts.filter((p) => p.includes(`"name":"${name}"`)).length;
+  await until("two automatic events posted", 10, () => named("Outbound Link: Click") === 1 && named("File Download") === 1);
+  check(clicks.posts.length === 3, `a page view, an outbound click and a download were posted (${clicks.posts.length})`);
+  await clicks.ctx.close();
+
+  // 5. A wrong token gets a clear message, not a blank page.
   const stranger = await browser.newContext();
   const wrong = await stranger.newPage();
   await wrong.goto(cfg.dashboard);

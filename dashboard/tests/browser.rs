@@ -71,6 +71,26 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
                   AND name = 'Signup' AND path = '/checkout' \
                   AND props = '[{\"key\": \"plan\", \"value\": \"pro\"}]'::jsonb";
     assert_eq!(count(&db, signup).await, 1, "the custom event is stored");
+    let outbound = "SELECT count(*) FROM kafka_events WHERE site = 'clicks.test' \
+                    AND name = 'Outbound Link: Click' \
+                    AND props = '[{\"key\": \"url\", \"value\": \"https://elsewhere.test/x?y=1\"}]'::jsonb";
+    let download = "SELECT count(*) FROM kafka_events WHERE site = 'clicks.test' \
+                    AND name = 'File Download' AND props->0->>'key' = 'url' \
+                    AND props->0->>'value' LIKE 'http://shop.test:%/files/report.pdf'";
+    // Posted last, just before the browser closed: stored soon after.
+    let both = format!("SELECT ({outbound}) + ({download})");
+    testkit::poll_until(
+        Duration::from_secs(30),
+        "the automatic events stored",
+        || {
+            let (db, both) = (&db, &both);
+            async move { (count(db, both).await >= 2).then_some(()) }
+        },
+    )
+    .await
+    .expect("the automatic events are stored");
+    assert_eq!(count(&db, outbound).await, 1, "the outbound click, once");
+    assert_eq!(count(&db, download).await, 1, "the download, once");
     let visit = "SELECT count(*) FROM visits WHERE site = 'shop.test' AND pageviews = 5 \
                  AND duration >= 20 AND engaged";
     assert_eq!(count(&db, visit).await, 1);

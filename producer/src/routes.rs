@@ -77,6 +77,10 @@ pub(crate) fn http_server(
             .service(only("/query", web::post().to(graphql)))
             .service(only("/graphiql.js", web::get().to(graphiql_script)))
             .service(only("/tracker.js", web::get().to(tracker::serve)))
+            .service(only(
+                "/tracker.clicks.js",
+                web::get().to(tracker::serve_clicks),
+            ))
             .service(only("/healthz", web::get().to(healthz)))
             .service(only("/readyz", web::get().to(readyz)))
             .service(only("/metrics", web::get().to(metrics_text)))

@@ -8,25 +8,49 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
 const SOURCE: &str = include_str!("tracker/tracker.js");
+/// The automatic events (outbound links, file downloads), inserted into `SOURCE` at this line.
+const CLICKS: &str = include_str!("tracker/clicks.js");
+const CLICKS_AT: &str = "  // automatic events (tracker.clicks.js only)\n";
 
-/// The served script and its ETag, made once.
-static SCRIPT: LazyLock<(String, String)> = LazyLock::new(|| {
-    let script = minify(SOURCE);
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in script.bytes() {
-        hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+/// A served script and its ETag, made once.
+pub struct Script {
+    pub text: String,
+    etag: String,
+}
+
+impl Script {
+    fn new(source: &str) -> Script {
+        let text = minify(source);
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let etag = format!("\"{hash:016x}\"");
+        Script { text, etag }
     }
-    let etag = format!("\"{hash:016x}\"");
-    (script, etag)
-});
+}
 
-/// The script as served.
+/// `/tracker.js`: page views, engagement and custom events.
+pub static DEFAULT: LazyLock<Script> = LazyLock::new(|| Script::new(SOURCE));
+/// `/tracker.clicks.js`: the same with the automatic events.
+pub static WITH_CLICKS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&SOURCE.replacen(CLICKS_AT, CLICKS, 1)));
+
+/// The default script as served.
 pub fn script() -> &'static str {
-    &SCRIPT.0
+    &DEFAULT.text
+}
+
+pub async fn serve_clicks(request: HttpRequest) -> HttpResponse {
+    respond(&WITH_CLICKS, &request)
 }
 
 pub async fn serve(request: HttpRequest) -> HttpResponse {
-    let (script, etag) = &*SCRIPT;
+    respond(&DEFAULT, &request)
+}
+
+fn respond(served: &'static Script, request: &HttpRequest) -> HttpResponse {
+    let (script, etag) = (&served.text, &served.etag);
     let fresh = request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -81,6 +105,14 @@ fn minify(source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_automatic_events_are_inserted_into_the_clicks_script_only() {
+        assert!(SOURCE.contains(CLICKS_AT));
+        assert!(WITH_CLICKS.text.contains("Outbound Link: Click"));
+        assert!(!DEFAULT.text.contains("Outbound Link: Click"));
+        assert_ne!(DEFAULT.etag, WITH_CLICKS.etag);
+    }
 
     #[test]
     fn the_tracker_parses_and_minifies_to_a_fraction_of_its_source() {

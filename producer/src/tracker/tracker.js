@@ -7,7 +7,8 @@
 // Options: data-api (the endpoint; default: /query where this script came from), data-hash
 // (hash routing), data-allow-local (also run on localhost, file: and automated browsers),
 // data-exclude (paths, * as wildcard: "/admin/*,/preview"). Opt out in a browser:
-// localStorage.pageviews_ignore = "true".
+// localStorage.pageviews_ignore = "true". /tracker.clicks.js is this script with automatic
+// events too (tracker/clicks.js): data-outbound-links, data-file-downloads.
 // Minified at start by oxc (producer/src/tracker.rs), which also shortens every local name; a
 // test fails above 1,024 bytes gzipped.
 ((win, doc, nav, loc) => {
@@ -91,6 +92,8 @@
   on("blur", tick);
   on("visibilitychange", () => (doc.hidden ? flush() : tick()), doc);
   on("pagehide", flush);
+
+  // automatic events (tracker.clicks.js only)
 
   // window.pageviews("Signup", {props: {plan: "pro"}})
   win.pageviews = (name, options) => {
