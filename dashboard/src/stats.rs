@@ -221,9 +221,10 @@ impl Checked {
             }
         }
         let time = times.first().copied();
-        let limit = match (q.limit, time.and_then(Dimension::bucket)) {
+        let limit = match (q.limit, time) {
             (Some(limit), _) => limit as usize,
-            (None, Some(bucket)) if dimensions.is_empty() => bucket.series(from, to).len(),
+            // Every bucket: the range already bounds how many there are.
+            (None, Some(_)) if dimensions.is_empty() => usize::MAX,
             (None, _) => DEFAULT_LIMIT,
         };
         Ok(Checked {
