@@ -1,6 +1,9 @@
 //! The additive counts of a rollup row, declared once in the `counts!` list with how each is
 //! aggregated over a table of visits in SQL. The rollup tables' columns, the consumer's
-//! upsert, the rebuild's digest and both engines' sums derive from the list.
+//! upsert, the rebuild's digest and both engines' sums derive from the list (each SQL fragment
+//! written once per process).
+
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,30 +54,40 @@ impl Counts {
     }
 
     /// `sum(c)::bigint AS c, …` over rollup rows.
-    pub fn sums_sql() -> String {
-        Self::select(|c| format!("sum({c})"))
+    pub fn sums_sql() -> &'static str {
+        static SQL: LazyLock<String> = LazyLock::new(|| Counts::select(|c| format!("sum({c})")));
+        &SQL
     }
 
     /// Each count aggregated over rows of visits, `… AS c, …`.
-    pub fn over_visits_sql() -> String {
-        let mut aggregates = Self::OVER_VISITS.iter();
-        Self::select(|_| aggregates.next().copied().unwrap_or("0").to_owned())
+    pub fn over_visits_sql() -> &'static str {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let mut aggregates = Counts::OVER_VISITS.iter();
+            Counts::select(|_| aggregates.next().copied().unwrap_or("0").to_owned())
+        });
+        &SQL
     }
 
     /// `c = r.c + excluded.c, …`: an upsert that adds to the row `r`.
-    pub fn add_excluded_sql() -> String {
-        let sets: Vec<String> = Self::COLUMNS
-            .iter()
-            .map(|c| format!("{c} = r.{c} + excluded.{c}"))
-            .collect();
-        sets.join(", ")
+    pub fn add_excluded_sql() -> &'static str {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let sets: Vec<String> = Counts::COLUMNS
+                .iter()
+                .map(|c| format!("{c} = r.{c} + excluded.{c}"))
+                .collect();
+            sets.join(", ")
+        });
+        &SQL
     }
 
     /// A condition true when any count is not zero.
-    pub fn nonzero_sql() -> String {
-        let columns = Self::COLUMNS.join(", ");
-        let zeros = vec!["0"; Self::COLUMNS.len()].join(", ");
-        format!("({columns}) <> ({zeros})")
+    pub fn nonzero_sql() -> &'static str {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            let columns = Counts::COLUMNS.join(", ");
+            let zeros = vec!["0"; Counts::COLUMNS.len()].join(", ");
+            format!("({columns}) <> ({zeros})")
+        });
+        &SQL
     }
 
     fn select(mut aggregate: impl FnMut(&str) -> String) -> String {

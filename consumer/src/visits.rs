@@ -7,6 +7,7 @@
 //! where it stood.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 use analytics::{Counts, Hit, Rollup, Visit, VisitorDay};
 use chrono::{NaiveDate, NaiveDateTime};
@@ -104,18 +105,24 @@ struct HourRow<'a> {
 /// so consumers of different partitions adding to the same rows wait for each other but never
 /// deadlock.
 async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(), DbErr> {
-    let add = Counts::add_excluded_sql();
-    let days = format!(
-        "INSERT INTO rollup_days AS r \
-         SELECT * FROM json_populate_recordset(NULL::rollup_days, $1::json) \
-         ORDER BY site, dimension, day, value \
-         ON CONFLICT (site, dimension, day, value) DO UPDATE SET {add}"
-    );
-    let hours = format!(
-        "INSERT INTO rollup_hours AS r \
-         SELECT * FROM json_populate_recordset(NULL::rollup_hours, $1::json) \
-         ORDER BY site, hour ON CONFLICT (site, hour) DO UPDATE SET {add}"
-    );
+    static DAYS: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO rollup_days AS r \
+             SELECT * FROM json_populate_recordset(NULL::rollup_days, $1::json) \
+             ORDER BY site, dimension, day, value \
+             ON CONFLICT (site, dimension, day, value) DO UPDATE SET {}",
+            Counts::add_excluded_sql()
+        )
+    });
+    static HOURS: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO rollup_hours AS r \
+             SELECT * FROM json_populate_recordset(NULL::rollup_hours, $1::json) \
+             ORDER BY site, hour ON CONFLICT (site, hour) DO UPDATE SET {}",
+            Counts::add_excluded_sql()
+        )
+    });
+    let (days, hours): (&str, &str) = (&DAYS, &HOURS);
     let day_rows: Vec<DayRow> = rollup
         .days
         .iter()
@@ -129,7 +136,7 @@ async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(
         .collect();
     // One statement per batch when it fits, so the lock order holds across the whole batch.
     for chunk in day_rows.chunks(ROWS_PER_STATEMENT * 4) {
-        execute_json(conn, &days, chunk).await?;
+        execute_json(conn, days, chunk).await?;
     }
     let hour_rows: Vec<HourRow> = rollup
         .hours
@@ -141,7 +148,7 @@ async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(
         })
         .collect();
     for chunk in hour_rows.chunks(ROWS_PER_STATEMENT * 4) {
-        execute_json(conn, &hours, chunk).await?;
+        execute_json(conn, hours, chunk).await?;
     }
     Ok(())
 }
