@@ -36,11 +36,6 @@ pub static DEFAULT: LazyLock<Script> = LazyLock::new(|| Script::new(SOURCE));
 pub static WITH_CLICKS: LazyLock<Script> =
     LazyLock::new(|| Script::new(&SOURCE.replacen(CLICKS_AT, CLICKS, 1)));
 
-/// The default script as served.
-pub fn script() -> &'static str {
-    &DEFAULT.text
-}
-
 pub async fn serve_clicks(request: HttpRequest) -> HttpResponse {
     respond(&WITH_CLICKS, &request)
 }
