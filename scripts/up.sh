@@ -40,6 +40,16 @@ if [ -z "${APP__DASHBOARD__API_TOKENS:-}" ]; then
     export APP__DASHBOARD__API_TOKENS
 fi
 TOKEN=${APP__DASHBOARD__API_TOKENS%%,*}
+# Goal management needs an admin token: likewise kept in .data/admin-token.
+if [ -z "${APP__DASHBOARD__ADMIN_TOKENS:-}" ]; then
+    if [ ! -s "$DATA/admin-token" ]; then
+        (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$DATA/admin-token")
+        echo "== generated an admin token (goal management) into .data/admin-token"
+    fi
+    APP__DASHBOARD__ADMIN_TOKENS=$(cat "$DATA/admin-token")
+    export APP__DASHBOARD__ADMIN_TOKENS
+fi
+ADMIN_TOKEN=${APP__DASHBOARD__ADMIN_TOKENS%%,*}
 
 usage() {
     cat <<EOF
@@ -52,6 +62,7 @@ The pipeline is up.
   Dashboard:  http://localhost:$DASHBOARD_PORT/   (asks once for the token below; make demo sends sample traffic)
   Stats API:  POST http://localhost:$DASHBOARD_PORT/query   CSV: http://localhost:$DASHBOARD_PORT/export.csv
   API token:  $TOKEN   (kept in .data/dashboard-token; header "Authorization: Bearer <token>")
+  Admin token: $ADMIN_TOKEN   (kept in .data/admin-token: reads, and manages goals)
   Tracker:    paste into your site's <head> (set data-site to its domain):
     <script defer src="http://localhost:$HTTP_PORT/tracker.js" data-site="example.com"></script>
   Logs:       .data/logs/   (make logs)      Stop: make down

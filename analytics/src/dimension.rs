@@ -24,6 +24,19 @@ pub enum Scope {
     Exit,
     /// A value of the whole visit, from its first page view (`Traits`).
     Visit,
+    /// A goal the visit completed: a visit counts once under each (from `conversions`).
+    Goal,
+    /// A custom event's name: a visit counts once under each name it sent.
+    EventName,
+    /// A value of one property of custom events, the key named in the query.
+    Property,
+}
+
+impl Scope {
+    /// Whether the values come from custom events and goals, kept apart from the rollups.
+    pub const fn is_of_events(self) -> bool {
+        matches!(self, Scope::Goal | Scope::EventName | Scope::Property)
+    }
 }
 
 macro_rules! dimensions {
@@ -106,6 +119,9 @@ dimensions! {
         Page = "page", "Pages", Scope::PageView;
         EntryPage = "entry_page", "Entry pages", Scope::Entry;
         ExitPage = "exit_page", "Exit pages", Scope::Exit;
+        Goal = "goal", "Goals", Scope::Goal;
+        EventName = "event_name", "Custom events", Scope::EventName;
+        Property = "property", "Properties", Scope::Property;
     }
     traits {
         Source = source, "Sources";
@@ -135,6 +151,11 @@ impl Dimension {
     /// The dimensions a table can be broken down by (what the dashboard shows as panels).
     pub fn breakdowns() -> impl Iterator<Item = Dimension> {
         Dimension::ALL.iter().copied().filter(|d| !d.is_time())
+    }
+
+    /// The breakdowns the visits and rollups keep (not those of custom events and goals).
+    pub fn of_visits() -> impl Iterator<Item = Dimension> {
+        Dimension::breakdowns().filter(|d| !d.scope().is_of_events())
     }
 }
 
@@ -171,7 +192,7 @@ impl RollupKey {
     pub fn of(dimension: Option<Dimension>) -> Option<RollupKey> {
         match dimension {
             None => Some(RollupKey::All),
-            Some(d) if d.is_time() => None,
+            Some(d) if d.is_time() || d.scope().is_of_events() => None,
             Some(d) => Some(RollupKey::Of(d)),
         }
     }

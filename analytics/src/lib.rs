@@ -9,6 +9,8 @@
 //!   visits in SQL.
 //! - `metric.rs`: the metrics and how each derives from `Counts`.
 //! - `bucket.rs`: typed time buckets (hour, day, ISO week, month).
+//! - `goal.rs`: goals, and the rule of which stored hits complete one (in SQL, shared by the
+//!   consumer, the backfill and the rebuild).
 //! - `visit.rs`: the hit, the visit and its rules (timeout, the site's midnight, bounce,
 //!   engagement); `session.rs`: sessionizing hits and what a visitor-day contributes to the
 //!   rollups.
@@ -23,6 +25,7 @@
 pub mod bucket;
 pub mod counts;
 pub mod dimension;
+pub mod goal;
 pub mod metric;
 pub mod session;
 pub mod visit;
@@ -30,7 +33,7 @@ pub mod visit;
 /// What the stored visits and rollups depend on: the visit dimensions, the counts and the
 /// rules' version. Stored rollups built with another fingerprint must be rebuilt.
 pub fn fingerprint() -> String {
-    let dimensions: Vec<&str> = Dimension::breakdowns().map(Dimension::name).collect();
+    let dimensions: Vec<&str> = Dimension::of_visits().map(Dimension::name).collect();
     format!(
         "dimensions={};counts={};rules={}",
         dimensions.join(","),
@@ -42,7 +45,7 @@ pub fn fingerprint() -> String {
 pub use bucket::Bucket;
 pub use counts::Counts;
 pub use dimension::{Dimension, RollupKey, Scope, Traits};
-pub use metric::{Better, Metric, Unit};
+pub use metric::{Better, Figures, Metric, Unit};
 pub use session::{sessionize, Changes, Rollup, VisitorDay};
 pub use visit::{Hit, HitKind, Visit};
 
@@ -51,7 +54,7 @@ mod tests {
     #[test]
     fn the_fingerprint_names_every_stored_dimension_and_count() {
         let fingerprint = super::fingerprint();
-        for d in super::Dimension::breakdowns() {
+        for d in super::Dimension::of_visits() {
             assert!(fingerprint.contains(d.name()), "{d:?}");
         }
         for c in super::Counts::COLUMNS {

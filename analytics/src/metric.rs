@@ -1,5 +1,6 @@
 //! The metrics, declared once in `Metric::spec`: the name (CSV header), the dashboard's label,
-//! the unit, and how each derives from additive `Counts`. Ratios are derived per group, never
+//! the unit, and how each derives from a group's `Figures` (additive `Counts`, the custom
+//! events, the visitors a conversion rate divides by). Ratios are derived per group, never
 //! summed, so every metric of every group is exact.
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,31 @@ pub enum Metric {
     ViewsPerVisit,
     BounceRate,
     VisitDuration,
+    /// Custom events (in a goal's row: the hits that completed it).
+    Events,
+    /// Unique visitors who completed the goal (of the row, or of the `GOAL` filter).
+    Conversions,
+    /// Conversions in percent of the visitors under the same filters, the goal's aside.
+    ConversionRate,
+}
+
+/// What a group's metrics derive from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub counts: Counts,
+    pub events: i64,
+    /// The visitors of the same group without the goal narrowing it: what a conversion rate
+    /// divides by.
+    pub all_visitors: i64,
+}
+
+impl Figures {
+    pub fn of(counts: Counts) -> Figures {
+        Figures {
+            counts,
+            ..Figures::default()
+        }
+    }
 }
 
 /// How a metric's value reads.
@@ -45,7 +71,7 @@ pub struct Spec {
     pub label: &'static str,
     pub unit: Unit,
     pub better: Better,
-    pub of: fn(&Counts) -> f64,
+    pub of: fn(&Figures) -> f64,
 }
 
 impl Metric {
@@ -56,25 +82,50 @@ impl Metric {
         Metric::ViewsPerVisit,
         Metric::BounceRate,
         Metric::VisitDuration,
+        Metric::Events,
+        Metric::Conversions,
+        Metric::ConversionRate,
     ];
 
+    /// Whether the metric needs goals: a `GOAL` dimension or filter.
+    pub fn of_goals(self) -> bool {
+        matches!(self, Metric::Conversions | Metric::ConversionRate)
+    }
+
     pub fn spec(self) -> Spec {
-        let (name, label, unit, of): (_, _, _, fn(&Counts) -> f64) = match self {
-            Metric::Visitors => ("visitors", "Visitors", Unit::Count, |c| c.visitors as f64),
-            Metric::Visits => ("visits", "Visits", Unit::Count, |c| c.visits as f64),
-            Metric::Pageviews => ("pageviews", "Page views", Unit::Count, |c| {
-                c.pageviews as f64
-            }),
-            Metric::ViewsPerVisit => ("views_per_visit", "Views per visit", Unit::Ratio, |c| {
-                (per_visit(c, c.pageviews) * 100.0).round() / 100.0
-            }),
-            Metric::BounceRate => ("bounce_rate", "Bounce rate", Unit::Percent, |c| {
-                (per_visit(c, c.bounces) * 100.0).round()
-            }),
-            Metric::VisitDuration => ("visit_duration", "Visit duration", Unit::Seconds, |c| {
-                per_visit(c, c.duration).round()
-            }),
-        };
+        let (name, label, unit, of): (_, _, _, fn(&Figures) -> f64) =
+            match self {
+                Metric::Visitors => ("visitors", "Visitors", Unit::Count, |f| {
+                    f.counts.visitors as f64
+                }),
+                Metric::Visits => ("visits", "Visits", Unit::Count, |f| f.counts.visits as f64),
+                Metric::Pageviews => ("pageviews", "Page views", Unit::Count, |f| {
+                    f.counts.pageviews as f64
+                }),
+                Metric::ViewsPerVisit => ("views_per_visit", "Views per visit", Unit::Ratio, |f| {
+                    (per_visit(&f.counts, f.counts.pageviews) * 100.0).round() / 100.0
+                }),
+                Metric::BounceRate => ("bounce_rate", "Bounce rate", Unit::Percent, |f| {
+                    (per_visit(&f.counts, f.counts.bounces) * 100.0).round()
+                }),
+                Metric::VisitDuration => ("visit_duration", "Visit duration", Unit::Seconds, |f| {
+                    per_visit(&f.counts, f.counts.duration).round()
+                }),
+                Metric::Events => ("events", "Events", Unit::Count, |f| f.events as f64),
+                Metric::Conversions => ("conversions", "Conversions", Unit::Count, |f| {
+                    f.counts.visitors as f64
+                }),
+                // One decimal: 2 of 3 visitors is 66.7 %.
+                Metric::ConversionRate => (
+                    "conversion_rate",
+                    "Conversion rate",
+                    Unit::Percent,
+                    |f| match f.all_visitors {
+                        0 => 0.0,
+                        all => (f.counts.visitors as f64 * 1000.0 / all as f64).round() / 10.0,
+                    },
+                ),
+            };
         // Fewer bounces is better; more of everything else.
         let better = match self {
             Metric::BounceRate => Better::Lower,
@@ -89,9 +140,9 @@ impl Metric {
         }
     }
 
-    /// The metric's value for a group's counts.
-    pub fn of(self, counts: &Counts) -> f64 {
-        (self.spec().of)(counts)
+    /// The metric's value for a group's figures.
+    pub fn of(self, figures: &Figures) -> f64 {
+        (self.spec().of)(figures)
     }
 
     pub fn name(self) -> &'static str {
@@ -130,9 +181,15 @@ mod tests {
             bounces: 1,
             duration: 250,
         };
-        let m: Vec<f64> = Metric::ALL.iter().map(|m| m.of(&c)).collect();
-        assert_eq!(m, [3.0, 4.0, 10.0, 2.5, 25.0, 63.0]);
-        assert_eq!(Metric::BounceRate.of(&Counts::default()), 0.0);
+        let f = Figures {
+            counts: c,
+            events: 7,
+            all_visitors: 9,
+        };
+        let m: Vec<f64> = Metric::ALL.iter().map(|m| m.of(&f)).collect();
+        assert_eq!(m, [3.0, 4.0, 10.0, 2.5, 25.0, 63.0, 7.0, 3.0, 33.3]);
+        assert_eq!(Metric::BounceRate.of(&Figures::default()), 0.0);
+        assert_eq!(Metric::ConversionRate.of(&Figures::default()), 0.0);
         assert_eq!(Metric::BounceRate.change(20.0, 25.0), Some(-5.0));
         assert_eq!(Metric::Visitors.change(3.0, 2.0), Some(50.0));
         assert_eq!(Metric::Visitors.change(3.0, 0.0), None);

@@ -64,7 +64,7 @@ impl Rollup {
         let mut hours = BTreeSet::new();
         for visit in visits {
             let counts = visit.counts();
-            let once = Dimension::breakdowns()
+            let once = Dimension::of_visits()
                 .filter_map(|d| Some((RollupKey::Of(d), visit.value(d)?)))
                 .chain([(RollupKey::All, "")]);
             for (key, value) in once {
@@ -128,17 +128,19 @@ pub fn visitor_days(hits: &[Hit<'_>], zone_of: impl Fn(&str) -> Tz) -> BTreeSet<
         .collect()
 }
 
-/// What a batch changes: the visits to write and the rollup deltas.
+/// What a batch changes: the visits to write, the rollup deltas, and the visit each hit was
+/// placed in (in the order of the hits; `None` for bots and for reports of no open visit).
 #[derive(Debug, Default)]
 pub struct Changes {
     pub visits: Vec<Visit>,
     pub rollup: Rollup,
+    pub placed: Vec<Option<Uuid>>,
 }
 
 /// Places `hits` (in the order they were stored) into the visits of `state`, which holds every
 /// visit of each visitor-day the hits fall on, sorted by start. A gap over `timeout` or the
 /// site's midnight starts a new visit; an engagement report extends the open visit and starts
-/// none.
+/// none; a custom event extends the open visit or starts one.
 pub fn sessionize(
     state: &HashMap<VisitorDay, Vec<Visit>>,
     hits: &[Hit<'_>],
@@ -148,11 +150,15 @@ pub fn sessionize(
     let mut rollup = Rollup::default();
     let mut after: HashMap<VisitorDay, Vec<Visit>> = HashMap::new();
     let mut changed: BTreeSet<Uuid> = BTreeSet::new();
+    let mut placed = Vec::with_capacity(hits.len());
     for hit in hits {
         let (day, hour) = local(hit.at, zone_of(hit.site));
         if hit.is_bot {
             let bot = hit.traits.browser;
-            rollup.day(hit.site, RollupKey::Bot, day, bot).pageviews += 1;
+            if hit.kind == HitKind::PageView {
+                rollup.day(hit.site, RollupKey::Bot, day, bot).pageviews += 1;
+            }
+            placed.push(None);
             continue;
         }
         let key = VisitorDay {
@@ -169,13 +175,17 @@ pub fn sessionize(
         match (open, hit.kind) {
             (Some(open), HitKind::PageView) => open.extend(hit),
             (Some(open), HitKind::Engagement { ms }) => open.engage(hit, ms),
-            (None, HitKind::PageView) => visits.push(Visit::start(hit, day, hour)),
+            (Some(open), HitKind::Event) => open.touch(hit),
+            (None, HitKind::PageView | HitKind::Event) => visits.push(Visit::start(hit, day, hour)),
             // A report for a visit already over (or never seen) starts nothing.
-            (None, HitKind::Engagement { .. }) => continue,
+            (None, HitKind::Engagement { .. }) => {
+                placed.push(None);
+                continue;
+            }
         }
-        if let Some(visit) = visits.last() {
-            changed.insert(visit.id);
-        }
+        let visit = visits.last().map(|v| v.id);
+        changed.extend(visit);
+        placed.push(visit);
     }
     let mut out = Vec::with_capacity(changed.len());
     for (key, visits) in &after {
@@ -189,6 +199,7 @@ pub fn sessionize(
     Changes {
         visits: out,
         rollup,
+        placed,
     }
 }
 
@@ -346,6 +357,33 @@ mod tests {
             (all.pageviews, all.visits, all.bounces, all.duration),
             (1, 1, 0, 60)
         );
+    }
+
+    #[test]
+    fn a_custom_event_keeps_its_visit_going_or_starts_one_without_a_page_view() {
+        let mut signup = hit(2, 7, 25, "/pricing");
+        signup.kind = HitKind::Event;
+        let mut alone = hit(4, 8, 1, "/docs");
+        alone.kind = HitKind::Event;
+        let batch = [hit(1, 7, 0, "/"), signup, hit(3, 7, 50, "/"), alone];
+        let changes = sessionize(&HashMap::new(), &batch, TIMEOUT, utc);
+        let one = Some(Uuid::from_u128(1));
+        let four = Some(Uuid::from_u128(4));
+        assert_eq!(changes.placed, vec![one, one, one, four]);
+        let (visits, rollup) = run(&[&batch], utc);
+        assert_eq!(
+            visits.len(),
+            2,
+            "the page view 25 minutes after the event continues it"
+        );
+        assert_eq!((visits[0].pageviews, visits[0].duration), (2, 3000));
+        assert_eq!(
+            (visits[1].pageviews, visits[1].entry_page.as_str()),
+            (0, "/docs")
+        );
+        assert!(visits[1].pages.is_empty());
+        let all = totals(&rollup, RollupKey::All, "");
+        assert_eq!((all.pageviews, all.visits, all.visitors), (2, 2, 2));
     }
 
     #[test]

@@ -16,9 +16,16 @@ use crate::dimension::{Dimension, Scope, Traits};
 pub const MAX_PAGES_PER_VISIT: usize = 500;
 pub const OTHER_PAGES: &str = "(other pages)";
 
+/// A custom event's name, in characters.
+pub const MAX_EVENT_NAME: usize = 120;
+/// Properties of one custom event, and their keys' and values' lengths in characters.
+pub const MAX_PROPERTIES: usize = 30;
+pub const MAX_PROPERTY_KEY: usize = 300;
+pub const MAX_PROPERTY_VALUE: usize = 2_000;
+
 /// Raise when a rule below changes what a stored visit counts: consumers then rebuild the
 /// visits and rollups from the stored events at start (`analytics::fingerprint`).
-pub const RULES_VERSION: u32 = 1;
+pub const RULES_VERSION: u32 = 2;
 
 /// A visit with at least this much engaged time (visible and focused) is not a bounce, even
 /// with one page view (GA4's "engaged session" threshold).
@@ -55,12 +62,14 @@ pub enum HitKind {
     Engagement {
         ms: i32,
     },
+    /// A custom event: it keeps its visit going (or starts one), and counts no page view.
+    Event,
 }
 
 /// What an event is to visits: a page view of `page_view_type`, an engagement report of a page
-/// view (stored as `ENGAGEMENT`, or still as `page_view_type` on rows stored before that), or
-/// nothing. Events of other types travel on other topics, out of order with the page views, so
-/// they never touch a visit.
+/// view (stored as `ENGAGEMENT`, or still as `page_view_type` on rows stored before that), a
+/// custom event, or nothing. Events of other types travel on other topics, out of order with
+/// the page views, so they never touch a visit.
 pub fn hit_kind(
     event_type: &str,
     engaged_ms: Option<i32>,
@@ -68,6 +77,7 @@ pub fn hit_kind(
 ) -> Option<HitKind> {
     let of_page_views = event_type == page_view_type || event_type == ENGAGEMENT_EVENT_TYPE;
     match engaged_ms {
+        _ if event_type == CUSTOM_EVENT_TYPE => Some(HitKind::Event),
         _ if !of_page_views => None,
         Some(ms) => Some(HitKind::Engagement { ms }),
         None if event_type == page_view_type => Some(HitKind::PageView),
@@ -106,7 +116,7 @@ pub fn stored_event_type<'a>(event_type: &'a str, shape: Shape, page_view_type: 
     }
 }
 
-/// A page view or an engagement report of a site, as visits see it. It borrows from the event
+/// A page view, an engagement report or a custom event of a site, as visits see it. It borrows from the event
 /// it was read from; a visit copies what it keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit<'a> {
@@ -147,7 +157,14 @@ pub struct Visit {
 }
 
 impl Visit {
+    /// A visit started by a page view, or by a custom event (then with no page view: its
+    /// entry and exit are the event's page).
     pub(crate) fn start(hit: &Hit<'_>, day: NaiveDate, hour: NaiveDateTime) -> Visit {
+        let views = i32::from(hit.kind == HitKind::PageView);
+        let pages = match views {
+            0 => BTreeMap::new(),
+            _ => BTreeMap::from([(hit.page.to_owned(), views)]),
+        };
         Visit {
             id: hit.id,
             site: hit.site.to_owned(),
@@ -156,14 +173,14 @@ impl Visit {
             hour,
             started_at: hit.at,
             last_seen_at: hit.at,
-            pageviews: 1,
+            pageviews: views,
             duration: 0,
             engaged: false,
             engaged_ms: 0,
             entry_page: hit.page.to_owned(),
             exit_page: hit.page.to_owned(),
             traits: hit.traits.map(|v| (*v).to_owned()),
-            pages: BTreeMap::from([(hit.page.to_owned(), 1)]),
+            pages,
         }
     }
 
@@ -192,6 +209,12 @@ impl Visit {
         self.update_duration();
     }
 
+    /// Adds a custom event: the visit lasted at least until it was sent.
+    pub(crate) fn touch(&mut self, hit: &Hit<'_>) {
+        self.last_seen_at = self.last_seen_at.max(hit.at);
+        self.update_duration();
+    }
+
     /// Seconds from the first page view to the last activity, or the engaged time if longer.
     fn update_duration(&mut self) {
         let span = (self.last_seen_at - self.started_at).num_seconds();
@@ -207,6 +230,7 @@ impl Visit {
     pub fn value(&self, dimension: Dimension) -> Option<&str> {
         match dimension.scope() {
             Scope::Time(_) | Scope::PageView => None,
+            Scope::Goal | Scope::EventName | Scope::Property => None,
             Scope::Entry => Some(&self.entry_page),
             Scope::Exit => Some(&self.exit_page),
             Scope::Visit => self.traits.get(dimension).map(String::as_str),
@@ -248,7 +272,7 @@ mod tests {
         assert_eq!(stored("PAGE_VIEW", None, Some("Signup")), "CUSTOM_EVENT");
         assert_eq!(stored("signup", Some(5), None), "signup");
         assert_eq!(stored("PAGE_VIEW", None, None), "PAGE_VIEW");
-        assert_eq!(kind("CUSTOM_EVENT", None), None, "not a page view");
+        assert_eq!(kind("CUSTOM_EVENT", None), Some(HitKind::Event));
     }
 
     #[test]

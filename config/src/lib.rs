@@ -35,6 +35,7 @@ const LIST_KEYS: &[&str] = &[
     "server.trusted_proxies",
     "analytics.site_time_zones",
     "dashboard.api_tokens",
+    "dashboard.admin_tokens",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,8 @@ pub struct DashboardSettings {
     pub port: u16,
     /// Bearer tokens accepted by the Stats API; none means the dashboard refuses to start.
     pub api_tokens: Vec<SecretString>,
+    /// Bearer tokens that may also change what is counted (goals); they read as well.
+    pub admin_tokens: Vec<SecretString>,
     /// The longest date range one query may span, in days.
     pub max_date_span_days: NonZeroU32,
     /// The largest `limit` of one query.
@@ -394,14 +397,16 @@ impl Settings {
         if b.host.trim().is_empty() {
             return invalid("dashboard.host", "must not be empty");
         }
-        if b.api_tokens
-            .iter()
-            .any(|t| t.expose_secret().trim().len() < 16)
-        {
-            return invalid(
-                "dashboard.api_tokens",
-                "every token must be at least 16 characters (make up generates one)",
-            );
+        for (key, tokens) in [
+            ("dashboard.api_tokens", &b.api_tokens),
+            ("dashboard.admin_tokens", &b.admin_tokens),
+        ] {
+            if tokens.iter().any(|t| t.expose_secret().trim().len() < 16) {
+                return invalid(
+                    key,
+                    "every token must be at least 16 characters (make up generates one)",
+                );
+            }
         }
         Ok(())
     }

@@ -10,11 +10,14 @@
 //! first batch touching an old visitor-day would subtract from the new dimension's rows what
 //! was never added to them.
 //!
+//! Each hit's visit (`kafka_events.visit_id`) is set again as it is replayed, and the
+//! conversions of every goal are recorded again from them at the end (`analytics::goal`).
+//!
 //! It runs in one transaction holding an exclusive lock on the read side's tables: consumers
 //! wait for it at their next batch and then add to the rebuilt rows, so nothing is counted
 //! twice or missed, and the dashboard waits rather than seeing half a rebuild.
 
-use analytics::visit::{hit_kind, Hit, ENGAGEMENT_EVENT_TYPE};
+use analytics::visit::{hit_kind, Hit, CUSTOM_EVENT_TYPE, ENGAGEMENT_EVENT_TYPE};
 use analytics::{Counts, Dimension, Traits};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
@@ -99,7 +102,9 @@ fn digest_sql() -> String {
              FROM rollup_days d WHERE {nonzero}) || \
          (SELECT md5(coalesce(string_agg(h::text, ',' ORDER BY site, hour), '')) \
              FROM rollup_hours h WHERE {nonzero}) || \
-         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v) AS digest"
+         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v) || \
+         (SELECT md5(coalesce(string_agg(c::text, ',' ORDER BY goal_id, event_id), '')) \
+             FROM conversions c) AS digest"
     )
 }
 
@@ -142,7 +147,8 @@ pub async fn rebuild_if_model_changed(
 
 async fn lock<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
     txn.execute_unprepared(
-        "LOCK TABLE visits, rollup_days, rollup_hours, read_model IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE visits, rollup_days, rollup_hours, read_model, conversions \
+         IN ACCESS EXCLUSIVE MODE",
     )
     .await?;
     Ok(())
@@ -164,19 +170,20 @@ async fn replay<C: ConnectionTrait>(
     analytics: &AnalyticsSettings,
 ) -> Result<Rebuilt, DbErr> {
     let before = digest(txn).await?;
-    txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours")
+    txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours, conversions")
         .await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
             "DECLARE stored_hits NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
-             (SELECT {} FROM kafka_events WHERE event_type IN ($1, $2) \
+             (SELECT {} FROM kafka_events WHERE event_type IN ($1, $2, $3) \
               ORDER BY topic, partition, \"offset\") h",
             StoredHit::columns()
         ),
         [
             analytics.page_view_type.clone().into(),
             ENGAGEMENT_EVENT_TYPE.into(),
+            CUSTOM_EVENT_TYPE.into(),
         ],
     ))
     .await?;
@@ -185,6 +192,7 @@ async fn replay<C: ConnectionTrait>(
     txn.execute_unprepared("SET LOCAL enable_seqscan = off")
         .await?;
     let mut events = 0;
+    let mut moved = 0;
     loop {
         let rows = txn
             .query_all_raw(Statement::from_string(
@@ -207,9 +215,19 @@ async fn replay<C: ConnectionTrait>(
             .iter()
             .filter_map(|h| h.hit(&analytics.page_view_type))
             .collect();
-        visits::apply(txn, &hits, analytics).await?;
+        let placed = visits::apply(txn, &hits, analytics).await?;
+        moved += set_visit_ids(txn, &hits, &placed).await?;
     }
     txn.execute_unprepared("CLOSE stored_hits").await?;
+    // Every event is read once here: a scan, not an index lookup per event.
+    txn.execute_unprepared("SET LOCAL enable_seqscan = on")
+        .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        analytics::goal::conversions_sql("true"),
+        [analytics.page_view_type.clone().into()],
+    ))
+    .await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO read_model (name, fingerprint) VALUES ('rollups', $1) \
@@ -230,8 +248,40 @@ async fn replay<C: ConnectionTrait>(
     Ok(Rebuilt {
         events,
         visits: visits as u64,
-        differed: before != after,
+        differed: before != after || moved > 0,
     })
+}
+
+/// Notes on each replayed hit the visit it is placed in now; returns how many changed.
+async fn set_visit_ids<C: ConnectionTrait>(
+    txn: &C,
+    hits: &[Hit<'_>],
+    placed: &[Option<uuid::Uuid>],
+) -> Result<u64, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Placed {
+        id: uuid::Uuid,
+        visit: Option<uuid::Uuid>,
+    }
+    let rows: Vec<Placed> = hits
+        .iter()
+        .zip(placed)
+        .map(|(hit, visit)| Placed {
+            id: hit.id,
+            visit: *visit,
+        })
+        .collect();
+    let json = serde_json::to_string(&rows).map_err(|e| DbErr::Json(e.to_string()))?;
+    let result = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE kafka_events e SET visit_id = p.visit \
+             FROM json_to_recordset($1::json) AS p(id uuid, visit uuid) \
+             WHERE e.id = p.id AND e.visit_id IS DISTINCT FROM p.visit",
+            [json.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
 }
 
 async fn digest<C: ConnectionTrait>(conn: &C) -> Result<String, DbErr> {

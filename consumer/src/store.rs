@@ -4,7 +4,8 @@
 
 use chrono::Utc;
 use entity::{consumer_offset, dead_letter};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use crate::visits;
 use analytics::visit::{hit_kind, stored_event_type, Hit, Shape};
@@ -48,6 +49,8 @@ pub struct StoredEvent {
     pub offset: i64,
     pub view: PageView,
     pub enrichment: enrich::Enrichment,
+    /// The visit this hit was placed in, once visits have seen it.
+    pub visit_id: Option<uuid::Uuid>,
 }
 
 impl StoredEvent {
@@ -77,6 +80,7 @@ impl StoredEvent {
             offset,
             view,
             enrichment,
+            visit_id: None,
         }
     }
 
@@ -303,12 +307,10 @@ pub async fn commit(
             },
         )
         .await?;
-    let hits: Vec<Hit> = fresh
-        .iter()
-        .filter_map(|e| e.hit(&analytics.page_view_type))
-        .collect();
-    visits::apply(&txn, &hits, analytics).await?;
+    let mut fresh = fresh;
+    place_in_visits(&txn, &mut fresh, analytics).await?;
     committed.events = insert_fresh(&txn, &fresh, &topic, partition).await?;
+    record_conversions(&txn, &fresh, &analytics.page_view_type).await?;
     // Later events of an id first seen in this batch are judged against that first one.
     for event in &fresh_repeats {
         let first = fresh.iter().find(|f| f.view.id == event.view.id);
@@ -329,6 +331,62 @@ pub async fn commit(
     .await?;
     txn.commit().await?;
     Ok(committed)
+}
+
+/// Places the events that are hits into visits (writing the visits and rollups), and notes on
+/// each the visit it went to.
+async fn place_in_visits<C: ConnectionTrait>(
+    conn: &C,
+    fresh: &mut [StoredEvent],
+    analytics: &settings::AnalyticsSettings,
+) -> Result<(), DbErr> {
+    let hits: Vec<Hit> = fresh
+        .iter()
+        .filter_map(|e| e.hit(&analytics.page_view_type))
+        .collect();
+    let placed = visits::apply(conn, &hits, analytics).await?;
+    let visit_of: HashMap<uuid::Uuid, uuid::Uuid> = hits
+        .iter()
+        .zip(placed)
+        .filter_map(|(hit, visit)| Some((hit.id, visit?)))
+        .collect();
+    drop(hits);
+    for event in fresh.iter_mut() {
+        event.visit_id = visit_of.get(&event.view.id).copied();
+    }
+    Ok(())
+}
+
+/// Records the goals the batch's hits completed, after taking the goals lock shared (see
+/// `analytics::goal::GOALS_LOCK`): a goal created meanwhile is either seen here or backfilled
+/// after this transaction commits.
+pub async fn record_conversions<C: ConnectionTrait>(
+    conn: &C,
+    events: &[StoredEvent],
+    page_view_type: &str,
+) -> Result<(), DbErr> {
+    let placed: Vec<uuid::Uuid> = events
+        .iter()
+        .filter(|e| e.visit_id.is_some())
+        .map(|e| e.view.id)
+        .collect();
+    if placed.is_empty() {
+        return Ok(());
+    }
+    conn.execute_unprepared(&format!(
+        "SELECT pg_advisory_xact_lock_shared({})",
+        analytics::goal::GOALS_LOCK
+    ))
+    .await?;
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| analytics::goal::conversions_sql("e.id = ANY($2)"));
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        SQL.as_str(),
+        [page_view_type.into(), placed.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// An event whose id was stored already, judged against the stored row.
@@ -562,6 +620,7 @@ struct Row<'a> {
     topic: &'a str,
     partition: i32,
     offset: i64,
+    visit_id: Option<uuid::Uuid>,
 }
 
 /// Writes an event's row as JSON, its keys turned to snake_case while they are written: no
@@ -578,6 +637,7 @@ fn write_row(
         topic,
         partition,
         offset: event.offset,
+        visit_id: event.visit_id,
     };
     let mut serializer = serde_json::Serializer::with_formatter(out, SnakeKeys { in_key: false });
     serde::Serialize::serialize(&row, &mut serializer)

@@ -19,21 +19,23 @@ use settings::AnalyticsSettings;
 const ROWS_PER_STATEMENT: usize = 5000;
 
 /// Reads the visits of the visitor-days `hits` fall on, places the hits, and writes the changed
-/// visits and the rollup deltas, all on `conn` (the batch's transaction).
+/// visits and the rollup deltas, all on `conn` (the batch's transaction). Returns the visit each
+/// hit was placed in, in the order of the hits.
 pub async fn apply<C: ConnectionTrait>(
     conn: &C,
     hits: &[Hit<'_>],
     settings: &AnalyticsSettings,
-) -> Result<(), DbErr> {
+) -> Result<Vec<Option<uuid::Uuid>>, DbErr> {
     if hits.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let zone_of = |site: &str| settings.time_zone_of(site);
     let keys = analytics::session::visitor_days(hits, zone_of);
     let state = load(conn, &keys).await?;
     let changes = analytics::sessionize(&state, hits, settings.visit_timeout(), zone_of);
     write_visits(conn, &changes.visits).await?;
-    write_rollup(conn, &changes.rollup).await
+    write_rollup(conn, &changes.rollup).await?;
+    Ok(changes.placed)
 }
 
 /// Every visit of the given visitor-days, sorted by start.

@@ -7,23 +7,29 @@
 //! - **visits**: the `visits` table, aggregated at query time (one row per visit, its pages in
 //!   a JSON map). It answers everything else: several dimensions, `IS_NOT`, `CONTAINS`, several
 //!   filters. It scales with the number of visits in the range.
+//! - **events**: goals and custom events. A goal's rows come from `conversions` (one row per
+//!   hit that completed it), custom events' from `kafka_events` (custom events only, by their
+//!   partial index), each joined to its visit for the visit's dimensions and filters. A `GOAL`
+//!   or `PROPERTY` filter on any other query narrows the visits to those that converted or
+//!   sent such an event.
 //!
 //! No text from a request reaches SQL: dimensions name columns through enums, values are bound
 //! parameters.
 
 use std::collections::HashMap;
 
-use analytics::visit::bounce_sql;
+use analytics::visit::{bounce_sql, CUSTOM_EVENT_TYPE};
 use analytics::{Counts, RollupKey, Scope};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
-use crate::stats::{Checked, Dimension, FilterOp, Group};
+use crate::stats::{Checked, Dimension, Filter, FilterOp, Group, Metric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum Engine {
     Rollups,
     Visits,
+    Events,
 }
 
 /// The counts of a query's groups, from the rollups when they can answer it.
@@ -32,9 +38,18 @@ pub async fn groups<C: ConnectionTrait>(
     q: &Checked,
     force: Option<Engine>,
 ) -> Result<(Engine, Vec<Group>), DbErr> {
+    if q.of_events() {
+        let mut groups = from_events(db, q).await?;
+        if q.metrics.contains(&Metric::ConversionRate) {
+            attach_all_visitors(db, q, &mut groups).await?;
+        }
+        return Ok((Engine::Events, groups));
+    }
     let plan = rollup_plan(q);
     match (force, plan) {
-        (Some(Engine::Visits), _) | (None, None) => Ok((Engine::Visits, from_visits(db, q).await?)),
+        (Some(Engine::Visits | Engine::Events), _) | (None, None) => {
+            Ok((Engine::Visits, from_visits(db, q).await?))
+        }
         (_, Some(plan)) => Ok((Engine::Rollups, from_rollups(db, q, plan).await?)),
         (Some(Engine::Rollups), None) => Err(DbErr::Custom(
             "the rollups cannot answer this query (more than one dimension or filter)".into(),
@@ -160,17 +175,125 @@ async fn from_rollups<C: ConnectionTrait>(
             bucket,
             values,
             counts,
+            events: 0,
+            all_visitors: 0,
         })
         .collect())
 }
 
-/// The SQL expression of a dimension over `visits v` (and `p`, the visit's pages).
-fn expression(d: Dimension) -> String {
+/// The SQL expression of a dimension over `visits v` (and `p`, the visit's pages; `g`, the
+/// goal; `x`, the custom event; `$key`, the parameter holding the property's key).
+fn expression(d: Dimension, key: &str) -> String {
     match d.scope() {
         Scope::Time(bucket) => bucket.sql("v.hour", "v.day"),
         Scope::PageView => "p.page".into(),
         Scope::Entry | Scope::Exit | Scope::Visit => format!("v.{}", d.name()),
+        Scope::Goal => "g.name".into(),
+        Scope::EventName => "x.name".into(),
+        Scope::Property => property_value("x", key),
     }
+}
+
+/// The value of the property `key` (a parameter) of the custom event `e`, NULL without one.
+fn property_value(e: &str, key: &str) -> String {
+    format!(
+        "(SELECT p.prop->>'value' FROM jsonb_array_elements({e}.props) AS p(prop) \
+          WHERE p.prop->>'key' = {key} LIMIT 1)"
+    )
+}
+
+/// The condition of a query's filters over a visit `v` of the site and days (`$1`..`$3`,
+/// already in `values`), binding what it needs after them.
+pub fn visit_filters(q: &Checked, values: &mut Vec<Value>) -> String {
+    let mut wheres = vec![
+        "v.site = $1".to_owned(),
+        "v.day BETWEEN $2 AND $3".to_owned(),
+    ];
+    for f in &q.filters {
+        wheres.push(visit_condition(q, f, values));
+    }
+    wheres.join(" AND ")
+}
+
+/// Custom events' received times bounding the local days `$2`..`$3` in any time zone (a
+/// local day lies within a day either side of the UTC day of the same date); the exact days
+/// are the visit's.
+fn received_bounds(q: &Checked) -> [Value; 2] {
+    let at = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
+    [
+        at(q.from - TimeDelta::days(1)).into(),
+        at(q.to + TimeDelta::days(2)).into(),
+    ]
+}
+
+/// `expr op values` for a filter's values, bound as the next parameter.
+fn compare(expr: &str, f: &Filter, values: &mut Vec<Value>) -> String {
+    let n = values.len() + 1;
+    let (condition, bound): (String, Vec<String>) = match f.op {
+        FilterOp::Is => (format!("{expr} = ANY(${n})"), f.values.clone()),
+        FilterOp::IsNot => (format!("NOT ({expr} = ANY(${n}))"), f.values.clone()),
+        FilterOp::Contains => (
+            format!("{expr} ILIKE ANY(${n})"),
+            f.values.iter().map(|v| like_pattern(v)).collect(),
+        ),
+    };
+    values.push(bound.into());
+    condition
+}
+
+/// Binds a value as the next parameter; its placeholder.
+fn bind(values: &mut Vec<Value>, value: Value) -> String {
+    values.push(value);
+    format!("${}", values.len())
+}
+
+/// The condition of a filter over a visit `v` (`$1` the site, `$2`/`$3` the days). A goal or
+/// property filter keeps the visits that converted or sent such an event.
+fn visit_condition(q: &Checked, f: &Filter, values: &mut Vec<Value>) -> String {
+    match f.dimension.scope() {
+        Scope::Goal => {
+            let names = compare("g.name", &f.clone_is(), values);
+            let keep = if f.op == FilterOp::IsNot {
+                "NOT IN"
+            } else {
+                "IN"
+            };
+            format!(
+                "v.id {keep} (SELECT c.visit_id FROM conversions c JOIN goals g ON g.id = c.goal_id \
+                 WHERE c.site = $1 AND c.day BETWEEN $2 AND $3 AND {names})"
+            )
+        }
+        Scope::Property | Scope::EventName => {
+            let [lo, hi] = received_bounds(q);
+            let (lo, hi) = (bind(values, lo), bind(values, hi));
+            let matched = event_condition(f, values);
+            let keep = if f.op == FilterOp::IsNot {
+                "NOT IN"
+            } else {
+                "IN"
+            };
+            format!(
+                "v.id {keep} (SELECT x.visit_id FROM kafka_events x \
+                 WHERE x.event_type = '{CUSTOM_EVENT_TYPE}' AND x.site = $1 \
+                 AND x.received_at >= {lo} AND x.received_at < {hi} \
+                 AND x.visit_id IS NOT NULL AND {matched})"
+            )
+        }
+        _ => compare(&expression(f.dimension, ""), f, values),
+    }
+}
+
+/// The condition of an event-name or property filter over a custom event `x`, as `IS` (the
+/// caller keeps or drops what it selects).
+fn event_condition(f: &Filter, values: &mut Vec<Value>) -> String {
+    let expr = match f.dimension.scope() {
+        Scope::Property => {
+            let key = bind(values, f.property.clone().unwrap_or_default().trim().into());
+            property_value("x", &key)
+        }
+        _ => "x.name".to_owned(),
+    };
+    compare(&expr, &f.clone_is(), values)
 }
 
 /// `%`, `_` and `\` taken literally inside an ILIKE pattern.
@@ -195,7 +318,7 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
         .time
         .iter()
         .chain(q.dimensions.iter())
-        .map(|d| expression(*d))
+        .map(|d| expression(*d, ""))
         .collect();
     let mut values: Vec<Value> = vec![q.site.clone().into(), q.from.into(), q.to.into()];
     let mut wheres = vec![
@@ -203,18 +326,8 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
         "v.day BETWEEN $2 AND $3".to_owned(),
     ];
     for f in &q.filters {
-        let expr = expression(f.dimension);
-        let n = values.len() + 1;
-        let (condition, bound): (String, Vec<String>) = match f.op {
-            FilterOp::Is => (format!("{expr} = ANY(${n})"), f.values.clone()),
-            FilterOp::IsNot => (format!("NOT ({expr} = ANY(${n}))"), f.values.clone()),
-            FilterOp::Contains => (
-                format!("{expr} ILIKE ANY(${n})"),
-                f.values.iter().map(|v| like_pattern(v)).collect(),
-            ),
-        };
+        let condition = visit_condition(q, f, &mut values);
         wheres.push(condition);
-        values.push(bound.into());
     }
     let selected: String = keys
         .iter()
@@ -274,9 +387,186 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
             bucket,
             values: texts,
             counts: counts(&row)?,
+            events: 0,
+            all_visitors: 0,
         });
     }
     Ok(out)
+}
+
+/// Where a query of goals or custom events reads: `conversions` (a goal's completions) or the
+/// custom events themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventSource {
+    Conversions,
+    CustomEvents,
+}
+
+impl EventSource {
+    fn of(q: &Checked) -> EventSource {
+        let by_goal = q.dimensions.contains(&Dimension::Goal);
+        let custom = q
+            .dimensions
+            .iter()
+            .any(|d| matches!(d.scope(), Scope::EventName | Scope::Property));
+        let of_goals = q.metrics.iter().any(|m| m.of_goals());
+        match (by_goal || of_goals) && !custom {
+            true => EventSource::Conversions,
+            false => EventSource::CustomEvents,
+        }
+    }
+}
+
+/// Visitors, visits and events (or completions) of goals or custom events, grouped.
+async fn from_events<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Group>, DbErr> {
+    let source = EventSource::of(q);
+    let mut values: Vec<Value> = vec![q.site.clone().into(), q.from.into(), q.to.into()];
+    let key = match &q.property {
+        Some(k) => bind(&mut values, k.clone().into()),
+        None => "NULL".to_owned(),
+    };
+    let keys: Vec<String> = q
+        .time
+        .iter()
+        .chain(q.dimensions.iter())
+        .map(|d| expression(*d, &key))
+        .collect();
+    let (from, mut wheres) = match source {
+        EventSource::Conversions => (
+            "conversions c JOIN goals g ON g.id = c.goal_id JOIN visits v ON v.id = c.visit_id",
+            vec![
+                "c.site = $1".to_owned(),
+                "c.day BETWEEN $2 AND $3".to_owned(),
+            ],
+        ),
+        EventSource::CustomEvents => {
+            let [lo, hi] = received_bounds(q);
+            let (lo, hi) = (bind(&mut values, lo), bind(&mut values, hi));
+            (
+                "kafka_events x JOIN visits v ON v.id = x.visit_id",
+                vec![
+                    format!("x.event_type = '{CUSTOM_EVENT_TYPE}'"),
+                    "x.site = $1".to_owned(),
+                    format!("x.received_at >= {lo} AND x.received_at < {hi}"),
+                    "v.day BETWEEN $2 AND $3".to_owned(),
+                ],
+            )
+        }
+    };
+    if q.dimensions.contains(&Dimension::Property) {
+        wheres.push(format!("{} IS NOT NULL", property_value("x", &key)));
+    }
+    for f in &q.filters {
+        let condition = match (source, f.dimension.scope()) {
+            // Goal rows are narrowed to the goals named; custom events to those matching.
+            (EventSource::Conversions, Scope::Goal) => compare("g.name", f, &mut values),
+            (EventSource::CustomEvents, Scope::Property | Scope::EventName) => {
+                let matched = event_condition(f, &mut values);
+                match f.op {
+                    FilterOp::IsNot => format!("NOT coalesce({matched}, false)"),
+                    _ => matched,
+                }
+            }
+            _ => visit_condition(q, f, &mut values),
+        };
+        wheres.push(condition);
+    }
+    let selected: String = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} AS k{i}, "))
+        .collect();
+    let group_by = match keys.len() {
+        0 => String::new(),
+        n => format!(
+            " GROUP BY {}",
+            (0..n)
+                .map(|i| format!("k{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let sql = format!(
+        "SELECT {selected}count(DISTINCT (v.day, v.visitor))::bigint AS visitors, \
+         count(DISTINCT v.id)::bigint AS visits, count(*)::bigint AS events \
+         FROM {from} WHERE {wheres}{group_by}",
+        wheres = wheres.join(" AND "),
+    );
+    let first_value = usize::from(q.time.is_some());
+    let mut out = Vec::new();
+    for row in query(db, &sql, values).await? {
+        let bucket = match q.time {
+            Some(_) => Some(row.try_get::<NaiveDateTime>("", "k0")?),
+            None => None,
+        };
+        let mut texts = Vec::with_capacity(keys.len());
+        for i in first_value..keys.len() {
+            texts.push(row.try_get::<String>("", &format!("k{i}"))?);
+        }
+        out.push(Group {
+            bucket,
+            values: texts,
+            counts: Counts {
+                visitors: row.try_get("", "visitors")?,
+                visits: row.try_get("", "visits")?,
+                ..Counts::default()
+            },
+            events: row.try_get("", "events")?,
+            all_visitors: 0,
+        });
+    }
+    Ok(out)
+}
+
+/// Sets on each group the visitors of the same time bucket and visit dimensions under the
+/// same filters, goals and custom events aside: what its conversion rate divides by.
+async fn attach_all_visitors<C: ConnectionTrait>(
+    db: &C,
+    q: &Checked,
+    groups: &mut [Group],
+) -> Result<(), DbErr> {
+    let kept: Vec<bool> = q
+        .dimensions
+        .iter()
+        .map(|d| !d.scope().is_of_events())
+        .collect();
+    let of_visits = Checked {
+        metrics: vec![Metric::Visitors],
+        dimensions: q
+            .dimensions
+            .iter()
+            .copied()
+            .filter(|d| !d.scope().is_of_events())
+            .collect(),
+        property: None,
+        filters: q
+            .filters
+            .iter()
+            .filter(|f| !f.dimension.scope().is_of_events())
+            .cloned()
+            .collect(),
+        ..q.clone()
+    };
+    let plan = rollup_plan(&of_visits);
+    let all = match plan {
+        Some(plan) => from_rollups(db, &of_visits, plan).await?,
+        None => from_visits(db, &of_visits).await?,
+    };
+    let visitors: HashMap<(Option<NaiveDateTime>, Vec<String>), i64> = all
+        .into_iter()
+        .map(|g| ((g.bucket, g.values), g.counts.visitors))
+        .collect();
+    for group in groups {
+        let values: Vec<String> = group
+            .values
+            .iter()
+            .zip(&kept)
+            .filter(|(_, keep)| **keep)
+            .map(|(v, _)| v.clone())
+            .collect();
+        group.all_visitors = visitors.get(&(group.bucket, values)).copied().unwrap_or(0);
+    }
+    Ok(())
 }
 
 async fn query<C: ConnectionTrait>(

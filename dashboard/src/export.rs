@@ -1,7 +1,8 @@
 //! `GET /export.csv`: any breakdown as CSV, from the same query code as the Stats API.
 //!
 //! `?site=shop.example&from=2026-11-01&to=2026-11-30&dimensions=PAGE&metrics=VISITORS,PAGEVIEWS`
-//! `&filter=SOURCE:IS:google|bing&limit=1000` (`filter` may repeat; its values are split on `|`).
+//! `&filter=SOURCE:IS:google|bing&limit=1000` (`filter` may repeat; its values are split on `|`);
+//! `&property=plan` names the key of the `PROPERTY` dimension and of `PROPERTY` filters.
 
 use async_graphql::{InputType, Name, Value};
 
@@ -44,6 +45,7 @@ pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
         let unknown = || QueryError::Filters(format!("{text:?}: unknown dimension or operator"));
         filters.push(Filter {
             dimension: enum_of::<Dimension>(d).ok_or_else(unknown)?,
+            property: one("property").map(str::to_owned),
             op: enum_of::<FilterOp>(op).ok_or_else(unknown)?,
             values: values.split('|').map(str::to_owned).collect(),
         });
@@ -69,6 +71,8 @@ pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
         },
         metrics,
         dimensions,
+        // The key of the PROPERTY dimension and of PROPERTY filters.
+        property: one("property").map(str::to_owned),
         filters,
         order_by: Vec::new(),
         limit,

@@ -16,8 +16,11 @@
 //! Architecture Invariant: the dashboard never touches Kafka and never writes to PostgreSQL; it
 //! knows the tables only through the `analytics` model and the column names of `visits`.
 
+mod access;
 pub mod engine;
 pub mod export;
+pub mod funnel;
+pub mod goals;
 pub mod schema;
 pub mod stats;
 mod ui;
@@ -36,6 +39,7 @@ use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscripti
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use settings::{ExposeSecret, Settings};
 
+use crate::access::Role;
 use crate::schema::{Reader, StatsSchema};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,21 +62,42 @@ pub enum StartError {
 
 /// The accepted bearer tokens, compared in constant time.
 #[derive(Clone)]
-struct Tokens(Arc<Vec<Vec<u8>>>);
+struct Tokens {
+    readers: Arc<Vec<Vec<u8>>>,
+    admins: Arc<Vec<Vec<u8>>>,
+}
 
 impl Tokens {
-    fn accepts(&self, authorization: Option<&str>) -> bool {
-        let Some(given) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
-            return false;
-        };
+    fn of(tokens: &[settings::SecretString]) -> Arc<Vec<Vec<u8>>> {
+        let bytes = tokens
+            .iter()
+            .map(|t| t.expose_secret().trim().as_bytes().to_vec());
+        Arc::new(bytes.collect())
+    }
+
+    /// What the `Authorization` header's token may do, if anything.
+    fn role(&self, authorization: Option<&str>) -> Option<Role> {
+        let given = authorization.and_then(|a| a.strip_prefix("Bearer "))?;
         let given = given.trim().as_bytes();
         // Every token is compared, and each comparison takes the same time wherever it differs.
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0), |ok, token| {
-                ok | subtle::ConstantTimeEq::ct_eq(token.as_slice(), given)
-            })
-            .into()
+        let any = |tokens: &[Vec<u8>]| -> bool {
+            tokens
+                .iter()
+                .fold(subtle::Choice::from(0), |ok, token| {
+                    ok | subtle::ConstantTimeEq::ct_eq(token.as_slice(), given)
+                })
+                .into()
+        };
+        let (admin, reader) = (any(&self.admins), any(&self.readers));
+        match (admin, reader) {
+            (true, _) => Some(Role::Admin),
+            (false, true) => Some(Role::Reader),
+            (false, false) => None,
+        }
+    }
+
+    fn accepts(&self, authorization: Option<&str>) -> bool {
+        self.role(authorization).is_some()
     }
 }
 
@@ -94,13 +119,11 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
-        let tokens: Vec<Vec<u8>> = settings
-            .dashboard
-            .api_tokens
-            .iter()
-            .map(|t| t.expose_secret().trim().as_bytes().to_vec())
-            .collect();
-        if tokens.is_empty() {
+        let tokens = Tokens {
+            readers: Tokens::of(&settings.dashboard.api_tokens),
+            admins: Tokens::of(&settings.dashboard.admin_tokens),
+        };
+        if tokens.readers.is_empty() {
             return Err(StartError::NoToken);
         }
         let db = connect(&settings).await?;
@@ -115,7 +138,6 @@ impl Application {
             analytics: settings.analytics.clone(),
             limits: settings.dashboard.clone(),
         });
-        let tokens = Tokens(Arc::new(tokens));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(require_token))
@@ -232,8 +254,19 @@ async fn require_token(
         .map(ServiceResponse::map_into_left_body)
 }
 
-async fn graphql(schema: web::Data<StatsSchema>, request: GraphQLRequest) -> GraphQLResponse {
-    schema.execute(request.into_inner()).await.into()
+/// A query runs with the role of its token (the middleware let only valid tokens through).
+async fn graphql(
+    schema: web::Data<StatsSchema>,
+    tokens: web::Data<Tokens>,
+    req: HttpRequest,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let role = tokens.role(authorization).unwrap_or(Role::Reader);
+    schema.execute(request.into_inner().data(role)).await.into()
 }
 
 async fn subscription(

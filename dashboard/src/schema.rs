@@ -1,11 +1,10 @@
-//! The Stats GraphQL schema: `stats`, `sites`, `currentVisitors`, and the `currentVisitors`
-//! subscription.
+//! The Stats GraphQL schema: `stats`, `funnel`, `goals`, `sites`, `currentVisitors`, the
+//! `currentVisitors` subscription, and the goal mutations (`createGoal`, `deleteGoal`, with an
+//! admin token).
 
 use std::time::Duration;
 
-use async_graphql::{
-    Context, EmptyMutation, ErrorExtensions, Object, Schema, SimpleObject, Subscription,
-};
+use async_graphql::{Context, ErrorExtensions, Object, Schema, SimpleObject, Subscription};
 use chrono::Utc;
 use futures::Stream;
 use sea_orm::DatabaseConnection;
@@ -13,10 +12,13 @@ use settings::{AnalyticsSettings, DashboardSettings};
 
 use analytics::{Better, Dimension, Metric, Unit};
 
+use crate::access::require_admin;
 use crate::engine::{self, Engine};
+use crate::funnel::{Funnel, FunnelQuery};
+use crate::goals::{self, GoalChangeError, GoalInfo, GoalInput};
 use crate::stats::{self, Checked, QueryError, StatsQuery, StatsRow};
 
-pub type StatsSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+pub type StatsSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// What resolvers share.
 pub struct Reader {
@@ -51,16 +53,85 @@ impl Reader {
         })
     }
 
-    /// Checks a query against the limits and the known sites.
+    /// Checks a query against the limits, the known sites and the site's goals.
     pub async fn check(&self, q: &StatsQuery) -> async_graphql::Result<Checked> {
         let checked = Checked::new(q, &self.limits).map_err(refused)?;
-        if !engine::site_exists(&self.db, &checked.site)
+        self.check_site(&checked.site).await?;
+        let named: Vec<String> = checked
+            .filters
+            .iter()
+            .filter(|f| {
+                f.dimension == analytics::Dimension::Goal && f.op != stats::FilterOp::Contains
+            })
+            .flat_map(|f| f.values.iter().map(|v| v.trim().to_owned()))
+            .collect();
+        self.goal_ids(&checked.site, &named).await?;
+        Ok(checked)
+    }
+
+    async fn check_site(&self, site: &str) -> async_graphql::Result<()> {
+        match engine::site_exists(&self.db, site)
             .await
             .map_err(database)?
         {
-            return Err(refused(QueryError::UnknownSite(checked.site)));
+            true => Ok(()),
+            false => Err(refused(QueryError::UnknownSite(site.to_owned()))),
         }
-        Ok(checked)
+    }
+
+    /// The ids of the named goals, or `UNKNOWN_GOAL` naming the first the site lacks.
+    async fn goal_ids(&self, site: &str, names: &[String]) -> async_graphql::Result<Vec<i32>> {
+        match goals::ids(&self.db, site, names).await.map_err(database)? {
+            Ok(ids) => Ok(ids),
+            Err(name) => Err(refused(QueryError::UnknownGoal(name))),
+        }
+    }
+
+    /// A funnel's counts.
+    pub async fn funnel(&self, q: &FunnelQuery) -> async_graphql::Result<Funnel> {
+        let steps = analytics::goal::FUNNEL_STEPS;
+        let names: Vec<String> = q.steps.iter().map(|s| s.trim().to_owned()).collect();
+        if !steps.contains(&names.len()) {
+            return Err(refused(QueryError::Events(format!(
+                "steps: a funnel has {} to {} goals, not {}",
+                steps.start(),
+                steps.end(),
+                names.len()
+            ))));
+        }
+        if names
+            .iter()
+            .enumerate()
+            .any(|(i, n)| names[..i].contains(n))
+        {
+            return Err(refused(QueryError::Events(
+                "steps: a goal is named twice".into(),
+            )));
+        }
+        let stats = StatsQuery {
+            site: q.site.clone(),
+            date_range: q.date_range.clone(),
+            metrics: vec![analytics::Metric::Visitors],
+            dimensions: Vec::new(),
+            property: None,
+            filters: q.filters.clone(),
+            order_by: Vec::new(),
+            limit: None,
+            offset: 0,
+            compare: None,
+        };
+        let checked = self.check(&stats).await?;
+        let ids = self.goal_ids(&checked.site, &names).await?;
+        let mut values: Vec<sea_orm::Value> = vec![
+            checked.site.clone().into(),
+            checked.from.into(),
+            checked.to.into(),
+        ];
+        values.extend(ids.into_iter().map(sea_orm::Value::from));
+        let entering = engine::visit_filters(&checked, &mut values);
+        crate::funnel::run(&self.db, &names, values, &entering)
+            .await
+            .map_err(database)
     }
 }
 
@@ -137,6 +208,20 @@ impl QueryRoot {
         reader.run(&checked, None).await
     }
 
+    /// Goals completed in order within one visit: visitors per step, conversion from the first
+    /// step, drop-off from the one before.
+    #[graphql(complexity = "50 + child_complexity")]
+    async fn funnel(&self, ctx: &Context<'_>, query: FunnelQuery) -> async_graphql::Result<Funnel> {
+        ctx.data::<Reader>()?.funnel(&query).await
+    }
+
+    /// The goals of a site, by name.
+    async fn goals(&self, ctx: &Context<'_>, site: String) -> async_graphql::Result<Vec<GoalInfo>> {
+        let reader = ctx.data::<Reader>()?;
+        let site = site.trim().to_ascii_lowercase();
+        goals::list(&reader.db, &site).await.map_err(database)
+    }
+
     /// The sites that have page views.
     async fn sites(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Site>> {
         let reader = ctx.data::<Reader>()?;
@@ -205,6 +290,69 @@ async fn current(reader: &Reader, site: &str) -> async_graphql::Result<i64> {
     .map_err(database)
 }
 
+pub struct MutationRoot;
+
+#[Object]
+impl MutationRoot {
+    /// Creates a goal and counts the conversions already stored before answering (an admin
+    /// token).
+    async fn create_goal(
+        &self,
+        ctx: &Context<'_>,
+        site: String,
+        goal: GoalInput,
+    ) -> async_graphql::Result<GoalInfo> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        let site = site.trim().to_ascii_lowercase();
+        reader.check_site(&site).await?;
+        let checked = goal.checked().map_err(|e| bad_input(e.to_string()))?;
+        match goals::create(
+            &reader.db,
+            &site,
+            &checked,
+            &reader.analytics.page_view_type,
+        )
+        .await
+        {
+            Ok(recorded) => {
+                tracing::info!(
+                    site,
+                    goal = checked.name,
+                    recorded,
+                    "goal created, past conversions counted"
+                );
+            }
+            Err(GoalChangeError::Database(e)) => return Err(database(e)),
+            Err(e) => return Err(bad_input(e.to_string())),
+        }
+        let listed = goals::list(&reader.db, &site).await.map_err(database)?;
+        listed
+            .into_iter()
+            .find(|g| g.name == checked.name)
+            .ok_or_else(|| bad_input("goal.name: deleted while it was created".into()))
+    }
+
+    /// Deletes a goal and its conversions; whether it existed (an admin token).
+    async fn delete_goal(
+        &self,
+        ctx: &Context<'_>,
+        site: String,
+        name: String,
+    ) -> async_graphql::Result<bool> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        let site = site.trim().to_ascii_lowercase();
+        goals::delete(&reader.db, &site, &name)
+            .await
+            .map_err(database)
+    }
+}
+
+fn bad_input(message: String) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", "BAD_USER_INPUT"))
+}
+
 pub struct SubscriptionRoot;
 
 #[Subscription]
@@ -234,7 +382,7 @@ pub fn build(reader: Reader) -> StatsSchema {
         reader.limits.max_depth.get(),
         reader.limits.max_complexity.get(),
     );
-    Schema::build(QueryRoot, EmptyMutation, SubscriptionRoot)
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(reader)
         .limit_depth(depth)
         .limit_complexity(complexity)

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-pub use analytics::{Counts, Dimension, Metric};
+pub use analytics::{Counts, Dimension, Figures, Metric, Scope};
 use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
@@ -23,9 +23,22 @@ pub enum FilterOp {
 #[derive(InputObject, Debug, Clone)]
 pub struct Filter {
     pub dimension: Dimension,
+    /// The property's key, with `dimension: PROPERTY`.
+    pub property: Option<String>,
     pub op: FilterOp,
     /// `""` matches "none" (no UTM source, no referrer).
     pub values: Vec<String>,
+}
+
+impl Filter {
+    /// The same filter with `IS`, for a condition whose caller keeps or drops what it selects.
+    pub fn clone_is(&self) -> Filter {
+        let op = match self.op {
+            FilterOp::IsNot => FilterOp::Is,
+            op => op,
+        };
+        Filter { op, ..self.clone() }
+    }
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +77,8 @@ pub struct StatsQuery {
     pub metrics: Vec<Metric>,
     #[graphql(default)]
     pub dimensions: Vec<Dimension>,
+    /// The property's key the `PROPERTY` dimension breaks down by.
+    pub property: Option<String>,
     #[graphql(default)]
     pub filters: Vec<Filter>,
     #[graphql(default)]
@@ -101,6 +116,10 @@ pub enum QueryError {
     OrderBy(String),
     #[error("site: {0:?} is not a site this system has seen")]
     UnknownSite(String),
+    #[error("{0}")]
+    Events(String),
+    #[error("goal: {0:?} is not a goal of this site")]
+    UnknownGoal(String),
 }
 
 impl QueryError {
@@ -112,6 +131,7 @@ impl QueryError {
                 "LIMIT_OUT_OF_RANGE"
             }
             QueryError::UnknownSite(_) => "UNKNOWN_SITE",
+            QueryError::UnknownGoal(_) => "UNKNOWN_GOAL",
             _ => "BAD_USER_INPUT",
         }
     }
@@ -127,6 +147,8 @@ pub struct Checked {
     pub time: Option<Dimension>,
     /// The non-time dimensions, in the order asked.
     pub dimensions: Vec<Dimension>,
+    /// The key of the `PROPERTY` dimension.
+    pub property: Option<String>,
     pub filters: Vec<Filter>,
     pub order_by: Vec<OrderBy>,
     pub limit: usize,
@@ -220,6 +242,7 @@ impl Checked {
                 }
             }
         }
+        let property = check_events(q, &dimensions)?;
         let time = times.first().copied();
         let limit = match (q.limit, time) {
             (Some(limit), _) => limit as usize,
@@ -234,12 +257,22 @@ impl Checked {
             metrics: q.metrics.clone(),
             time,
             dimensions,
+            property,
             filters: q.filters.clone(),
             order_by: q.order_by.clone(),
             limit,
             offset: q.offset as usize,
             compare: q.compare,
         })
+    }
+
+    /// Whether custom events and goals answer the query (not the visits or rollups).
+    pub fn of_events(&self) -> bool {
+        self.dimensions.iter().any(|d| d.scope().is_of_events())
+            || self
+                .metrics
+                .iter()
+                .any(|m| m.of_goals() || *m == Metric::Events)
     }
 
     /// The same query over the days just before this range.
@@ -251,6 +284,68 @@ impl Checked {
             compare: None,
             ..self.clone()
         }
+    }
+}
+
+/// The metrics a query of custom events or goals can ask for.
+const METRICS_OF_EVENTS: [Metric; 5] = [
+    Metric::Visitors,
+    Metric::Visits,
+    Metric::Events,
+    Metric::Conversions,
+    Metric::ConversionRate,
+];
+
+/// The longest property key, as events carry them.
+fn checked_key(field: &str, key: Option<&str>) -> Result<String, QueryError> {
+    let key = key.map(str::trim).unwrap_or("");
+    if key.is_empty() || key.chars().count() > analytics::visit::MAX_PROPERTY_KEY {
+        return Err(QueryError::Events(format!(
+            "{field}: name the property's key (1 to {} characters) with PROPERTY",
+            analytics::visit::MAX_PROPERTY_KEY
+        )));
+    }
+    Ok(key.to_owned())
+}
+
+/// Checks what a query asks of custom events and goals; returns the `PROPERTY` key.
+fn check_events(q: &StatsQuery, dimensions: &[Dimension]) -> Result<Option<String>, QueryError> {
+    let refuse = |m: &str| Err(QueryError::Events(m.to_owned()));
+    for f in &q.filters {
+        if f.dimension == Dimension::Property {
+            checked_key("filters.property", f.property.as_deref())?;
+        }
+    }
+    let of_events: Vec<Dimension> = dimensions
+        .iter()
+        .copied()
+        .filter(|d| d.scope().is_of_events())
+        .collect();
+    if of_events.len() > 1 {
+        return refuse("dimensions: at most one of GOAL, EVENT_NAME and PROPERTY");
+    }
+    let goal_filter = q.filters.iter().any(|f| f.dimension == Dimension::Goal);
+    if q.metrics.iter().any(|m| m.of_goals()) && !goal_filter && of_events != [Dimension::Goal] {
+        return refuse("metrics: CONVERSIONS and CONVERSION_RATE need a GOAL dimension or filter");
+    }
+    let asks_events = !of_events.is_empty()
+        || q.metrics
+            .iter()
+            .any(|m| m.of_goals() || *m == Metric::Events);
+    if asks_events {
+        if let Some(m) = q.metrics.iter().find(|m| !METRICS_OF_EVENTS.contains(m)) {
+            return Err(QueryError::Events(format!(
+                "metrics: {} is not counted for goals and custom events (VISITORS, VISITS,                  EVENTS, CONVERSIONS and CONVERSION_RATE are)",
+                m.name()
+            )));
+        }
+        if dimensions.contains(&Dimension::Page) {
+            return refuse("dimensions: PAGE does not break down goals and custom events");
+        }
+    }
+    match of_events.first() {
+        Some(Dimension::Property) => checked_key("property", q.property.as_deref()).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -269,6 +364,20 @@ pub struct Group {
     pub bucket: Option<NaiveDateTime>,
     pub values: Vec<String>,
     pub counts: Counts,
+    /// Custom events, or a goal's completions.
+    pub events: i64,
+    /// What a conversion rate divides by (`Figures::all_visitors`).
+    pub all_visitors: i64,
+}
+
+impl Group {
+    pub fn figures(&self) -> Figures {
+        Figures {
+            counts: self.counts,
+            events: self.events,
+            all_visitors: self.all_visitors,
+        }
+    }
 }
 
 #[derive(SimpleObject, Debug, Clone, PartialEq)]
@@ -320,6 +429,8 @@ pub fn rows(q: &Checked, mut groups: Vec<Group>) -> Vec<(Group, StatsRow)> {
                     bucket: Some(b),
                     values: Vec::new(),
                     counts: Counts::default(),
+                    events: 0,
+                    all_visitors: 0,
                 })
             })
             .collect();
@@ -329,7 +440,7 @@ pub fn rows(q: &Checked, mut groups: Vec<Group>) -> Vec<(Group, StatsRow)> {
         .map(|g| {
             let row = StatsRow {
                 dimensions: dimension_values(q, &g),
-                metrics: q.metrics.iter().map(|m| m.of(&g.counts)).collect(),
+                metrics: q.metrics.iter().map(|m| m.of(&g.figures())).collect(),
                 comparison: None,
             };
             (g, row)
@@ -357,7 +468,7 @@ fn dimension_values(q: &Checked, g: &Group) -> Vec<Option<String>> {
 fn compare_rows(q: &Checked, a: &(Group, StatsRow), b: &(Group, StatsRow)) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     let by_metric = |m: Metric| {
-        let (x, y) = (m.of(&a.0.counts), m.of(&b.0.counts));
+        let (x, y) = (m.of(&a.0.figures()), m.of(&b.0.figures()));
         x.partial_cmp(&y).unwrap_or(Ordering::Equal)
     };
     let by_dimension = |d: Dimension| {
@@ -405,9 +516,14 @@ pub fn attach_comparison(q: &Checked, current: &mut [(Group, StatsRow)], previou
     let position = |index: &HashMap<NaiveDateTime, usize>, bucket: Option<NaiveDateTime>| {
         bucket.map_or(0, |b| index.get(&b).copied().unwrap_or(usize::MAX))
     };
-    let previous: HashMap<(usize, Vec<String>), Counts> = previous
+    let previous: HashMap<(usize, Vec<String>), Figures> = previous
         .into_iter()
-        .map(|g| ((position(&prev_index, g.bucket), g.values), g.counts))
+        .map(|g| {
+            (
+                (position(&prev_index, g.bucket), g.values.clone()),
+                g.figures(),
+            )
+        })
         .collect();
     for (group, row) in current.iter_mut() {
         let key = (position(&now_index, group.bucket), group.values.clone());
@@ -437,6 +553,7 @@ mod tests {
             },
             metrics: vec![Metric::Visitors],
             dimensions: vec![time],
+            property: None,
             filters: Vec::new(),
             order_by: Vec::new(),
             limit: None,
@@ -457,6 +574,8 @@ mod tests {
                 visits: 1,
                 ..Counts::default()
             },
+            events: 0,
+            all_visitors: 0,
         };
         series.into_iter().enumerate().map(group).collect()
     }

@@ -55,6 +55,8 @@ pub struct Model {
     pub utm_content: Option<String>,
     /// Which ad click id the URL carried (`gclid`, `msclkid`, `fbclid`), never its value.
     pub click_id: Option<String>,
+    /// The visit the consumer placed this hit in (NULL for bots and events of other topics).
+    pub visit_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

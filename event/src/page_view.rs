@@ -18,12 +18,7 @@ pub const MAX_USER_AGENT: usize = 512;
 pub const MAX_LANGUAGE: usize = 35;
 /// The longest engaged time one report may carry: a day.
 pub const MAX_ENGAGED_MS: i32 = 86_400_000;
-/// A custom event's name, in characters.
-pub const MAX_EVENT_NAME: usize = 120;
-/// Properties of one custom event, and their keys' and values' lengths in characters.
-pub const MAX_PROPERTIES: usize = 30;
-pub const MAX_PROPERTY_KEY: usize = 300;
-pub const MAX_PROPERTY_VALUE: usize = 2_000;
+pub use analytics::visit::{MAX_EVENT_NAME, MAX_PROPERTIES, MAX_PROPERTY_KEY, MAX_PROPERTY_VALUE};
 
 /// What the client says about a page view: the tutorial's fields plus the optional referrer.
 /// Declared here once; the GraphQL input and output types and the stored row follow from it.

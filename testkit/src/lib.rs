@@ -98,12 +98,16 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
     s.dashboard.host = "127.0.0.1".into();
     s.dashboard.port = 0;
     s.dashboard.api_tokens = vec![DASHBOARD_TOKEN.into()];
+    s.dashboard.admin_tokens = vec![ADMIN_TOKEN.into()];
     s.dashboard.realtime_push_ms = ms(200);
     s
 }
 
 /// The Stats API token of [`settings`].
 pub const DASHBOARD_TOKEN: &str = "test-token-0123456789abcdef";
+
+/// The admin token of [`settings`]: it reads and manages goals.
+pub const ADMIN_TOKEN: &str = "test-admin-0123456789abcdef";
 
 /// The environment that gives a child process (the producer or consumer binary) the same
 /// settings as `s`, for every key the tests and the benchmark change: the one place that turns

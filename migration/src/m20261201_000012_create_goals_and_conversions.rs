@@ -1,0 +1,59 @@
+//! Goals and their conversions. `goals`: per site, a custom event's name (with properties it
+//! must carry) or a page path pattern, kept with the regular expression the pattern means.
+//! `conversions`: one row per stored hit that completed a goal, in the visit it was placed in;
+//! the consumer writes them in the transaction that stores the hit, and a goal's creation
+//! writes those of the events stored before it. `kafka_events.visit_id` is the visit each hit
+//! was placed in (NULL for bots, for events of other topics and for rows stored before).
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+const UP: &str = "
+ALTER TABLE kafka_events ADD COLUMN visit_id uuid;
+CREATE INDEX idx_kafka_events_custom_events ON kafka_events (site, received_at)
+    WHERE event_type = 'CUSTOM_EVENT';
+CREATE TABLE goals (
+    id serial PRIMARY KEY,
+    site text NOT NULL,
+    name text NOT NULL,
+    event text,
+    page text,
+    page_regex text,
+    properties jsonb NOT NULL DEFAULT '[]',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (site, name)
+);
+CREATE TABLE conversions (
+    goal_id integer NOT NULL REFERENCES goals (id) ON DELETE CASCADE,
+    site text NOT NULL,
+    day date NOT NULL,
+    visitor bigint NOT NULL,
+    visit_id uuid NOT NULL,
+    at timestamptz NOT NULL,
+    event_id uuid NOT NULL,
+    PRIMARY KEY (goal_id, event_id)
+);
+CREATE INDEX idx_conversions_site_day ON conversions (site, day, goal_id);
+";
+
+const DOWN: &str = "
+DROP TABLE conversions;
+DROP TABLE goals;
+DROP INDEX idx_kafka_events_custom_events;
+ALTER TABLE kafka_events DROP COLUMN visit_id;
+";
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(UP).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(DOWN).await?;
+        Ok(())
+    }
+}
