@@ -1,177 +1,13 @@
 //! The read side end to end: page views posted through the producer (on a clock the test moves),
 //! consumed into visits and rollups, and read back through the Stats API over HTTP.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
+use common::*;
 use serde_json::{json, Value};
-
-const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
-const FIREFOX_LINUX: &str =
-    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
-const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
-
-struct Stack {
-    producer: testkit::TestProducer,
-    consumer: testkit::TestConsumer,
-    dashboard: testkit::TestDashboard,
-    db: sea_orm::DatabaseConnection,
-    now: Arc<Mutex<DateTime<Utc>>>,
-    http: reqwest::Client,
-}
-
-async fn spawn_stack(start: DateTime<Utc>) -> Stack {
-    let url = testkit::fresh_database().await.expect("database");
-    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
-    let now = Arc::new(Mutex::new(start));
-    let clock = {
-        let now = Arc::clone(&now);
-        producer::Clock::new(move || *now.lock().expect("clock"))
-    };
-    let producer = testkit::TestProducer::start_with_clock(settings.clone(), clock)
-        .await
-        .expect("producer");
-    let consumer = testkit::TestConsumer::start(settings.clone())
-        .await
-        .expect("consumer");
-    let dashboard = testkit::TestDashboard::start(settings)
-        .await
-        .expect("dashboard");
-    let db = testkit::connect(&url).await.expect("db");
-    Stack {
-        producer,
-        consumer,
-        dashboard,
-        db,
-        now,
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Stack {
-    /// Posts one page view at `minute` minutes after the start, as a browser with `agent`.
-    async fn view(
-        &self,
-        start: DateTime<Utc>,
-        minute: i64,
-        agent: &str,
-        page: (&str, &str, Option<&str>),
-    ) {
-        let (path, search, referrer) = page;
-        *self.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
-        let event = json!({
-            "eventType": "PAGE_VIEW", "userId": "", "path": path, "search": search,
-            "title": "Shop", "url": format!("https://shop.example{path}{search}"),
-            "referrer": referrer,
-        });
-        self.post(agent, event).await;
-    }
-
-    /// Posts the tracker's engagement report for `path`: `ms` visible milliseconds.
-    async fn report(&self, start: DateTime<Utc>, minute: i64, agent: &str, path: &str, ms: i32) {
-        *self.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
-        let event = json!({
-            "eventType": "PAGE_VIEW", "userId": "", "path": path, "search": "",
-            "title": "Shop", "url": format!("https://shop.example{path}"),
-            "engagedMs": ms, "scrollDepth": 80,
-        });
-        self.post(agent, event).await;
-    }
-
-    async fn stop(self) {
-        self.producer.stop().await.expect("producer stops");
-        self.consumer.stop().await.expect("consumer stops");
-        self.dashboard.stop().await.expect("dashboard stops");
-    }
-
-    /// Waits until `events` rows are stored.
-    async fn stored(&self, events: i64) {
-        let what = format!("{events} events stored");
-        testkit::poll_until(Duration::from_secs(30), &what, || {
-            let db = &self.db;
-            async move {
-                let n = count(db, "SELECT count(*) FROM kafka_events").await;
-                (n == events).then_some(())
-            }
-        })
-        .await
-        .expect("stored");
-    }
-
-    async fn post(&self, agent: &str, event: Value) {
-        let answer: Value = self
-            .http
-            .post(format!("{}/query", self.producer.base))
-            .header("user-agent", agent)
-            .json(&json!({
-                "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
-                "variables": {"e": event},
-            }))
-            .send()
-            .await
-            .expect("posted")
-            .json()
-            .await
-            .expect("json");
-        assert!(answer["errors"].is_null(), "{answer}");
-    }
-
-    async fn stats(&self, query: Value) -> Value {
-        let answer: Value = self
-            .http
-            .post(format!("{}/query", self.dashboard.base))
-            .bearer_auth(testkit::DASHBOARD_TOKEN)
-            .json(&json!({
-                "query": "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } meta { engine timeZone } } }",
-                "variables": {"q": query},
-            }))
-            .send()
-            .await
-            .expect("asked")
-            .json()
-            .await
-            .expect("json");
-        assert!(answer["errors"].is_null(), "{answer}");
-        answer["data"]["stats"].clone()
-    }
-
-    /// `dimensions → metrics` of a breakdown.
-    async fn breakdown(&self, dimension: &str, filters: Value) -> Vec<(Value, Vec<f64>)> {
-        let answer = self
-            .stats(json!({
-                "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
-                "metrics": ["VISITORS", "VISITS", "PAGEVIEWS"], "dimensions": [dimension],
-                "filters": filters,
-                "orderBy": [{"dimension": dimension, "direction": "ASC"}],
-            }))
-            .await;
-        rows(&answer)
-    }
-}
-
-fn rows(answer: &Value) -> Vec<(Value, Vec<f64>)> {
-    answer["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| {
-            let metrics = r["metrics"].as_array().expect("metrics");
-            (
-                r["dimensions"][0].clone(),
-                metrics
-                    .iter()
-                    .map(|m| m.as_f64().expect("a number"))
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-fn row(value: Value, metrics: &[f64]) -> (Value, Vec<f64>) {
-    (value, metrics.to_vec())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_reports() {
@@ -416,6 +252,7 @@ async fn assert_both_engines_agree(s: &Stack) {
         },
         metrics: vec![Metric::Visitors],
         dimensions,
+        property: None,
         filters,
         order_by: Vec::new(),
         limit: Some(100),
@@ -424,6 +261,7 @@ async fn assert_both_engines_agree(s: &Stack) {
     };
     let is = |dimension, value: &str| Filter {
         dimension,
+        property: None,
         op: FilterOp::Is,
         values: vec![value.to_owned()],
     };
@@ -656,8 +494,4 @@ async fn current_visitors_are_pushed_over_the_websocket_subscription() {
     .await;
     assert_eq!(refused, Ok(true), "closed without an ack");
     s.stop().await;
-}
-
-async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
-    testkit::scalar(db, sql).await.expect("a number")
 }

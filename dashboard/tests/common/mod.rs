@@ -1,0 +1,187 @@
+//! The stack the read side's tests run against: a producer on a clock the test moves, a
+//! consumer, a dashboard, all on a fresh database; and helpers to post events and read stats.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{json, Value};
+
+pub const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+pub const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+pub const GOOGLEBOT: &str =
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+pub struct Stack {
+    pub producer: testkit::TestProducer,
+    pub consumer: testkit::TestConsumer,
+    pub dashboard: testkit::TestDashboard,
+    pub db: sea_orm::DatabaseConnection,
+    pub now: Arc<Mutex<DateTime<Utc>>>,
+    pub http: reqwest::Client,
+}
+
+pub async fn spawn_stack(start: DateTime<Utc>) -> Stack {
+    let url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let now = Arc::new(Mutex::new(start));
+    let clock = {
+        let now = Arc::clone(&now);
+        producer::Clock::new(move || *now.lock().expect("clock"))
+    };
+    let producer = testkit::TestProducer::start_with_clock(settings.clone(), clock)
+        .await
+        .expect("producer");
+    let consumer = testkit::TestConsumer::start(settings.clone())
+        .await
+        .expect("consumer");
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let db = testkit::connect(&url).await.expect("db");
+    Stack {
+        producer,
+        consumer,
+        dashboard,
+        db,
+        now,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Stack {
+    /// Posts one page view at `minute` minutes after the start, as a browser with `agent`.
+    pub async fn view(
+        &self,
+        start: DateTime<Utc>,
+        minute: i64,
+        agent: &str,
+        page: (&str, &str, Option<&str>),
+    ) {
+        let (path, search, referrer) = page;
+        *self.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
+        let event = json!({
+            "eventType": "PAGE_VIEW", "userId": "", "path": path, "search": search,
+            "title": "Shop", "url": format!("https://shop.example{path}{search}"),
+            "referrer": referrer,
+        });
+        self.post(agent, event).await;
+    }
+
+    /// Posts the tracker's engagement report for `path`: `ms` visible milliseconds.
+    pub async fn report(
+        &self,
+        start: DateTime<Utc>,
+        minute: i64,
+        agent: &str,
+        path: &str,
+        ms: i32,
+    ) {
+        *self.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
+        let event = json!({
+            "eventType": "PAGE_VIEW", "userId": "", "path": path, "search": "",
+            "title": "Shop", "url": format!("https://shop.example{path}"),
+            "engagedMs": ms, "scrollDepth": 80,
+        });
+        self.post(agent, event).await;
+    }
+
+    pub async fn stop(self) {
+        self.producer.stop().await.expect("producer stops");
+        self.consumer.stop().await.expect("consumer stops");
+        self.dashboard.stop().await.expect("dashboard stops");
+    }
+
+    /// Waits until `events` rows are stored.
+    pub async fn stored(&self, events: i64) {
+        let what = format!("{events} events stored");
+        testkit::poll_until(Duration::from_secs(30), &what, || {
+            let db = &self.db;
+            async move {
+                let n = count(db, "SELECT count(*) FROM kafka_events").await;
+                (n == events).then_some(())
+            }
+        })
+        .await
+        .expect("stored");
+    }
+
+    pub async fn post(&self, agent: &str, event: Value) {
+        let answer: Value = self
+            .http
+            .post(format!("{}/query", self.producer.base))
+            .header("user-agent", agent)
+            .json(&json!({
+                "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+                "variables": {"e": event},
+            }))
+            .send()
+            .await
+            .expect("posted")
+            .json()
+            .await
+            .expect("json");
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+
+    pub async fn stats(&self, query: Value) -> Value {
+        let answer: Value = self
+            .http
+            .post(format!("{}/query", self.dashboard.base))
+            .bearer_auth(testkit::DASHBOARD_TOKEN)
+            .json(&json!({
+                "query": "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } meta { engine timeZone } } }",
+                "variables": {"q": query},
+            }))
+            .send()
+            .await
+            .expect("asked")
+            .json()
+            .await
+            .expect("json");
+        assert!(answer["errors"].is_null(), "{answer}");
+        answer["data"]["stats"].clone()
+    }
+
+    /// `dimensions → metrics` of a breakdown.
+    pub async fn breakdown(&self, dimension: &str, filters: Value) -> Vec<(Value, Vec<f64>)> {
+        let answer = self
+            .stats(json!({
+                "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+                "metrics": ["VISITORS", "VISITS", "PAGEVIEWS"], "dimensions": [dimension],
+                "filters": filters,
+                "orderBy": [{"dimension": dimension, "direction": "ASC"}],
+            }))
+            .await;
+        rows(&answer)
+    }
+}
+
+pub fn rows(answer: &Value) -> Vec<(Value, Vec<f64>)> {
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            let metrics = r["metrics"].as_array().expect("metrics");
+            (
+                r["dimensions"][0].clone(),
+                metrics
+                    .iter()
+                    .map(|m| m.as_f64().expect("a number"))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+pub fn row(value: Value, metrics: &[f64]) -> (Value, Vec<f64>) {
+    (value, metrics.to_vec())
+}
+
+pub async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    testkit::scalar(db, sql).await.expect("a number")
+}

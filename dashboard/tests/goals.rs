@@ -1,0 +1,246 @@
+//! Goals, custom events and funnels end to end: events posted through the producer, goals
+//! created afterwards through the Stats API (their past counted by the backfill), later events
+//! counted by the consumer, every figure compared with a count from the stored events.
+
+mod common;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use common::*;
+use serde_json::{json, Value};
+
+/// Posts a custom event at `minute` minutes after the start.
+async fn send(s: &Stack, start: DateTime<Utc>, minute: i64, agent: &str, name: &str, plan: &str) {
+    *s.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
+    let event = json!({
+        "eventType": "PAGE_VIEW", "userId": "", "path": "/pricing", "search": "",
+        "title": "Shop", "url": "https://shop.example/pricing",
+        "name": name, "props": [{"key": "plan", "value": plan}],
+    });
+    s.post(agent, event).await;
+}
+
+async fn graphql(s: &Stack, token: &str, query: &str, variables: Value) -> Value {
+    s.http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("asked")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn create_goal(s: &Stack, goal: Value) -> Value {
+    graphql(
+        s,
+        testkit::ADMIN_TOKEN,
+        "mutation($g: GoalInput!) { createGoal(site: \"shop.example\", goal: $g) { name event page properties { key value } } }",
+        json!({"g": goal}),
+    )
+    .await
+}
+
+const DAY: &str = "2026-11-02";
+
+/// `value → metrics` of a breakdown of goals or custom events on the test's day.
+async fn by(s: &Stack, dimension: &str, metrics: Value, extra: Value) -> Vec<(Value, Vec<f64>)> {
+    let mut q = json!({
+        "site": "shop.example", "dateRange": {"from": DAY, "to": DAY},
+        "metrics": metrics, "dimensions": [dimension],
+        "orderBy": [{"dimension": dimension, "direction": "ASC"}],
+    });
+    if let (Some(q), Some(extra)) = (q.as_object_mut(), extra.as_object()) {
+        q.extend(extra.clone());
+    }
+    rows(&s.stats(q).await)
+}
+
+async fn funnel(s: &Stack, steps: &[&str]) -> Value {
+    let answer = graphql(
+        s,
+        testkit::DASHBOARD_TOKEN,
+        "query($q: FunnelQuery!) { funnel(query: $q) { steps { goal visitors conversionRate dropOff dropOffRate } } }",
+        json!({"q": {"site": "shop.example", "dateRange": {"from": DAY, "to": DAY}, "steps": steps}}),
+    )
+    .await;
+    assert!(answer["errors"].is_null(), "{answer}");
+    answer["data"]["funnel"]["steps"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goals_created_afterwards_count_the_past_and_the_consumer_counts_what_follows() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 10, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    // One visitor views / and /pricing and signs up for pro; one views both; one views /.
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.view(start, 1, CHROME_WINDOWS, ("/pricing", "", None))
+        .await;
+    send(&s, start, 2, CHROME_WINDOWS, "Signup", "pro").await;
+    s.view(start, 0, SAFARI_IPHONE, ("/", "", None)).await;
+    s.view(start, 3, SAFARI_IPHONE, ("/pricing", "", None))
+        .await;
+    s.view(start, 0, FIREFOX_LINUX, ("/", "", None)).await;
+    s.stored(6).await;
+
+    let reader = graphql(
+        &s,
+        testkit::DASHBOARD_TOKEN,
+        "mutation { deleteGoal(site: \"shop.example\", name: \"x\") }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        reader["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{reader}"
+    );
+    let signup = create_goal(
+        &s,
+        json!({"name": "Signup", "event": "Signup", "properties": [{"key": "plan", "value": "pro"}]}),
+    )
+    .await;
+    assert_eq!(
+        signup["data"]["createGoal"]["properties"][0]["value"], "pro",
+        "{signup}"
+    );
+    let pricing = create_goal(&s, json!({"name": "Pricing", "page": "/pricing*"})).await;
+    assert_eq!(
+        pricing["data"]["createGoal"]["page"], "/pricing*",
+        "{pricing}"
+    );
+    let twice = create_goal(&s, json!({"name": "Pricing", "page": "/p"})).await;
+    assert_eq!(
+        twice["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{twice}"
+    );
+    let both = create_goal(&s, json!({"name": "X", "page": "/p", "event": "e"})).await;
+    assert!(
+        both["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("goal:"),
+        "{both}"
+    );
+
+    let goals = json!(["CONVERSIONS", "CONVERSION_RATE", "EVENTS"]);
+    assert_eq!(
+        by(&s, "GOAL", goals.clone(), json!({})).await,
+        [
+            row(json!("Pricing"), &[2.0, 66.7, 2.0]),
+            row(json!("Signup"), &[1.0, 33.3, 1.0])
+        ]
+    );
+    let steps = funnel(&s, &["Pricing", "Signup"]).await;
+    assert_eq!(
+        steps,
+        json!([
+            {"goal": "Pricing", "visitors": 2, "conversionRate": 100.0, "dropOff": 0, "dropOffRate": 0.0},
+            {"goal": "Signup", "visitors": 1, "conversionRate": 50.0, "dropOff": 1, "dropOffRate": 50.0}
+        ])
+    );
+    let plans = by(
+        &s,
+        "PROPERTY",
+        json!(["VISITORS", "EVENTS"]),
+        json!({"property": "plan"}),
+    )
+    .await;
+    assert_eq!(plans, [row(json!("pro"), &[1.0, 1.0])]);
+
+    // What follows is counted by the consumer: a free signup (not the goal), and a pro signup
+    // from the visitor who never saw the pricing page.
+    send(&s, start, 5, SAFARI_IPHONE, "Signup", "free").await;
+    send(&s, start, 6, FIREFOX_LINUX, "Signup", "pro").await;
+    s.stored(8).await;
+    let converted = by(&s, "GOAL", goals.clone(), json!({})).await;
+    assert_eq!(
+        converted,
+        [
+            row(json!("Pricing"), &[2.0, 66.7, 2.0]),
+            row(json!("Signup"), &[2.0, 66.7, 2.0])
+        ]
+    );
+    let steps = funnel(&s, &["Pricing", "Signup"]).await;
+    assert_eq!(
+        steps[1]["visitors"], 1,
+        "the pro signup without pricing is not in the funnel"
+    );
+    let names = by(&s, "EVENT_NAME", json!(["VISITORS", "EVENTS"]), json!({})).await;
+    assert_eq!(names, [row(json!("Signup"), &[3.0, 3.0])]);
+    let plans = by(
+        &s,
+        "PROPERTY",
+        json!(["VISITORS"]),
+        json!({"property": "plan"}),
+    )
+    .await;
+    assert_eq!(
+        plans,
+        [row(json!("free"), &[1.0]), row(json!("pro"), &[2.0])]
+    );
+    let pro = json!({"filters": [{"dimension": "PROPERTY", "property": "plan", "op": "IS", "values": ["pro"]}]});
+    let pro_pricing = by(&s, "GOAL", json!(["CONVERSIONS"]), pro).await;
+    assert_eq!(pro_pricing[0], row(json!("Pricing"), &[1.0]));
+    let of_pricing = json!({"filters": [{"dimension": "GOAL", "op": "IS", "values": ["Pricing"]}]});
+    let browsers = by(&s, "BROWSER", json!(["VISITORS", "PAGEVIEWS"]), of_pricing).await;
+    assert_eq!(
+        browsers,
+        [
+            row(json!("Chrome"), &[1.0, 2.0]),
+            row(json!("Safari"), &[1.0, 2.0])
+        ]
+    );
+
+    // Every figure above equals a count from the stored events.
+    let raw = |sql: &'static str| count(&s.db, sql);
+    let pricing_raw = raw("SELECT count(DISTINCT visitor_id) FROM kafka_events \
+         WHERE event_type = 'PAGE_VIEW' AND path LIKE '/pricing%'");
+    assert_eq!(pricing_raw.await, 2);
+    let signup_raw = raw("SELECT count(DISTINCT visitor_id) FROM kafka_events \
+         WHERE event_type = 'CUSTOM_EVENT' AND name = 'Signup' \
+         AND props @> '[{\"key\": \"plan\", \"value\": \"pro\"}]'");
+    assert_eq!(signup_raw.await, 2);
+    assert_eq!(
+        raw("SELECT count(*) FROM kafka_events WHERE event_type = 'PAGE_VIEW'").await,
+        5
+    );
+    let analytics = testkit::settings(&testkit::brokers(), "postgres://unused", "x").analytics;
+    let verified = consumer::rebuild::rebuild(&s.db, &analytics, consumer::rebuild::Mode::Verify)
+        .await
+        .expect("rebuilt");
+    assert!(!verified.differed, "the rebuild differs: {verified:?}");
+
+    let deleted = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "mutation { deleteGoal(site: \"shop.example\", name: \"Pricing\") }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(deleted["data"]["deleteGoal"], true, "{deleted}");
+    let listed = graphql(
+        &s,
+        testkit::DASHBOARD_TOKEN,
+        "{ goals(site: \"shop.example\") { name } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(listed["data"]["goals"], json!([{"name": "Signup"}]));
+    let gone = graphql(
+        &s,
+        testkit::DASHBOARD_TOKEN,
+        "query($q: FunnelQuery!) { funnel(query: $q) { steps { goal } } }",
+        json!({"q": {"site": "shop.example", "dateRange": {"from": DAY, "to": DAY}, "steps": ["Pricing", "Signup"]}}),
+    )
+    .await;
+    assert_eq!(
+        gone["errors"][0]["extensions"]["code"], "UNKNOWN_GOAL",
+        "{gone}"
+    );
+    assert_eq!(raw("SELECT count(*) FROM conversions").await, 2);
+    s.stop().await;
+}
