@@ -2,9 +2,9 @@
 // playwright-core (which never downloads a browser). Run by dashboard/tests/browser.rs with
 // the producer, consumer and dashboard it started:
 //   node e2e/browser.mjs '{"producer": "http://127.0.0.1:P", "dashboard": "http://127.0.0.1:D",
-//                          "token": "…", "screenshots": "DIR"}'
-// Serves its own test site on shop.test (Chromium maps *.test to 127.0.0.1). Prints one line per
-// check; exits 1 at the first that fails.
+//                          "token": "…", "adminToken": "…", "screenshots": "DIR"}'
+// Serves its own test sites on shop.test and goals.test (Chromium maps *.test to 127.0.0.1).
+// Prints one line per check; exits 1 at the first that fails.
 import { chromium } from "playwright-core";
 import http from "node:http";
 import { mkdirSync } from "node:fs";
@@ -19,6 +19,11 @@ const site = http.createServer((req, res) => {
   const path = new URL(req.url, "http://site").pathname;
   const allow = path.startsWith("/off/") || path.startsWith("/local/") ? "" : " data-allow-local";
   res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+  if ((req.headers.host || "").startsWith("goals.test")) {
+    return res.end(`<!doctype html><html><head><title>Goals ${path}</title>
+<script defer src="http://ingest.test:${producerPort}/tracker.js" data-site="goals.test" data-allow-local></script>
+</head><body><h1>${path}</h1></body></html>`);
+  }
   if (path.startsWith("/clicks/")) {
     // The page keeps every click from navigating, after the tracker has seen it.
     return res.end(`<!doctype html><html><head><title>Clicks</title>
@@ -190,6 +195,82 @@ try {
   await until("the refusal", 10, async () => (await wrong.textContent("#login-message")).includes("refused"));
   check(await wrong.isVisible("#login"), "a wrong token shows a clear message");
   await stranger.close();
+
+  // 6. Goals created afterwards: three visitors (one views / and /pricing and signs up for
+  //    pro, one views both, one views /), then the goals, the funnel and a property breakdown
+  //    made in the dashboard with the admin token.
+  const goalsSite = `http://goals.test:${site.address().port}`;
+  const visitors = [["/", "/pricing", "signup"], ["/", "/pricing"], ["/"]];
+  for (const [i, steps] of visitors.entries()) {
+    const who = await browser.newContext({ userAgent: AGENT.replace("131.0.0.0", `13${i}.0.0.0`) });
+    const p = await who.newPage();
+    for (const step of steps) {
+      if (step === "signup") {
+        await p.evaluate(() => window.pageviews("Signup", { props: { plan: "pro" } }));
+      } else {
+        await p.goto(goalsSite + step);
+        await until("the tracker ran", 10, () => p.evaluate(() => typeof window.pageviews === "function"));
+      }
+    }
+    await who.close();
+  }
+  const api = async (query, variables) => {
+    const r = await fetch(`${cfg.dashboard}/query`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${cfg.adminToken}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    return r.json();
+  };
+  await until("the three visitors stored", 30, async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const a = await api("query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
+      { q: { site: "goals.test", dateRange: { from: today, to: today }, metrics: ["VISITORS", "PAGEVIEWS"] } }).catch(() => null);
+    const m = a?.data?.stats?.results?.[0]?.metrics;
+    return m && m[0] === 3 && m[1] === 5;
+  });
+  const owner = await browser.newContext();
+  const admin = await owner.newPage();
+  await admin.setViewportSize({ width: 1280, height: 1400 });
+  await admin.goto(`${cfg.dashboard}/?site=goals.test`);
+  await admin.fill("#token", cfg.adminToken);
+  await admin.click("#login-form button");
+  await admin.waitForSelector("body[data-loaded=yes]");
+  const addGoal = async (name, kind, target, property) => {
+    await admin.click('.panel[data-dimension="GOAL"] details summary');
+    await admin.fill('.goal-form input[name="name"]', name);
+    await admin.selectOption('.goal-form select[name="kind"]', kind);
+    await admin.fill('.goal-form input[name="target"]', target);
+    await admin.fill('.goal-form input[name="property"]', property);
+    await admin.click('.goal-form button');
+    await until(`the goal ${name} listed`, 10, async () => (await admin.textContent('.panel[data-dimension="GOAL"] .manage')).includes(name));
+  };
+  await addGoal("Signup", "event", "Signup", "plan=pro");
+  await addGoal("Pricing", "page", "/pricing*", "");
+  const goalRows = async () => admin.$$eval('.panel[data-dimension="GOAL"] > ol li button', (bs) => bs.map((b) => b.innerText.replace(/\s+/g, " ").trim()));
+  const shown = await until("both goals counted", 10, async () => { const r = await goalRows(); return r.length === 2 && r; });
+  check(shown[0] === "Pricing 2 · 66.7%" && shown[1] === "Signup 1 · 33.3%", `goals: Pricing 2 (66.7 %), Signup 1 (33.3 %) (shown: ${shown.join(" | ")})`);
+  await admin.fill('.funnel-form input', "Pricing > Signup");
+  await admin.click('.funnel-form button');
+  const steps = await until("the funnel", 10, async () => {
+    const r = await admin.$$eval(".funnel .step", (ss) => ss.map((e) => e.innerText.replace(/\s+/g, " ").trim()));
+    return r.length === 2 && r;
+  });
+  check(steps[0] === "Pricing 2 · 100.0%" && steps[1] === "Signup 1 · 50.0% · −1", `the funnel Pricing → Signup: 2 → 1, 50 % (shown: ${steps.join(" | ")})`);
+  await admin.fill('.property-form input', "plan");
+  await admin.click('.property-form button');
+  const plans = await until("the property breakdown", 10, async () => {
+    const r = await admin.$$eval('.panel[data-dimension="PROPERTY"] li button', (bs) => bs.map((b) => b.innerText.replace(/\s+/g, " ").trim()));
+    return r.length && r;
+  });
+  check(plans.length === 1 && plans[0].startsWith("pro 1"), `the property plan: pro 1 (shown: ${plans.join(" | ")})`);
+  await admin.screenshot({ path: `${cfg.screenshots}/goals.png`, fullPage: true });
+  // A click on a goal filters the whole page to the visits that converted.
+  await admin.locator('.panel[data-dimension="GOAL"] > ol li button', { hasText: "Signup" }).click();
+  await until("the goal filter", 10, async () => (await admin.textContent("#filters")).includes("Signup"));
+  await until("the converted visitor", 10, async () => (await admin.textContent('.total[data-metric="VISITORS"] b')) === "1");
+  check(true, "clicking a goal filters the page to the 1 visitor who converted");
+  await owner.close();
   console.log("all browser checks passed");
 } catch (e) {
   console.error(`browser checks failed: ${e.message}`);

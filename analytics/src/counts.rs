@@ -39,13 +39,13 @@ macro_rules! counts {
 
 counts! {
     /// Page views (in a page's row: that page's views).
-    pageviews: "sum(views)",
+    pageviews: "coalesce(sum(views), 0)",
     visitors: "count(DISTINCT (day, visitor))",
     visits: "count(*)",
     /// Visits that bounced (`visit::is_bounce`).
     bounces: "count(*) FILTER (WHERE bounce)",
     /// Sum of visit durations in seconds.
-    duration: "sum(duration)",
+    duration: "coalesce(sum(duration), 0)",
 }
 
 impl Counts {

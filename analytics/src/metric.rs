@@ -87,6 +87,11 @@ impl Metric {
         Metric::ConversionRate,
     ];
 
+    /// Whether custom events and goals count the metric (not the visits).
+    pub fn of_events(self) -> bool {
+        self.of_goals() || self == Metric::Events
+    }
+
     /// Whether the metric needs goals: a `GOAL` dimension or filter.
     pub fn of_goals(self) -> bool {
         matches!(self, Metric::Conversions | Metric::ConversionRate)

@@ -279,6 +279,12 @@ fn visit_condition(q: &Checked, f: &Filter, values: &mut Vec<Value>) -> String {
                  AND x.visit_id IS NOT NULL AND {matched})"
             )
         }
+        // The visit viewed such a page (the visits engine joins the pages instead).
+        Scope::PageView => {
+            let pages = compare("p.page", &f.clone_is(), values);
+            let keep = if f.op == FilterOp::IsNot { "NOT " } else { "" };
+            format!("{keep}EXISTS (SELECT 1 FROM jsonb_object_keys(v.pages) AS p(page) WHERE {pages})")
+        }
         _ => compare(&expression(f.dimension, ""), f, values),
     }
 }
@@ -326,7 +332,11 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
         "v.day BETWEEN $2 AND $3".to_owned(),
     ];
     for f in &q.filters {
-        let condition = visit_condition(q, f, &mut values);
+        let condition = match f.dimension.scope() {
+            // Pages are joined: a page filter keeps the views of the matching pages.
+            Scope::PageView => compare("p.page", f, &mut values),
+            _ => visit_condition(q, f, &mut values),
+        };
         wheres.push(condition);
     }
     let selected: String = keys

@@ -174,6 +174,8 @@ pub struct DimensionInfo {
     pub label: &'static str,
     /// A time bucket (a series' x axis) rather than a breakdown.
     pub is_time: bool,
+    /// Its values come from goals or custom events.
+    pub of_events: bool,
 }
 
 /// A metric a query can ask for, as the registry declares it.
@@ -186,6 +188,8 @@ pub struct MetricInfo {
     pub unit: Unit,
     /// Which way a change is good news.
     pub better: Better,
+    /// Counted for goals and custom events (`GOAL`, `EVENT_NAME`, `PROPERTY`), not for visits.
+    pub of_events: bool,
 }
 
 #[derive(SimpleObject)]
@@ -244,6 +248,7 @@ impl QueryRoot {
                 name: dimension.name(),
                 label: dimension.label(),
                 is_time: dimension.is_time(),
+                of_events: dimension.scope().is_of_events(),
             })
             .collect()
     }
@@ -260,6 +265,7 @@ impl QueryRoot {
                     label: spec.label,
                     unit: spec.unit,
                     better: spec.better,
+                    of_events: metric.of_events(),
                 }
             })
             .collect()

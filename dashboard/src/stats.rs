@@ -272,7 +272,7 @@ impl Checked {
             || self
                 .metrics
                 .iter()
-                .any(|m| m.of_goals() || *m == Metric::Events)
+                .any(|m| m.of_events())
     }
 
     /// The same query over the days just before this range.
@@ -331,7 +331,7 @@ fn check_events(q: &StatsQuery, dimensions: &[Dimension]) -> Result<Option<Strin
     let asks_events = !of_events.is_empty()
         || q.metrics
             .iter()
-            .any(|m| m.of_goals() || *m == Metric::Events);
+            .any(|m| m.of_events());
     if asks_events {
         if let Some(m) = q.metrics.iter().find(|m| !METRICS_OF_EVENTS.contains(m)) {
             return Err(QueryError::Events(format!(

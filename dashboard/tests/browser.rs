@@ -36,6 +36,7 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
         "producer": producer.base,
         "dashboard": dashboard.base,
         "token": testkit::DASHBOARD_TOKEN,
+        "adminToken": testkit::ADMIN_TOKEN,
         "screenshots": root.join("e2e/screenshots"),
     });
     let run = tokio::process::Command::new("node")

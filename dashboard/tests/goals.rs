@@ -195,6 +195,19 @@ async fn goals_created_afterwards_count_the_past_and_the_consumer_counts_what_fo
         ]
     );
 
+    // The page filtered by a goal: its totals, its events, its funnel.
+    let signup = json!([{"dimension": "GOAL", "op": "IS", "values": ["Signup"]}]);
+    let totals = s
+        .stats(json!({
+            "site": "shop.example", "dateRange": {"from": DAY, "to": DAY},
+            "metrics": ["VISITORS", "VISITS", "PAGEVIEWS", "VIEWS_PER_VISIT", "BOUNCE_RATE", "VISIT_DURATION"],
+            "filters": signup, "compare": "PREVIOUS_PERIOD",
+        }))
+        .await;
+    assert_eq!(rows(&totals)[0].1[0], 2.0, "{totals}");
+    let names = by(&s, "EVENT_NAME", json!(["VISITORS", "EVENTS"]), json!({"filters": signup})).await;
+    assert_eq!(names, [row(json!("Signup"), &[2.0, 2.0])]);
+
     // Every figure above equals a count from the stored events.
     let raw = |sql: &'static str| count(&s.db, sql);
     let pricing_raw = raw("SELECT count(DISTINCT visitor_id) FROM kafka_events \

@@ -4,8 +4,10 @@
 const $ = (id) => document.getElementById(id);
 const KEY = "pageviews_token";
 // The metrics and the panels (one per breakdown dimension) come from the API's registry.
-const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [] };
-const MODEL = "{ sites { name timeZone } metrics { metric label unit better } dimensions { dimension label isTime } }";
+const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [], goals: [], property: "", funnel: [] };
+const MODEL = "{ sites { name timeZone } metrics { metric label unit better ofEvents } dimensions { dimension label isTime ofEvents } }";
+const GOALS = "query($s: String!) { goals(site: $s) { name event page properties { key value } } }";
+const FUNNEL = "query($q: FunnelQuery!) { funnel(query: $q) { steps { goal visitors conversionRate dropOff dropOffRate } } }";
 
 class Unauthorized extends Error {}
 
@@ -73,7 +75,7 @@ function format(unit, value) {
 function renderTotals(row) {
   const box = $("totals");
   box.replaceChildren();
-  state.metrics.forEach(({ metric, label, unit, better }, i) => {
+  state.metrics.filter((m) => !m.ofEvents).forEach(({ metric, label, unit, better }, i) => {
     const div = document.createElement("div");
     div.className = "total";
     div.dataset.metric = metric;
@@ -131,9 +133,9 @@ function renderChart(rows) {
   $("chart").replaceChildren(svg);
 }
 
-function addFilter(dimension, value) {
-  state.filters = state.filters.filter((f) => f.dimension !== dimension);
-  state.filters.push({ dimension, op: "IS", values: [value ?? ""] });
+function addFilter(dimension, value, property) {
+  state.filters = state.filters.filter((f) => f.dimension !== dimension || f.property !== property);
+  state.filters.push(property ? { dimension, property, op: "IS", values: [value ?? ""] } : { dimension, op: "IS", values: [value ?? ""] });
   load();
 }
 
@@ -143,7 +145,7 @@ function renderFilters() {
   for (const f of state.filters) {
     const b = document.createElement("button");
     b.type = "button";
-    b.textContent = `${f.dimension.toLowerCase().replace("_", " ")} is ${f.values[0] || "(none)"} ✕`;
+    b.textContent = `${f.property || f.dimension.toLowerCase().replace("_", " ")} is ${f.values[0] || "(none)"} ✕`;
     b.title = "Remove this filter";
     b.addEventListener("click", () => {
       state.filters = state.filters.filter((g) => g !== f);
@@ -157,6 +159,8 @@ async function download(dimension) {
   const r = range();
   const params = new URLSearchParams({ site: state.site, from: r.from, to: r.to, dimensions: dimension, metrics: state.metrics.map((m) => m.metric).join(",") });
   for (const f of state.filters) params.append("filter", `${f.dimension}:${f.op}:${f.values.join("|")}`);
+  const property = state.filters.find((f) => f.property)?.property;
+  if (property) params.set("property", property);
   const response = await fetch("/export.csv?" + params, { headers: { authorization: "Bearer " + localStorage.getItem(KEY) } });
   if (!response.ok) return showError(response.status === 401 ? new Unauthorized() : new Error(await response.text()));
   const a = document.createElement("a");
@@ -166,7 +170,8 @@ async function download(dimension) {
   URL.revokeObjectURL(a.href);
 }
 
-function renderPanel(dimension, title, rows) {
+/** A panel of rows; `show(row)` is the value column, `pick(row)` what a click does. */
+function renderPanel(dimension, title, rows, show = (row) => format("COUNT", row.metrics[0]), pick = (row) => addFilter(dimension, row.dimensions[0])) {
   const panel = document.createElement("section");
   panel.className = "panel";
   panel.dataset.dimension = dimension;
@@ -189,10 +194,10 @@ function renderPanel(dimension, title, rows) {
     const name = document.createElement("span");
     name.textContent = row.dimensions[0] ?? "(none)";
     const value = document.createElement("span");
-    value.textContent = format("COUNT", row.metrics[0]);
+    value.textContent = show(row);
     b.append(name, value);
     b.title = `Filter by ${name.textContent}`;
-    b.addEventListener("click", () => addFilter(dimension, row.dimensions[0]));
+    b.addEventListener("click", () => pick(row));
     li.append(b);
     list.append(li);
   }
@@ -206,22 +211,108 @@ function renderPanel(dimension, title, rows) {
   return panel;
 }
 
+function element(tag, props = {}, ...children) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+}
+const percent = (v) => `${v.toFixed(1)}%`;
+
+/** Goals: conversions and rate per goal (a click filters the page), and their management. */
+function renderGoals(rows) {
+  const panel = renderPanel("GOAL", "Goals", rows, (r) => `${format("COUNT", r.metrics[0])} · ${percent(r.metrics[1])}`);
+  const list = element("ul", { className: "manage" });
+  for (const g of state.goals) {
+    const what = g.event ? `event ${g.event}${g.properties.map((p) => ` ${p.key}=${p.value}`).join("")}` : `page ${g.page}`;
+    const remove = element("button", { type: "button", textContent: "Delete", title: `Delete the goal ${g.name}` });
+    remove.addEventListener("click", () => changeGoal("mutation($s: String!, $n: String!) { deleteGoal(site: $s, name: $n) }", { s: state.site, n: g.name }));
+    list.append(element("li", {}, element("span", { textContent: `${g.name}: ${what}` }), remove));
+  }
+  const form = element("form", { className: "goal-form" },
+    element("input", { name: "name", placeholder: "Goal name", required: true, ariaLabel: "Goal name" }),
+    element("select", { name: "kind", ariaLabel: "Goal kind" }, new Option("Event", "event"), new Option("Page", "page")),
+    element("input", { name: "target", placeholder: "Signup or /pricing*", required: true, ariaLabel: "Event name or page pattern" }),
+    element("input", { name: "property", placeholder: "key=value (optional)", ariaLabel: "Property" }),
+    element("button", { textContent: "Add goal" }));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = new FormData(form);
+    const goal = { name: f.get("name") };
+    goal[f.get("kind")] = f.get("target");
+    const [key, ...value] = String(f.get("property") || "").split("=");
+    if (key.trim()) goal.properties = [{ key: key.trim(), value: value.join("=") }];
+    changeGoal("mutation($s: String!, $g: GoalInput!) { createGoal(site: $s, goal: $g) { name } }", { s: state.site, g: goal });
+  });
+  panel.append(element("details", { className: "goals" }, element("summary", { textContent: "Manage goals (admin token)" }), list, form));
+  return panel;
+}
+
+async function changeGoal(mutation, variables) {
+  try {
+    await gql(mutation, variables);
+    await load();
+  } catch (e) {
+    showError(e);
+  }
+}
+
+/** Custom events by name; with a property key, that property's values. */
+function renderEvents(names, values) {
+  const panel = renderPanel("EVENT_NAME", "Custom events", names, (r) => `${format("COUNT", r.metrics[0])} · ${format("COUNT", r.metrics[1])} events`);
+  const input = element("input", { value: state.property, placeholder: "Property key, e.g. plan", ariaLabel: "Property key" });
+  const form = element("form", { className: "property-form" }, input, element("button", { textContent: "Break down" }));
+  form.addEventListener("submit", (e) => { e.preventDefault(); state.property = input.value.trim(); load(); });
+  panel.append(form);
+  if (values) panel.append(renderPanel("PROPERTY", `Property: ${state.property}`, values, undefined, (r) => addFilter("PROPERTY", r.dimensions[0], state.property)));
+  return panel;
+}
+
+/** A funnel of goals in order: visitors per step, conversion and drop-off. */
+function renderFunnel(steps) {
+  const panel = element("section", { className: "panel funnel" }, element("header", {}, element("h2", { textContent: "Funnel" })));
+  panel.dataset.dimension = "FUNNEL";
+  const input = element("input", { value: state.funnel.join(" > "), placeholder: "Pricing > Signup", ariaLabel: "Funnel steps" });
+  const form = element("form", { className: "funnel-form" }, input, element("button", { textContent: "Show" }));
+  form.addEventListener("submit", (e) => { e.preventDefault(); state.funnel = input.value.split(">").map((s) => s.trim()).filter(Boolean); load(); });
+  panel.append(form);
+  const list = element("ol");
+  const top = Math.max(1, ...(steps || []).map((s) => s.visitors));
+  for (const step of steps || []) {
+    const bar = element("div", { className: "step" }, element("span", { textContent: step.goal }), element("span", { textContent: `${step.visitors} · ${percent(step.conversionRate)}${step.dropOff ? ` · −${step.dropOff}` : ""}` }));
+    bar.style.setProperty("--w", (100 * step.visitors) / top + "%");
+    list.append(element("li", {}, bar));
+  }
+  panel.append(list);
+  return panel;
+}
+
 async function load() {
   $("error").hidden = true;
   renderFilters();
   const r = range();
   const time = r.from === r.to ? "TIME_HOUR" : "TIME_DAY";
+  const ofVisits = state.panels.filter((d) => !d.ofEvents);
+  const goalFilter = state.filters.some((f) => f.dimension === "GOAL");
   try {
-    const [top, series, ...panels] = await Promise.all([
-      gql(STATS, { q: query({ metrics: state.metrics.map((m) => m.metric), compare: "PREVIOUS_PERIOD" }) }),
+    const [top, series, goals, names, values, funnel, ...panels] = await Promise.all([
+      gql(STATS, { q: query({ metrics: state.metrics.filter((m) => !m.ofEvents).map((m) => m.metric), compare: "PREVIOUS_PERIOD" }) }),
       // No limit: a time series carries every bucket of the range.
       gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [time], compare: "PREVIOUS_PERIOD" }) }),
-      ...state.panels.map(({ dimension }) => gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [dimension], limit: 10 }) })),
+      gql(STATS, { q: query({ metrics: ["CONVERSIONS", "CONVERSION_RATE", "EVENTS"], dimensions: ["GOAL"], limit: 10 }) }).then((a) => gql(GOALS, { s: state.site }).then((g) => { state.goals = g.goals; return a; })),
+      gql(STATS, { q: query({ metrics: ["VISITORS", "EVENTS"], dimensions: ["EVENT_NAME"], limit: 10 }) }),
+      state.property ? gql(STATS, { q: query({ metrics: ["VISITORS", "EVENTS"], dimensions: ["PROPERTY"], property: state.property, limit: 10 }) }) : null,
+      state.funnel.length >= 2 ? gql(FUNNEL, { q: { site: state.site, dateRange: r, steps: state.funnel, filters: state.filters } }) : null,
+      ...ofVisits.map(({ dimension }) => gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [dimension], limit: 10 }) })),
     ]);
     renderTotals(top.stats.results[0]);
     renderChart(series.stats.results);
-    $("panels").replaceChildren(...state.panels.map(({ dimension, label }, i) => renderPanel(dimension, label, panels[i].stats.results)));
+    $("panels").replaceChildren(
+      ...ofVisits.map(({ dimension, label }, i) => renderPanel(dimension, label, panels[i].stats.results)),
+      renderGoals(goals.stats.results),
+      renderEvents(names.stats.results, values?.stats.results),
+      renderFunnel(funnel?.funnel.steps));
     $("app").hidden = false;
+    document.body.dataset.goalFilter = goalFilter ? "yes" : "no";
     document.body.dataset.loaded = "yes";
   } catch (e) {
     showError(e);
