@@ -45,7 +45,7 @@ pub fn fingerprint() -> String {
 pub use bucket::Bucket;
 pub use counts::Counts;
 pub use dimension::{Dimension, RollupKey, Scope, Traits};
-pub use metric::{Better, Figures, Metric, Unit};
+pub use metric::{Better, Figures, Metric, PageReports, Unit};
 pub use session::{sessionize, Changes, Rollup, VisitorDay};
 pub use visit::{Hit, HitKind, Visit};
 

@@ -23,6 +23,21 @@ pub enum Metric {
     Conversions,
     /// Conversions in percent of the visitors under the same filters, the goal's aside.
     ConversionRate,
+    /// How far down a page visits scrolled, in percent: the deepest scroll each visit reported
+    /// on the page, averaged over the visits that reported one (`PAGE` only).
+    ScrollDepth,
+    /// Engaged seconds on a page (visible and focused), per visit that reported any (`PAGE`
+    /// only).
+    TimeOnPage,
+}
+
+/// What the engagement reports say of a page: the visits that reported on it, the sum of
+/// each one's deepest scroll, and their engaged milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageReports {
+    pub visits: i64,
+    pub scroll: i64,
+    pub engaged_ms: i64,
 }
 
 /// What a group's metrics derive from.
@@ -33,6 +48,7 @@ pub struct Figures {
     /// The visitors of the same group without the goal narrowing it: what a conversion rate
     /// divides by.
     pub all_visitors: i64,
+    pub reports: PageReports,
 }
 
 impl Figures {
@@ -85,7 +101,14 @@ impl Metric {
         Metric::Events,
         Metric::Conversions,
         Metric::ConversionRate,
+        Metric::ScrollDepth,
+        Metric::TimeOnPage,
     ];
+
+    /// Whether the metric is a page's, from the engagement reports (with the `PAGE` dimension).
+    pub fn of_pages(self) -> bool {
+        matches!(self, Metric::ScrollDepth | Metric::TimeOnPage)
+    }
 
     /// Whether custom events and goals count the metric (not the visits).
     pub fn of_events(self) -> bool {
@@ -130,6 +153,12 @@ impl Metric {
                         all => (f.counts.visitors as f64 * 1000.0 / all as f64).round() / 10.0,
                     },
                 ),
+                Metric::ScrollDepth => ("scroll_depth", "Scroll depth", Unit::Percent, |f| {
+                    per_report(f, f.reports.scroll).round()
+                }),
+                Metric::TimeOnPage => ("time_on_page", "Time on page", Unit::Seconds, |f| {
+                    (per_report(f, f.reports.engaged_ms) / 1000.0).round()
+                }),
             };
         // Fewer bounces is better; more of everything else.
         let better = match self {
@@ -165,6 +194,13 @@ impl Metric {
     }
 }
 
+fn per_report(f: &Figures, n: i64) -> f64 {
+    match f.reports.visits {
+        0 => 0.0,
+        visits => n as f64 / visits as f64,
+    }
+}
+
 fn per_visit(c: &Counts, n: i64) -> f64 {
     if c.visits == 0 {
         0.0
@@ -190,9 +226,17 @@ mod tests {
             counts: c,
             events: 7,
             all_visitors: 9,
+            reports: PageReports {
+                visits: 2,
+                scroll: 150,
+                engaged_ms: 61_000,
+            },
         };
         let m: Vec<f64> = Metric::ALL.iter().map(|m| m.of(&f)).collect();
-        assert_eq!(m, [3.0, 4.0, 10.0, 2.5, 25.0, 63.0, 7.0, 3.0, 33.3]);
+        assert_eq!(
+            m,
+            [3.0, 4.0, 10.0, 2.5, 25.0, 63.0, 7.0, 3.0, 33.3, 75.0, 31.0]
+        );
         assert_eq!(Metric::BounceRate.of(&Figures::default()), 0.0);
         assert_eq!(Metric::ConversionRate.of(&Figures::default()), 0.0);
         assert_eq!(Metric::BounceRate.change(20.0, 25.0), Some(-5.0));

@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
-use analytics::visit::{bounce_sql, CUSTOM_EVENT_TYPE};
-use analytics::{Counts, RollupKey, Scope};
+use analytics::visit::{bounce_sql, CUSTOM_EVENT_TYPE, ENGAGEMENT_EVENT_TYPE};
+use analytics::{Counts, PageReports, RollupKey, Scope};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
@@ -46,15 +46,70 @@ pub async fn groups<C: ConnectionTrait>(
         return Ok((Engine::Events, groups));
     }
     let plan = rollup_plan(q);
-    match (force, plan) {
+    let (engine, mut groups) = match (force, plan) {
         (Some(Engine::Visits | Engine::Events), _) | (None, None) => {
-            Ok((Engine::Visits, from_visits(db, q).await?))
+            (Engine::Visits, from_visits(db, q).await?)
         }
-        (_, Some(plan)) => Ok((Engine::Rollups, from_rollups(db, q, plan).await?)),
-        (Some(Engine::Rollups), None) => Err(DbErr::Custom(
-            "the rollups cannot answer this query (more than one dimension or filter)".into(),
-        )),
+        (_, Some(plan)) => (Engine::Rollups, from_rollups(db, q, plan).await?),
+        (Some(Engine::Rollups), None) => {
+            return Err(DbErr::Custom(
+                "the rollups cannot answer this query (more than one dimension or filter)".into(),
+            ))
+        }
+    };
+    if q.metrics.iter().any(|m| m.of_pages()) {
+        attach_page_reports(db, q, &mut groups).await?;
     }
+    Ok((engine, groups))
+}
+
+/// Sets on each page's group what its engagement reports say (`PageReports`): per visit and
+/// page, the deepest scroll and the engaged time, summed over the visits.
+async fn attach_page_reports<C: ConnectionTrait>(
+    db: &C,
+    q: &Checked,
+    groups: &mut [Group],
+) -> Result<(), DbErr> {
+    let mut values: Vec<Value> = vec![q.site.clone().into(), q.from.into(), q.to.into()];
+    let [lo, hi] = received_bounds(q);
+    let (lo, hi) = (bind(&mut values, lo), bind(&mut values, hi));
+    let mut wheres = vec![
+        format!("x.event_type = '{ENGAGEMENT_EVENT_TYPE}'"),
+        "x.site = $1".to_owned(),
+        format!("x.received_at >= {lo} AND x.received_at < {hi}"),
+        "v.day BETWEEN $2 AND $3".to_owned(),
+    ];
+    for f in &q.filters {
+        wheres.push(match f.dimension.scope() {
+            Scope::PageView => compare("x.path", f, &mut values),
+            _ => visit_condition(q, f, &mut values),
+        });
+    }
+    let sql = format!(
+        "SELECT page, count(*)::bigint AS visits, sum(scroll)::bigint AS scroll, \
+         sum(ms)::bigint AS engaged_ms FROM \
+         (SELECT x.path AS page, max(coalesce(x.scroll_depth, 0)) AS scroll, \
+          sum(x.engaged_ms) AS ms FROM kafka_events x JOIN visits v ON v.id = x.visit_id \
+          WHERE {} GROUP BY x.visit_id, x.path) r GROUP BY page",
+        wheres.join(" AND ")
+    );
+    let mut by_page: HashMap<String, PageReports> = HashMap::new();
+    for row in query(db, &sql, values).await? {
+        by_page.insert(
+            row.try_get("", "page")?,
+            PageReports {
+                visits: row.try_get("", "visits")?,
+                scroll: row.try_get("", "scroll")?,
+                engaged_ms: row.try_get("", "engaged_ms")?,
+            },
+        );
+    }
+    for group in groups {
+        if let Some(reports) = group.values.first().and_then(|page| by_page.get(page)) {
+            group.reports = *reports;
+        }
+    }
+    Ok(())
 }
 
 /// What the rollups are asked: one stored dimension, maybe one value of it.
@@ -175,8 +230,7 @@ async fn from_rollups<C: ConnectionTrait>(
             bucket,
             values,
             counts,
-            events: 0,
-            all_visitors: 0,
+            ..Group::default()
         })
         .collect())
 }
@@ -283,7 +337,9 @@ fn visit_condition(q: &Checked, f: &Filter, values: &mut Vec<Value>) -> String {
         Scope::PageView => {
             let pages = compare("p.page", &f.clone_is(), values);
             let keep = if f.op == FilterOp::IsNot { "NOT " } else { "" };
-            format!("{keep}EXISTS (SELECT 1 FROM jsonb_object_keys(v.pages) AS p(page) WHERE {pages})")
+            format!(
+                "{keep}EXISTS (SELECT 1 FROM jsonb_object_keys(v.pages) AS p(page) WHERE {pages})"
+            )
         }
         _ => compare(&expression(f.dimension, ""), f, values),
     }
@@ -397,8 +453,7 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
             bucket,
             values: texts,
             counts: counts(&row)?,
-            events: 0,
-            all_visitors: 0,
+            ..Group::default()
         });
     }
     Ok(out)
@@ -522,7 +577,7 @@ async fn from_events<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
                 ..Counts::default()
             },
             events: row.try_get("", "events")?,
-            all_visitors: 0,
+            ..Group::default()
         });
     }
     Ok(out)

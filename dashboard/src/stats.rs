@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-pub use analytics::{Counts, Dimension, Figures, Metric, Scope};
+pub use analytics::{Counts, Dimension, Figures, Metric, PageReports, Scope};
 use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 
@@ -243,6 +243,11 @@ impl Checked {
             }
         }
         let property = check_events(q, &dimensions)?;
+        if q.metrics.iter().any(|m| m.of_pages()) && q.dimensions != [Dimension::Page] {
+            return Err(QueryError::Events(
+                "metrics: SCROLL_DEPTH and TIME_ON_PAGE need the PAGE dimension alone".into(),
+            ));
+        }
         let time = times.first().copied();
         let limit = match (q.limit, time) {
             (Some(limit), _) => limit as usize,
@@ -269,10 +274,7 @@ impl Checked {
     /// Whether custom events and goals answer the query (not the visits or rollups).
     pub fn of_events(&self) -> bool {
         self.dimensions.iter().any(|d| d.scope().is_of_events())
-            || self
-                .metrics
-                .iter()
-                .any(|m| m.of_events())
+            || self.metrics.iter().any(|m| m.of_events())
     }
 
     /// The same query over the days just before this range.
@@ -328,10 +330,7 @@ fn check_events(q: &StatsQuery, dimensions: &[Dimension]) -> Result<Option<Strin
     if q.metrics.iter().any(|m| m.of_goals()) && !goal_filter && of_events != [Dimension::Goal] {
         return refuse("metrics: CONVERSIONS and CONVERSION_RATE need a GOAL dimension or filter");
     }
-    let asks_events = !of_events.is_empty()
-        || q.metrics
-            .iter()
-            .any(|m| m.of_events());
+    let asks_events = !of_events.is_empty() || q.metrics.iter().any(|m| m.of_events());
     if asks_events {
         if let Some(m) = q.metrics.iter().find(|m| !METRICS_OF_EVENTS.contains(m)) {
             return Err(QueryError::Events(format!(
@@ -358,7 +357,7 @@ fn has_repeats(dimensions: &[Dimension]) -> bool {
 
 /// One group of an answer before its metrics are derived: the time bucket (if any), the values
 /// of the non-time dimensions, and the counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Group {
     /// The start of the time bucket, in the site's local time.
     pub bucket: Option<NaiveDateTime>,
@@ -368,6 +367,8 @@ pub struct Group {
     pub events: i64,
     /// What a conversion rate divides by (`Figures::all_visitors`).
     pub all_visitors: i64,
+    /// A page's engagement reports.
+    pub reports: PageReports,
 }
 
 impl Group {
@@ -376,6 +377,7 @@ impl Group {
             counts: self.counts,
             events: self.events,
             all_visitors: self.all_visitors,
+            reports: self.reports,
         }
     }
 }
@@ -429,8 +431,7 @@ pub fn rows(q: &Checked, mut groups: Vec<Group>) -> Vec<(Group, StatsRow)> {
                     bucket: Some(b),
                     values: Vec::new(),
                     counts: Counts::default(),
-                    events: 0,
-                    all_visitors: 0,
+                    ..Group::default()
                 })
             })
             .collect();
@@ -574,8 +575,7 @@ mod tests {
                 visits: 1,
                 ..Counts::default()
             },
-            events: 0,
-            all_visitors: 0,
+            ..Group::default()
         };
         series.into_iter().enumerate().map(group).collect()
     }

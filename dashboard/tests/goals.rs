@@ -205,7 +205,13 @@ async fn goals_created_afterwards_count_the_past_and_the_consumer_counts_what_fo
         }))
         .await;
     assert_eq!(rows(&totals)[0].1[0], 2.0, "{totals}");
-    let names = by(&s, "EVENT_NAME", json!(["VISITORS", "EVENTS"]), json!({"filters": signup})).await;
+    let names = by(
+        &s,
+        "EVENT_NAME",
+        json!(["VISITORS", "EVENTS"]),
+        json!({"filters": signup}),
+    )
+    .await;
     assert_eq!(names, [row(json!("Signup"), &[2.0, 2.0])]);
 
     // Every figure above equals a count from the stored events.
@@ -255,5 +261,71 @@ async fn goals_created_afterwards_count_the_past_and_the_consumer_counts_what_fo
         "{gone}"
     );
     assert_eq!(raw("SELECT count(*) FROM conversions").await, 2);
+    s.stop().await;
+}
+
+/// Posts an engagement report of `/docs`: `ms` engaged milliseconds, scrolled `scroll` %.
+async fn report(s: &Stack, start: DateTime<Utc>, minute: i64, agent: &str, ms: i32, scroll: i32) {
+    *s.now.lock().expect("clock") = start + TimeDelta::minutes(minute);
+    let event = json!({
+        "eventType": "PAGE_VIEW", "userId": "", "path": "/docs", "search": "",
+        "title": "Docs", "url": "https://shop.example/docs",
+        "engagedMs": ms, "scrollDepth": scroll,
+    });
+    s.post(agent, event).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_scroll_depth_and_time_on_page_come_from_each_visits_reports() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 10, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    // One visit reads /docs twice over (80 % then 50 %, 40 s in all); another 20 s at 40 %.
+    s.view(start, 0, CHROME_WINDOWS, ("/docs", "", None)).await;
+    report(&s, start, 1, CHROME_WINDOWS, 30_000, 80).await;
+    report(&s, start, 2, CHROME_WINDOWS, 10_000, 50).await;
+    s.view(start, 0, SAFARI_IPHONE, ("/docs", "", None)).await;
+    report(&s, start, 1, SAFARI_IPHONE, 20_000, 40).await;
+    s.view(start, 0, FIREFOX_LINUX, ("/", "", None)).await;
+    s.stored(6).await;
+    let pages = by(
+        &s,
+        "PAGE",
+        json!(["PAGEVIEWS", "SCROLL_DEPTH", "TIME_ON_PAGE"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        pages,
+        [
+            row(json!("/"), &[1.0, 0.0, 0.0]),
+            row(json!("/docs"), &[2.0, 60.0, 30.0])
+        ]
+    );
+    // The same from the stored reports.
+    let per_visit = "SELECT max(scroll_depth) AS scroll, sum(engaged_ms) AS ms FROM kafka_events \
+         WHERE event_type = 'ENGAGEMENT' AND path = '/docs' GROUP BY visitor_id";
+    let scroll = format!("SELECT avg(scroll)::bigint FROM ({per_visit}) r");
+    let seconds = format!("SELECT (avg(ms) / 1000)::bigint FROM ({per_visit}) r");
+    assert_eq!(count(&s.db, &scroll).await, 60);
+    assert_eq!(count(&s.db, &seconds).await, 30);
+    let chrome = json!({"filters": [{"dimension": "BROWSER", "op": "IS", "values": ["Chrome"]}]});
+    let filtered = by(&s, "PAGE", json!(["SCROLL_DEPTH", "TIME_ON_PAGE"]), chrome).await;
+    assert_eq!(filtered, [row(json!("/docs"), &[80.0, 40.0])]);
+    let refused = s
+        .http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&json!({"query": "{ stats(query: {site: \"shop.example\", dateRange: {from: \"2026-11-02\", to: \"2026-11-02\"}, metrics: [SCROLL_DEPTH], dimensions: [SOURCE]}) { results { metrics } } }"}))
+        .send()
+        .await
+        .expect("asked")
+        .json::<Value>()
+        .await
+        .expect("json");
+    let message = refused["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("need the PAGE dimension"), "{refused}");
     s.stop().await;
 }

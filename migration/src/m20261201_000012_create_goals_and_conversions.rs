@@ -3,7 +3,9 @@
 //! `conversions`: one row per stored hit that completed a goal, in the visit it was placed in;
 //! the consumer writes them in the transaction that stores the hit, and a goal's creation
 //! writes those of the events stored before it. `kafka_events.visit_id` is the visit each hit
-//! was placed in (NULL for bots, for events of other topics and for rows stored before).
+//! was placed in (NULL for bots, for events of other topics and for rows stored before). Custom
+//! events and engagement reports are indexed by site and time for the Stats API's goals,
+//! events and page engagement.
 
 use sea_orm_migration::prelude::*;
 
@@ -12,8 +14,8 @@ pub struct Migration;
 
 const UP: &str = "
 ALTER TABLE kafka_events ADD COLUMN visit_id uuid;
-CREATE INDEX idx_kafka_events_custom_events ON kafka_events (site, received_at)
-    WHERE event_type = 'CUSTOM_EVENT';
+CREATE INDEX idx_kafka_events_events_and_reports ON kafka_events (site, received_at)
+    WHERE event_type IN ('CUSTOM_EVENT', 'ENGAGEMENT');
 CREATE TABLE goals (
     id serial PRIMARY KEY,
     site text NOT NULL,
@@ -41,7 +43,7 @@ CREATE INDEX idx_conversions_site_day ON conversions (site, day, goal_id);
 const DOWN: &str = "
 DROP TABLE conversions;
 DROP TABLE goals;
-DROP INDEX idx_kafka_events_custom_events;
+DROP INDEX idx_kafka_events_events_and_reports;
 ALTER TABLE kafka_events DROP COLUMN visit_id;
 ";
 

@@ -155,11 +155,15 @@ function renderFilters() {
   }
 }
 
+/** The metrics a panel's CSV carries: those of goals and custom events for their panels. */
+const CSV_METRICS = { GOAL: ["CONVERSIONS", "CONVERSION_RATE", "EVENTS"], EVENT_NAME: ["VISITORS", "EVENTS"], PROPERTY: ["VISITORS", "EVENTS"] };
+
 async function download(dimension) {
   const r = range();
-  const params = new URLSearchParams({ site: state.site, from: r.from, to: r.to, dimensions: dimension, metrics: state.metrics.map((m) => m.metric).join(",") });
+  const metrics = CSV_METRICS[dimension] || state.metrics.filter((m) => !m.ofEvents).map((m) => m.metric);
+  const params = new URLSearchParams({ site: state.site, from: r.from, to: r.to, dimensions: dimension, metrics: metrics.join(",") });
   for (const f of state.filters) params.append("filter", `${f.dimension}:${f.op}:${f.values.join("|")}`);
-  const property = state.filters.find((f) => f.property)?.property;
+  const property = dimension === "PROPERTY" ? state.property : state.filters.find((f) => f.property)?.property;
   if (property) params.set("property", property);
   const response = await fetch("/export.csv?" + params, { headers: { authorization: "Bearer " + localStorage.getItem(KEY) } });
   if (!response.ok) return showError(response.status === 401 ? new Unauthorized() : new Error(await response.text()));
@@ -217,6 +221,12 @@ function element(tag, props = {}, ...children) {
   return e;
 }
 const percent = (v) => `${v.toFixed(1)}%`;
+
+/** Panels showing more than visitors: the pages' scroll depth and time on page. */
+const PANEL_METRICS = { PAGE: ["VISITORS", "SCROLL_DEPTH", "TIME_ON_PAGE"] };
+const PANEL_SHOW = {
+  PAGE: (r) => r.metrics[2] ? `${format("COUNT", r.metrics[0])} · ↓${r.metrics[1]}% · ${format("SECONDS", r.metrics[2])}` : format("COUNT", r.metrics[0]),
+};
 
 /** Goals: conversions and rate per goal (a click filters the page), and their management. */
 function renderGoals(rows) {
@@ -302,12 +312,12 @@ async function load() {
       gql(STATS, { q: query({ metrics: ["VISITORS", "EVENTS"], dimensions: ["EVENT_NAME"], limit: 10 }) }),
       state.property ? gql(STATS, { q: query({ metrics: ["VISITORS", "EVENTS"], dimensions: ["PROPERTY"], property: state.property, limit: 10 }) }) : null,
       state.funnel.length >= 2 ? gql(FUNNEL, { q: { site: state.site, dateRange: r, steps: state.funnel, filters: state.filters } }) : null,
-      ...ofVisits.map(({ dimension }) => gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [dimension], limit: 10 }) })),
+      ...ofVisits.map(({ dimension }) => gql(STATS, { q: query({ metrics: PANEL_METRICS[dimension] || ["VISITORS"], dimensions: [dimension], limit: 10 }) })),
     ]);
     renderTotals(top.stats.results[0]);
     renderChart(series.stats.results);
     $("panels").replaceChildren(
-      ...ofVisits.map(({ dimension, label }, i) => renderPanel(dimension, label, panels[i].stats.results)),
+      ...ofVisits.map(({ dimension, label }, i) => renderPanel(dimension, label, panels[i].stats.results, PANEL_SHOW[dimension])),
       renderGoals(goals.stats.results),
       renderEvents(names.stats.results, values?.stats.results),
       renderFunnel(funnel?.funnel.steps));
