@@ -98,6 +98,7 @@ async fn the_readme_mutation_becomes_a_row_with_every_field_equal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_stored_exactly_once_while_the_consumer_is_killed_again_and_again() {
     let s = setup().await;
+    create_goals(&s.db).await;
     let events = views(20_000, "crash");
     let all_ids: HashSet<uuid::Uuid> = events.iter().map(|v| v.id).collect();
 
@@ -171,11 +172,13 @@ async fn every_event_is_stored_exactly_once_while_the_consumer_is_killed_again_a
 async fn assert_rollups_equal_a_recomputation(s: &Setup, events: i64) {
     let pageviews =
         "SELECT coalesce(sum(pageviews), 0)::bigint FROM rollup_days WHERE dimension = 'all'";
+    let stored = "SELECT count(*) FROM kafka_events WHERE event_type = 'PAGE_VIEW'";
     assert_eq!(
         count(&s.db, pageviews).await,
-        events,
+        count(&s.db, stored).await,
         "every stored page view is in the rollups"
     );
+    assert_conversions_equal_the_stored_events(&s.db).await;
     let rebuilt = consumer::rebuild::rebuild(
         &s.db,
         &s.settings.analytics,
@@ -194,6 +197,7 @@ async fn assert_rollups_equal_a_recomputation(s: &Setup, events: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_whose_analytics_model_differs_from_the_stored_rollups_rebuilds_them_at_start() {
     let s = setup().await;
+    create_goals(&s.db).await;
     produce(&s.kafka, &s.topic, &views(300, "model")).await;
     let first = in_process(s.settings.clone()).await;
     let stored = "SELECT count(*) FROM kafka_events";
@@ -354,6 +358,7 @@ async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
     let pg = testkit::Postgres::start().await.expect("own PostgreSQL");
     let url = testkit::fresh_database_on(&pg.admin_url()).await.unwrap();
     let s = setup_on(&testkit::brokers(), &url).await;
+    create_goals(&s.db).await;
     let consumer = in_process(s.settings.clone()).await;
     produce(&s.kafka, &s.topic, &views(3_000, "before")).await;
     testkit::poll_until(Duration::from_secs(30), "some events stored", || {

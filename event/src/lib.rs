@@ -14,4 +14,4 @@ pub mod kafka;
 pub mod page_view;
 pub mod partitioner;
 
-pub use page_view::{PageFields, PageView, Visit};
+pub use page_view::{PageFields, PageView, Property, Visit};

@@ -48,10 +48,66 @@ pub fn page_view(user: &str, seq: usize) -> PageView {
     testkit::page_view(user, &format!("/page/{seq}"))
 }
 
+/// `n` events of 97 users: page views, and every tenth a custom event `Signup` (every
+/// twentieth for the `pro` plan, the others `free`).
 pub fn views(n: usize, tag: &str) -> Vec<PageView> {
     (0..n)
-        .map(|i| page_view(&format!("{tag}-user-{}", i % 97), i))
+        .map(|i| {
+            let mut view = page_view(&format!("{tag}-user-{}", i % 97), i);
+            if i % 10 == 9 {
+                let plan = if i % 20 == 19 { "pro" } else { "free" };
+                view.fields.name = Some("Signup".into());
+                view.fields.props = Some(vec![event::Property {
+                    key: "plan".into(),
+                    value: plan.into(),
+                }]);
+            }
+            view
+        })
         .collect()
+}
+
+/// The goals of the test events' site: a page goal and an event goal narrowed by a property,
+/// as the Stats API's `createGoal` stores them.
+pub async fn create_goals(db: &DatabaseConnection) {
+    let regex = analytics::goal::page_regex("/page/1*");
+    let sql = format!(
+        "INSERT INTO goals (site, name, page, page_regex) VALUES ('example.com', 'Ones', '/page/1*', '{regex}'); \
+         INSERT INTO goals (site, name, event, properties) VALUES ('example.com', 'Pro', 'Signup', \
+             '[{{\"key\": \"plan\", \"value\": \"pro\"}}]')"
+    );
+    db.execute_unprepared(&sql).await.expect("goals");
+}
+
+/// Each goal's conversions and converting visitors equal a count of the stored events that
+/// complete it (written here without the goal rule's SQL).
+pub async fn assert_conversions_equal_the_stored_events(db: &DatabaseConnection) {
+    let recorded = |goal: &str| {
+        format!(
+            "SELECT count(*) * 1000000 + count(DISTINCT (c.day, c.visitor)) FROM conversions c \
+             JOIN goals g ON g.id = c.goal_id WHERE g.name = '{goal}'"
+        )
+    };
+    let ones =
+        "SELECT count(*) * 1000000 + count(DISTINCT (v.day, v.visitor)) FROM kafka_events e \
+         JOIN visits v ON v.id = e.visit_id \
+         WHERE e.event_type = 'PAGE_VIEW' AND (e.path = '/page/1' OR e.path LIKE '/page/1_%') \
+         AND e.path NOT LIKE '/page/1%/%'";
+    let pro = "SELECT count(*) * 1000000 + count(DISTINCT (v.day, v.visitor)) FROM kafka_events e \
+         JOIN visits v ON v.id = e.visit_id \
+         WHERE e.event_type = 'CUSTOM_EVENT' AND e.name = 'Signup' AND e.props->0->>'value' = 'pro'";
+    for (goal, raw) in [("Ones", ones), ("Pro", pro)] {
+        let expected = count(db, raw).await;
+        assert!(expected > 0, "{goal}: some stored events complete it");
+        assert_eq!(
+            count(db, &recorded(goal)).await,
+            expected,
+            "{goal}: conversions"
+        );
+    }
+    let unplaced = "SELECT count(*) FROM kafka_events WHERE visit_id IS NULL \
+         AND event_type IN ('PAGE_VIEW', 'CUSTOM_EVENT')";
+    assert_eq!(count(db, unplaced).await, 0, "every hit is in a visit");
 }
 
 /// Produces events straight to the topic, keyed and partitioned as the producer does.
