@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use common::*;
 use serde_json::{json, Value};
@@ -327,5 +329,83 @@ async fn a_pages_scroll_depth_and_time_on_page_come_from_each_visits_reports() {
         .expect("json");
     let message = refused["errors"][0]["message"].as_str().unwrap_or("");
     assert!(message.contains("need the PAGE dimension"), "{refused}");
+    s.stop().await;
+}
+
+/// The funnel `/pricing*` → `Signup` (plan pro) recomputed from the stored hits: per visit,
+/// in receive order, the first pricing view and then a pro signup after it.
+async fn funnel_from_stored_hits(s: &Stack) -> (i64, i64) {
+    let sql = "SELECT count(DISTINCT (day, visitor)) FILTER (WHERE pricing IS NOT NULL) * 1000000 \
+         + count(DISTINCT (day, visitor)) FILTER (WHERE signed > pricing) FROM ( \
+           SELECT v.day, v.visitor, \
+             min((e.received_at, e.id)::text) FILTER (WHERE e.event_type = 'PAGE_VIEW' \
+                 AND e.path LIKE '/pricing%' AND e.path NOT LIKE '/pricing%/%') AS pricing, \
+             max((e.received_at, e.id)::text) FILTER (WHERE e.event_type = 'CUSTOM_EVENT' \
+                 AND e.name = 'Signup' AND e.props->0->>'value' = 'pro') AS signed \
+           FROM kafka_events e JOIN visits v ON v.id = e.visit_id GROUP BY v.id, v.day, v.visitor) x";
+    let n = count(&s.db, sql).await;
+    (n / 1_000_000, n % 1_000_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goal_created_while_events_stream_in_counts_each_completion_once() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 10, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    const EVENTS: i64 = 1_200;
+    let post_all = async {
+        for i in 0..EVENTS {
+            let agent = CHROME_WINDOWS.replace("131.0.0.0", &format!("131.0.{}.0", i % 40));
+            match (i / 40 * 3 + i) % 5 {
+                0 | 1 => s.view(start, i / 10, &agent, ("/", "", None)).await,
+                2 => s.view(start, i / 10, &agent, ("/pricing", "", None)).await,
+                3 => {
+                    let plan = if i % 3 == 0 { "pro" } else { "free" };
+                    send(&s, start, i / 10, &agent, "Signup", plan).await
+                }
+                _ => {
+                    s.view(start, i / 10, &agent, ("/pricing/team", "", None))
+                        .await
+                }
+            }
+        }
+    };
+    let create_meanwhile = async {
+        testkit::poll_until(Duration::from_secs(60), "300 events stored", || async {
+            (count(&s.db, "SELECT count(*) FROM kafka_events").await >= 300).then_some(())
+        })
+        .await
+        .expect("stored");
+        create_goal(&s, json!({"name": "Pricing", "page": "/pricing*"})).await;
+        create_goal(
+            &s,
+            json!({"name": "Signup", "event": "Signup", "properties": [{"key": "plan", "value": "pro"}]}),
+        )
+        .await;
+    };
+    tokio::join!(post_all, create_meanwhile);
+    s.stored(EVENTS).await;
+    let (pricing, signup) = funnel_from_stored_hits(&s).await;
+    assert!(pricing > 0 && signup > 0, "{pricing} {signup}");
+    let steps = funnel(&s, &["Pricing", "Signup"]).await;
+    assert_eq!(
+        (steps[0]["visitors"].as_i64(), steps[1]["visitors"].as_i64()),
+        (Some(pricing), Some(signup)),
+        "{steps}"
+    );
+    let completions = "SELECT count(*) FROM kafka_events WHERE (event_type = 'PAGE_VIEW' \
+         AND path = '/pricing') OR (event_type = 'CUSTOM_EVENT' AND props->0->>'value' = 'pro')";
+    assert_eq!(
+        count(&s.db, "SELECT count(*) FROM conversions").await,
+        count(&s.db, completions).await,
+        "each completion once: /pricing/team is not /pricing*"
+    );
+    let analytics = testkit::settings(&testkit::brokers(), "postgres://unused", "x").analytics;
+    let verified = consumer::rebuild::rebuild(&s.db, &analytics, consumer::rebuild::Mode::Verify)
+        .await
+        .expect("rebuilt");
+    assert!(!verified.differed, "the rebuild differs: {verified:?}");
     s.stop().await;
 }
