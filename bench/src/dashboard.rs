@@ -1,7 +1,8 @@
 //! Scenario 5: the dashboard over 10 million page views.
 //!
 //! Seeds 90 days of enriched page views for three sites with COPY into `kafka_events` (visits of
-//! one to many pages, gaps under and over 30 minutes, referrers, campaigns, devices, 2 % bots),
+//! one to many pages, gaps under and over 30 minutes, referrers, campaigns, devices, 2 % bots,
+//! and a custom event with a property after about one page view in nine: 10 % of the hits),
 //! builds visits and rollups with `consumer rebuild` (the consumer's own code), then times the
 //! dashboard's queries for the last 30 days through the HTTP Stats API, against the same answers
 //! computed from the raw events at query time (sessions by window functions, `GROUP BY`,
@@ -42,6 +43,7 @@ pub struct DashboardResults {
     pub speedup: f64,
     pub equal: bool,
     pub slowest_query: String,
+    pub goals: crate::goals::GoalsResults,
 }
 
 const SITES: [(&str, f64); 3] = [
@@ -70,7 +72,11 @@ const CAMPAIGNS: [(&str, &str, &str); 3] = [
     ("google", "cpc", "brand"),
 ];
 
-/// One generated page view, as the columns COPY writes.
+/// The custom events of the seed (a second after a page view), each with the property `plan`.
+pub const EVENT_NAMES: [&str; 3] = ["Signup", "Add to cart", "Download"];
+pub const PLANS: [&str; 3] = ["free", "pro", "team"];
+
+/// One generated page view or custom event, as the columns COPY writes.
 struct Row {
     at: i64,
     visitor: i64,
@@ -80,6 +86,8 @@ struct Row {
     agent: usize,
     origin: usize,
     campaign: Option<usize>,
+    /// A custom event's name and plan (indexes into the lists above).
+    event: Option<(usize, usize)>,
 }
 
 /// A day of page views for every site, sorted by time.
@@ -132,7 +140,7 @@ fn day_of_views(
                 }
                 // Zipf-like: a few pages take most views.
                 let rank = (rng.random::<f64>().powi(3) * 200.0) as u32;
-                rows.push(Row {
+                let view = Row {
                     at,
                     visitor,
                     site,
@@ -141,7 +149,20 @@ fn day_of_views(
                     agent,
                     origin,
                     campaign,
+                    event: None,
+                };
+                // A custom event a second later, on the same day (so it never starts a visit).
+                let event = (rng.random_bool(0.11) && at + 1 < midnight + 86_400).then(|| Row {
+                    at: at + 1,
+                    path: view.path.clone(),
+                    event: Some((
+                        rng.random_range(0..EVENT_NAMES.len()),
+                        rng.random_range(0..PLANS.len()),
+                    )),
+                    ..view
                 });
+                rows.push(view);
+                rows.extend(event);
                 at += rng.random_range(5..600);
             }
             at += rng.random_range(1900..7200); // over 30 minutes: the next visit
@@ -165,7 +186,8 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
         .copy_in_raw(
             "COPY kafka_events (id, user_id, event_type, path, search, title, url, referrer, \
              received_at, topic, partition, \"offset\", visitor_id, is_bot, site, browser, os, \
-             device, source, channel, utm_source, utm_medium, utm_campaign) FROM STDIN (FORMAT csv)",
+             device, source, channel, utm_source, utm_medium, utm_campaign, name, props) \
+             FROM STDIN (FORMAT csv)",
         )
         .await?;
     let mut day = first;
@@ -192,9 +214,20 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
                 utm_source
             };
             let at = chrono::DateTime::from_timestamp(r.at, 0).unwrap_or_default();
+            let (event_type, name, props) = match r.event {
+                None => ("PAGE_VIEW", String::new(), String::new()),
+                Some((name, plan)) => (
+                    analytics::visit::CUSTOM_EVENT_TYPE,
+                    EVENT_NAMES[name].to_owned(),
+                    format!(
+                        "\"[{{\"\"key\"\": \"\"plan\"\", \"\"value\"\": \"\"{}\"\"}}]\"",
+                        PLANS[plan]
+                    ),
+                ),
+            };
             let _ = writeln!(
                 csv,
-                "{},u,PAGE_VIEW,{},\"\",Page,https://{}{},,{},PAGE_VIEW,{partition},{offset},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},u,{event_type},{},\"\",Page,https://{}{},,{},PAGE_VIEW,{partition},{offset},{},{},{},{},{},{},{},{},{},{},{},{name},{props}",
                 uuid::Uuid::new_v4(),
                 r.path,
                 r.site,
@@ -225,7 +258,13 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
 fn dashboard_queries(site: &str, from: NaiveDate, to: NaiveDate) -> Vec<(String, Value)> {
     use analytics::{Dimension, Metric, Scope};
     let range = json!({"from": from.to_string(), "to": to.to_string()});
-    let all = json!(Metric::ALL);
+    // The visits' metrics (goals and custom events have their own scenario, `goals.rs`).
+    let of_visits: Vec<Metric> = Metric::ALL
+        .iter()
+        .copied()
+        .filter(|m| !m.of_events() && !m.of_pages())
+        .collect();
+    let all = json!(of_visits);
     let mut out = vec![
         (
             "top line".to_owned(),
@@ -236,9 +275,9 @@ fn dashboard_queries(site: &str, from: NaiveDate, to: NaiveDate) -> Vec<(String,
             json!({"site": site, "dateRange": range, "metrics": all, "dimensions": ["TIME_DAY"]}),
         ),
     ];
-    for d in Dimension::breakdowns() {
+    for d in Dimension::of_visits() {
         // A page's views per visit is not a figure the raw anchor computes.
-        let metrics: Vec<Metric> = Metric::ALL
+        let metrics: Vec<Metric> = of_visits
             .iter()
             .copied()
             .filter(|m| d.scope() != Scope::PageView || *m != Metric::ViewsPerVisit)
@@ -270,7 +309,7 @@ async fn ask(http: &reqwest::Client, base: &str, query: &Value) -> Result<Value>
 /// The per-visit table computed from the raw events of a site and range: sessions by window
 /// functions (a gap over 30 minutes, or a new day, starts a visit). A visit's dimension values
 /// are its first page view's, read from the columns the registry names.
-fn raw_visits() -> String {
+pub fn raw_visits() -> String {
     let first = "ORDER BY received_at, \"offset\"";
     let mut stored = Vec::new();
     let mut per_visit = Vec::new();
@@ -279,14 +318,17 @@ fn raw_visits() -> String {
         stored.push(format!("coalesce({c}, '') AS {c}"));
         per_visit.push(format!("(array_agg({c} {first}))[1] AS {c}"));
     }
-    // The seed sends no engagement reports: every visit's engaged time is 0.
-    let bounce = analytics::visit::bounce_sql("count(*)", "0");
+    // The seed sends no engagement reports: every visit's engaged time is 0. Custom events
+    // keep a visit going but are no page views.
+    let views = "count(*) FILTER (WHERE event_type = 'PAGE_VIEW')";
+    let bounce = analytics::visit::bounce_sql(views, "0");
+    let view = "FILTER (WHERE event_type = 'PAGE_VIEW')";
     format!(
         "WITH e AS (
-    SELECT visitor_id, received_at, \"offset\", path, {stored},
+    SELECT visitor_id, received_at, \"offset\", path, event_type, name, props, {stored},
            (received_at AT TIME ZONE 'UTC')::date AS day
     FROM kafka_events
-    WHERE site = $1 AND NOT is_bot AND event_type = 'PAGE_VIEW'
+    WHERE site = $1 AND NOT is_bot AND event_type IN ('PAGE_VIEW', 'CUSTOM_EVENT')
       AND received_at >= ($2::date)::timestamp AT TIME ZONE 'UTC'
       AND received_at < ($3::date + 1)::timestamp AT TIME ZONE 'UTC'),
   s AS (
@@ -297,10 +339,10 @@ fn raw_visits() -> String {
     SELECT *, sum(starts) OVER (PARTITION BY visitor_id, day {first}) AS visit_no
     FROM s),
   vs AS (
-    SELECT visitor_id AS visitor, day, visit_no, count(*) AS views, {bounce} AS bounce,
+    SELECT visitor_id AS visitor, day, visit_no, {views} AS views, {bounce} AS bounce,
            floor(extract(epoch FROM max(received_at) - min(received_at)))::bigint AS duration,
-           (array_agg(path {first}))[1] AS entry_page,
-           (array_agg(path ORDER BY received_at DESC, \"offset\" DESC))[1] AS exit_page,
+           (array_agg(path {first}) {view})[1] AS entry_page,
+           (array_agg(path ORDER BY received_at DESC, \"offset\" DESC) {view})[1] AS exit_page,
            {per_visit}
     FROM n GROUP BY visitor_id, day, visit_no)",
         stored = stored.join(", "),
@@ -323,7 +365,7 @@ fn raw_sql(name: &str) -> String {
             "{raw_visits} SELECT path AS k, {sums} FROM \
              (SELECT p.path, p.day, p.visitor, p.views, vs.duration, vs.bounce \
               FROM (SELECT path, day, visitor_id AS visitor, visit_no, count(*) AS views \
-                    FROM n GROUP BY 1, 2, 3, 4) p \
+                    FROM n WHERE event_type = 'PAGE_VIEW' GROUP BY 1, 2, 3, 4) p \
               JOIN vs USING (visitor, day, visit_no)) pv GROUP BY path"
         ),
         column => format!("{raw_visits} SELECT {column} AS k, {sums} FROM vs GROUP BY {column}"),
@@ -357,7 +399,8 @@ async fn raw_answer(
 /// The metrics a query asked for, from raw counts, as the API derives them.
 fn derived(query: &Value, c: &Counts) -> Result<Vec<f64>> {
     let metrics: Vec<analytics::Metric> = serde_json::from_value(query["metrics"].clone())?;
-    Ok(metrics.iter().map(|m| m.of(c)).collect())
+    let figures = analytics::Figures::of(*c);
+    Ok(metrics.iter().map(|m| m.of(&figures)).collect())
 }
 
 /// Whether every row the API answered equals the raw-table figures for the same key.
@@ -411,7 +454,7 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     r.rebuild_seconds = started.elapsed().as_secs_f64();
     r.rebuild_events_per_second = rebuilt.events as f64 / r.rebuild_seconds;
     r.visits = rebuilt.visits;
-    db.execute_unprepared("VACUUM ANALYZE visits, rollup_days, rollup_hours")
+    db.execute_unprepared("VACUUM ANALYZE visits, rollup_days, rollup_hours, kafka_events")
         .await?;
 
     let dashboard = testkit::TestDashboard::start(s.clone()).await?;
@@ -453,6 +496,7 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     if let Some((name, took)) = per_query.iter().max_by_key(|(_, d)| **d) {
         r.slowest_query = format!("{name} ({:.1} ms at worst)", took.as_secs_f64() * 1000.0);
     }
+    r.goals = crate::goals::run(&db, &dashboard.base, site, (from, last), plan.rounds).await?;
     dashboard.stop().await?;
 
     crate::say("5. dashboard: the same answers from the raw events (the Umami way)");

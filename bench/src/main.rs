@@ -7,6 +7,7 @@
 
 mod dashboard;
 mod e2e;
+mod goals;
 mod load;
 mod peer;
 mod procs;

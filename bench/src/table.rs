@@ -215,6 +215,37 @@ pub fn table(r: &Results) -> String {
         "".into(),
         "".into(),
     ]);
+    let g = &d.goals;
+    let p95: Vec<String> = g
+        .p95_ms
+        .iter()
+        .map(|(name, ms)| format!("{name} {ms:.1} ms"))
+        .collect();
+    let slowest = g.p95_ms.iter().map(|(_, ms)| *ms).fold(0.0, f64::max);
+    rows.push([
+        "6. goals, 30 days".into(),
+        format!("p95 through the Stats API: {}", p95.join(", ")),
+        format!(
+            "anchor: raw events at query time {:.0} ms (all four)",
+            g.raw_ms
+        ),
+        "".into(),
+        format!(
+            "each p95 < 100 ms: {}; equal answers: {}",
+            verdict(slowest < 100.0 && !g.p95_ms.is_empty()),
+            verdict(g.equal)
+        ),
+    ]);
+    rows.push([
+        "".into(),
+        format!(
+            "{} custom events; {} goals created, each backfilled over every stored event: {:.1} s in all, {:.1} s the slowest",
+            g.custom_events, g.goals, g.backfill_seconds, g.slowest_backfill_seconds
+        ),
+        "".into(),
+        "".into(),
+        "".into(),
+    ]);
     let widths: Vec<usize> = (0..5)
         .map(|c| {
             rows.iter()

@@ -496,9 +496,17 @@ async fn from_events<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
         .chain(q.dimensions.iter())
         .map(|d| expression(*d, &key))
         .collect();
+    // A goal's rows read the visit only for its time, dimensions or filters.
+    let of_visits = q.time.is_some()
+        || q.dimensions.iter().any(|d| !d.scope().is_of_events())
+        || q.filters.iter().any(|f| f.dimension != Dimension::Goal);
     let (from, mut wheres) = match source {
         EventSource::Conversions => (
-            "conversions c JOIN goals g ON g.id = c.goal_id JOIN visits v ON v.id = c.visit_id",
+            if of_visits {
+                "conversions c JOIN goals g ON g.id = c.goal_id JOIN visits v ON v.id = c.visit_id"
+            } else {
+                "conversions c JOIN goals g ON g.id = c.goal_id"
+            },
             vec![
                 "c.site = $1".to_owned(),
                 "c.day BETWEEN $2 AND $3".to_owned(),
@@ -551,9 +559,13 @@ async fn from_events<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
                 .join(", ")
         ),
     };
+    let (day_visitor, visit_id) = match source {
+        EventSource::Conversions => ("c.day, c.visitor", "c.visit_id"),
+        EventSource::CustomEvents => ("v.day, v.visitor", "v.id"),
+    };
     let sql = format!(
-        "SELECT {selected}count(DISTINCT (v.day, v.visitor))::bigint AS visitors, \
-         count(DISTINCT v.id)::bigint AS visits, count(*)::bigint AS events \
+        "SELECT {selected}count(DISTINCT ({day_visitor}))::bigint AS visitors, \
+         count(DISTINCT {visit_id})::bigint AS visits, count(*)::bigint AS events \
          FROM {from} WHERE {wheres}{group_by}",
         wheres = wheres.join(" AND "),
     );
