@@ -46,6 +46,8 @@ counts! {
     bounces: "count(*) FILTER (WHERE bounce)",
     /// Sum of visit durations in seconds.
     duration: "coalesce(sum(duration), 0)",
+    /// Custom events (in an event name's or property's row: those events).
+    events: "coalesce(sum(events), 0)",
 }
 
 impl Counts {

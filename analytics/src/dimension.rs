@@ -153,9 +153,10 @@ impl Dimension {
         Dimension::ALL.iter().copied().filter(|d| !d.is_time())
     }
 
-    /// The breakdowns the visits and rollups keep (not those of custom events and goals).
+    /// The breakdowns the visits and rollups keep (goals have their own tables: a goal is
+    /// defined after the events it counts).
     pub fn of_visits() -> impl Iterator<Item = Dimension> {
-        Dimension::breakdowns().filter(|d| !d.scope().is_of_events())
+        Dimension::breakdowns().filter(|d| d.scope() != Scope::Goal)
     }
 }
 
@@ -192,7 +193,7 @@ impl RollupKey {
     pub fn of(dimension: Option<Dimension>) -> Option<RollupKey> {
         match dimension {
             None => Some(RollupKey::All),
-            Some(d) if d.is_time() || d.scope().is_of_events() => None,
+            Some(d) if d.is_time() || d.scope() == Scope::Goal => None,
             Some(d) => Some(RollupKey::Of(d)),
         }
     }

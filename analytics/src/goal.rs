@@ -175,13 +175,28 @@ const MATCHES: &str =
 
 /// Records the conversions of the stored hits and goals `scope` selects (a condition over `e`,
 /// the event, and `g`, the goal; its parameters from `$2`): one row per hit that completes a
-/// goal, in the visit the hit was placed in. Rows already recorded are kept.
+/// goal, in the visit the hit was placed in (rows already recorded are kept), and adds to
+/// `goal_days` the visitors and visits converting for the first time that day and the
+/// completions. Its reads of `conversions` see the table as it was before the statement.
 pub fn conversions_sql(scope: &str) -> String {
     format!(
-        "INSERT INTO conversions (goal_id, site, day, visitor, visit_id, at, event_id) \
-         SELECT g.id, v.site, v.day, v.visitor, v.id, e.received_at, e.id \
-         FROM kafka_events e JOIN visits v ON v.id = e.visit_id JOIN goals g ON g.site = v.site \
-         WHERE ({scope}) AND {MATCHES} ON CONFLICT DO NOTHING"
+        "WITH new AS (INSERT INTO conversions (goal_id, site, day, visitor, visit_id, at, event_id) \
+           SELECT g.id, v.site, v.day, v.visitor, v.id, e.received_at, e.id \
+           FROM kafka_events e JOIN visits v ON v.id = e.visit_id JOIN goals g ON g.site = v.site \
+           WHERE ({scope}) AND {MATCHES} ON CONFLICT DO NOTHING \
+           RETURNING goal_id, day, visitor, visit_id), \
+         per_visit AS (SELECT n.goal_id, n.day, n.visitor, n.visit_id, count(*) AS completions, \
+             EXISTS (SELECT 1 FROM conversions o WHERE o.goal_id = n.goal_id AND o.day = n.day \
+                 AND o.visitor = n.visitor) AS visitor_before, \
+             EXISTS (SELECT 1 FROM conversions o WHERE o.goal_id = n.goal_id AND o.day = n.day \
+                 AND o.visitor = n.visitor AND o.visit_id = n.visit_id) AS visit_before \
+           FROM new n GROUP BY n.goal_id, n.day, n.visitor, n.visit_id) \
+         INSERT INTO goal_days AS r (goal_id, day, visitors, visits, completions) \
+         SELECT goal_id, day, count(DISTINCT visitor) FILTER (WHERE NOT visitor_before), \
+             count(*) FILTER (WHERE NOT visit_before), sum(completions) \
+         FROM per_visit GROUP BY goal_id, day ORDER BY goal_id, day \
+         ON CONFLICT (goal_id, day) DO UPDATE SET visitors = r.visitors + excluded.visitors, \
+             visits = r.visits + excluded.visits, completions = r.completions + excluded.completions"
     )
 }
 

@@ -44,7 +44,6 @@ pub struct PageReports {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Figures {
     pub counts: Counts,
-    pub events: i64,
     /// The visitors of the same group without the goal narrowing it: what a conversion rate
     /// divides by.
     pub all_visitors: i64,
@@ -110,11 +109,6 @@ impl Metric {
         matches!(self, Metric::ScrollDepth | Metric::TimeOnPage)
     }
 
-    /// Whether custom events and goals count the metric (not the visits).
-    pub fn of_events(self) -> bool {
-        self.of_goals() || self == Metric::Events
-    }
-
     /// Whether the metric needs goals: a `GOAL` dimension or filter.
     pub fn of_goals(self) -> bool {
         matches!(self, Metric::Conversions | Metric::ConversionRate)
@@ -139,7 +133,7 @@ impl Metric {
                 Metric::VisitDuration => ("visit_duration", "Visit duration", Unit::Seconds, |f| {
                     per_visit(&f.counts, f.counts.duration).round()
                 }),
-                Metric::Events => ("events", "Events", Unit::Count, |f| f.events as f64),
+                Metric::Events => ("events", "Events", Unit::Count, |f| f.counts.events as f64),
                 Metric::Conversions => ("conversions", "Conversions", Unit::Count, |f| {
                     f.counts.visitors as f64
                 }),
@@ -221,10 +215,10 @@ mod tests {
             visits: 4,
             bounces: 1,
             duration: 250,
+            events: 7,
         };
         let f = Figures {
             counts: c,
-            events: 7,
             all_visitors: 9,
             reports: PageReports {
                 visits: 2,

@@ -82,6 +82,24 @@ impl Rollup {
                     .add(&on_page, sign);
                 seen.insert((key, page));
             }
+            // A visit counts once under each event name and property value it sent, with
+            // those events.
+            let of_events = [
+                (Dimension::EventName, &visit.event_names),
+                (Dimension::Property, &visit.props),
+            ];
+            for (dimension, values) in of_events {
+                let key = RollupKey::Of(dimension);
+                for (value, events) in values {
+                    let with = Counts {
+                        events: i64::from(*events),
+                        ..counts
+                    };
+                    self.day(&visit.site, key, visit.day, value)
+                        .add(&with, sign);
+                    seen.insert((key, value));
+                }
+            }
             self.hour(&visit.site, visit.hour).add(&counts, sign);
             hours.insert(visit.hour);
         }
@@ -176,7 +194,12 @@ pub fn sessionize(
             (Some(open), HitKind::PageView) => open.extend(hit),
             (Some(open), HitKind::Engagement { ms }) => open.engage(hit, ms),
             (Some(open), HitKind::Event) => open.touch(hit),
-            (None, HitKind::PageView | HitKind::Event) => visits.push(Visit::start(hit, day, hour)),
+            (None, HitKind::PageView) => visits.push(Visit::start(hit, day, hour)),
+            (None, HitKind::Event) => {
+                let mut visit = Visit::start(hit, day, hour);
+                visit.touch(hit);
+                visits.push(visit);
+            }
             // A report for a visit already over (or never seen) starts nothing.
             (None, HitKind::Engagement { .. }) => {
                 placed.push(None);
@@ -232,6 +255,8 @@ mod tests {
                 source: "google",
                 ..Traits::default()
             },
+            name: "",
+            props: Vec::new(),
         }
     }
 
@@ -290,7 +315,8 @@ mod tests {
                 visitors: 2,
                 visits: 3,
                 bounces: 2,
-                duration: 600
+                duration: 600,
+                events: 0,
             }
         );
         let pricing = totals(&rollup, RollupKey::Of(Dimension::Page), "/pricing");
@@ -363,8 +389,12 @@ mod tests {
     fn a_custom_event_keeps_its_visit_going_or_starts_one_without_a_page_view() {
         let mut signup = hit(2, 7, 25, "/pricing");
         signup.kind = HitKind::Event;
+        signup.name = "Signup";
+        signup.props = vec![("plan", "pro")];
         let mut alone = hit(4, 8, 1, "/docs");
         alone.kind = HitKind::Event;
+        alone.name = "Signup";
+        alone.props = vec![("plan", "free")];
         let batch = [hit(1, 7, 0, "/"), signup, hit(3, 7, 50, "/"), alone];
         let changes = sessionize(&HashMap::new(), &batch, TIMEOUT, utc);
         let one = Some(Uuid::from_u128(1));
@@ -383,7 +413,14 @@ mod tests {
         );
         assert!(visits[1].pages.is_empty());
         let all = totals(&rollup, RollupKey::All, "");
-        assert_eq!((all.pageviews, all.visits, all.visitors), (2, 2, 2));
+        assert_eq!(
+            (all.pageviews, all.visits, all.visitors, all.events),
+            (2, 2, 2, 2)
+        );
+        let signups = totals(&rollup, RollupKey::Of(Dimension::EventName), "Signup");
+        assert_eq!((signups.visitors, signups.events), (2, 2));
+        let pro = totals(&rollup, RollupKey::Of(Dimension::Property), "plan\u{1f}pro");
+        assert_eq!((pro.visitors, pro.visits, pro.events), (1, 1, 1));
     }
 
     #[test]

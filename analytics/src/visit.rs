@@ -15,6 +15,18 @@ use crate::dimension::{Dimension, Scope, Traits};
 /// reading more distinct pages than this is a crawler in all but name.
 pub const MAX_PAGES_PER_VISIT: usize = 500;
 pub const OTHER_PAGES: &str = "(other pages)";
+/// Distinct custom event names, and property values, remembered per visit; later new ones
+/// count under `OTHER_EVENTS`.
+pub const MAX_EVENT_KEYS_PER_VISIT: usize = 100;
+pub const OTHER_EVENTS: &str = "(other events)";
+/// Between a property's key and its value in `Visit::props` and in the rollups' values: a
+/// character no key contains (the ASCII unit separator).
+pub const PROPERTY_SEPARATOR: char = '\u{1f}';
+
+/// A property's stored value in `Visit::props` and the rollups: key, separator, value.
+pub fn property_value(key: &str, value: &str) -> String {
+    format!("{key}{PROPERTY_SEPARATOR}{value}")
+}
 
 /// A custom event's name, in characters.
 pub const MAX_EVENT_NAME: usize = 120;
@@ -128,6 +140,9 @@ pub struct Hit<'a> {
     pub is_bot: bool,
     pub kind: HitKind,
     pub traits: Traits<&'a str>,
+    /// A custom event's name and properties (empty for other hits).
+    pub name: &'a str,
+    pub props: Vec<(&'a str, &'a str)>,
 }
 
 /// A `visits` row.
@@ -154,6 +169,10 @@ pub struct Visit {
     pub traits: Traits<String>,
     /// Page views per path.
     pub pages: BTreeMap<String, i32>,
+    /// Custom events, in all and per name; and per property (`property_value`).
+    pub events: i32,
+    pub event_names: BTreeMap<String, i32>,
+    pub props: BTreeMap<String, i32>,
 }
 
 impl Visit {
@@ -181,6 +200,9 @@ impl Visit {
             exit_page: hit.page.to_owned(),
             traits: hit.traits.map(|v| (*v).to_owned()),
             pages,
+            events: 0,
+            event_names: BTreeMap::new(),
+            props: BTreeMap::new(),
         }
     }
 
@@ -213,6 +235,11 @@ impl Visit {
     pub(crate) fn touch(&mut self, hit: &Hit<'_>) {
         self.last_seen_at = self.last_seen_at.max(hit.at);
         self.update_duration();
+        self.events += 1;
+        count_in(&mut self.event_names, hit.name);
+        for (key, value) in &hit.props {
+            count_in(&mut self.props, &property_value(key, value));
+        }
     }
 
     /// Seconds from the first page view to the last activity, or the engaged time if longer.
@@ -245,8 +272,20 @@ impl Visit {
             visits: 1,
             bounces: i64::from(self.is_bounce()),
             duration: i64::from(self.duration),
+            events: i64::from(self.events),
         }
     }
+}
+
+/// Counts one more of `key`, under `OTHER_EVENTS` once the map holds its limit.
+fn count_in(map: &mut BTreeMap<String, i32>, key: &str) {
+    let known = map.contains_key(key);
+    let key = if known || map.len() < MAX_EVENT_KEYS_PER_VISIT {
+        key
+    } else {
+        OTHER_EVENTS
+    };
+    *map.entry(key.to_owned()).or_default() += 1;
 }
 
 #[cfg(test)]

@@ -262,7 +262,7 @@ fn dashboard_queries(site: &str, from: NaiveDate, to: NaiveDate) -> Vec<(String,
     let of_visits: Vec<Metric> = Metric::ALL
         .iter()
         .copied()
-        .filter(|m| !m.of_events() && !m.of_pages())
+        .filter(|m| !m.of_goals() && !m.of_pages())
         .collect();
     let all = json!(of_visits);
     let mut out = vec![
@@ -340,6 +340,7 @@ pub fn raw_visits() -> String {
     FROM s),
   vs AS (
     SELECT visitor_id AS visitor, day, visit_no, {views} AS views, {bounce} AS bounce,
+           count(*) FILTER (WHERE event_type = 'CUSTOM_EVENT') AS events,
            floor(extract(epoch FROM max(received_at) - min(received_at)))::bigint AS duration,
            (array_agg(path {first}) {view})[1] AS entry_page,
            (array_agg(path ORDER BY received_at DESC, \"offset\" DESC) {view})[1] AS exit_page,
@@ -363,7 +364,7 @@ fn raw_sql(name: &str) -> String {
         }
         "page" => format!(
             "{raw_visits} SELECT path AS k, {sums} FROM \
-             (SELECT p.path, p.day, p.visitor, p.views, vs.duration, vs.bounce \
+             (SELECT p.path, p.day, p.visitor, p.views, vs.duration, vs.bounce, vs.events \
               FROM (SELECT path, day, visitor_id AS visitor, visit_no, count(*) AS views \
                     FROM n WHERE event_type = 'PAGE_VIEW' GROUP BY 1, 2, 3, 4) p \
               JOIN vs USING (visitor, day, visit_no)) pv GROUP BY path"

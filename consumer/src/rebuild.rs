@@ -41,8 +41,17 @@ struct StoredHit {
     engaged_ms: Option<i32>,
     site: Option<String>,
     is_bot: bool,
+    name: Option<String>,
+    props: Option<Vec<StoredProperty>>,
     #[serde(flatten)]
     traits: Traits<Option<String>>,
+}
+
+/// A custom event's property, as `kafka_events.props` holds it.
+#[derive(Debug, Deserialize)]
+struct StoredProperty {
+    key: String,
+    value: String,
 }
 
 impl StoredHit {
@@ -57,6 +66,8 @@ impl StoredHit {
             "engaged_ms",
             "site",
             "is_bot",
+            "name",
+            "props",
         ];
         columns.extend(Dimension::TRAITS.iter().map(|d| d.name()));
         columns.join(", ")
@@ -72,6 +83,13 @@ impl StoredHit {
             page: &self.path,
             is_bot: self.is_bot,
             traits: Traits::of_stored(&self.traits),
+            name: self.name.as_deref().unwrap_or(""),
+            props: self
+                .props
+                .iter()
+                .flatten()
+                .map(|p| (p.key.as_str(), p.value.as_str()))
+                .collect(),
         })
     }
 }
@@ -104,7 +122,9 @@ fn digest_sql() -> String {
              FROM rollup_hours h WHERE {nonzero}) || \
          (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v) || \
          (SELECT md5(coalesce(string_agg(c::text, ',' ORDER BY goal_id, event_id), '')) \
-             FROM conversions c) AS digest"
+             FROM conversions c) || \
+         (SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY goal_id, day), '')) \
+             FROM goal_days d) AS digest"
     )
 }
 
@@ -147,7 +167,7 @@ pub async fn rebuild_if_model_changed(
 
 async fn lock<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
     txn.execute_unprepared(
-        "LOCK TABLE visits, rollup_days, rollup_hours, read_model, conversions \
+        "LOCK TABLE visits, rollup_days, rollup_hours, read_model, conversions, goal_days \
          IN ACCESS EXCLUSIVE MODE",
     )
     .await?;
@@ -170,7 +190,7 @@ async fn replay<C: ConnectionTrait>(
     analytics: &AnalyticsSettings,
 ) -> Result<Rebuilt, DbErr> {
     let before = digest(txn).await?;
-    txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours, conversions")
+    txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours, conversions, goal_days")
         .await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,

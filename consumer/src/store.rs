@@ -96,6 +96,13 @@ impl StoredEvent {
             page: &fields.path,
             is_bot: e.is_bot,
             traits: traits_of(e),
+            name: fields.name.as_deref().unwrap_or(""),
+            props: fields
+                .props
+                .iter()
+                .flatten()
+                .map(|p| (p.key.as_str(), p.value.as_str()))
+                .collect(),
         })
     }
 }

@@ -78,7 +78,8 @@ async fn write_visits<C: ConnectionTrait>(conn: &C, visits: &[Visit]) -> Result<
          ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, \
          pageviews = excluded.pageviews, duration = excluded.duration, \
          engaged = excluded.engaged, engaged_ms = excluded.engaged_ms, \
-         exit_page = excluded.exit_page, pages = excluded.pages";
+         exit_page = excluded.exit_page, pages = excluded.pages, events = excluded.events, \
+         event_names = excluded.event_names, props = excluded.props";
     for chunk in visits.chunks(ROWS_PER_STATEMENT) {
         execute_json(conn, UPSERT, chunk).await?;
     }

@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
-use analytics::visit::{bounce_sql, CUSTOM_EVENT_TYPE, ENGAGEMENT_EVENT_TYPE};
-use analytics::{Counts, PageReports, RollupKey, Scope};
+use analytics::visit::bounce_sql;
+use analytics::{Counts, RollupKey, Scope};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
@@ -32,98 +32,55 @@ pub enum Engine {
     Events,
 }
 
-/// The counts of a query's groups, from the rollups when they can answer it.
+/// The counts of a query's groups: goals from `goals`, from the rollups when they can answer
+/// it, custom events by name or property from the events themselves when not, the rest from
+/// the visits.
 pub async fn groups<C: ConnectionTrait>(
     db: &C,
     q: &Checked,
     force: Option<Engine>,
 ) -> Result<(Engine, Vec<Group>), DbErr> {
-    if q.of_events() {
-        let mut groups = from_events(db, q).await?;
-        if q.metrics.contains(&Metric::ConversionRate) {
-            attach_all_visitors(db, q, &mut groups).await?;
+    let plan = rollup_plan(q).filter(|_| force != Some(Engine::Visits));
+    let of_events = q.dimensions.iter().any(|d| d.scope().is_of_events());
+    let (engine, mut groups) = match plan {
+        _ if crate::events::of_goals(q) => {
+            (Engine::Events, crate::events::of_goals_groups(db, q).await?)
         }
-        return Ok((Engine::Events, groups));
-    }
-    let plan = rollup_plan(q);
-    let (engine, mut groups) = match (force, plan) {
-        (Some(Engine::Visits | Engine::Events), _) | (None, None) => {
-            (Engine::Visits, from_visits(db, q).await?)
-        }
-        (_, Some(plan)) => (Engine::Rollups, from_rollups(db, q, plan).await?),
-        (Some(Engine::Rollups), None) => {
+        Some(plan) => (Engine::Rollups, from_rollups(db, q, plan).await?),
+        None if force == Some(Engine::Rollups) => {
             return Err(DbErr::Custom(
                 "the rollups cannot answer this query (more than one dimension or filter)".into(),
             ))
         }
+        None if of_events => (
+            Engine::Events,
+            crate::events::from_custom_events(db, q).await?,
+        ),
+        None => (Engine::Visits, from_visits(db, q).await?),
     };
+    if q.metrics.contains(&Metric::ConversionRate) {
+        crate::events::attach_all_visitors(db, q, &mut groups).await?;
+    }
     if q.metrics.iter().any(|m| m.of_pages()) {
-        attach_page_reports(db, q, &mut groups).await?;
+        crate::pages::attach_page_reports(db, q, &mut groups).await?;
     }
     Ok((engine, groups))
 }
 
-/// Sets on each page's group what its engagement reports say (`PageReports`): per visit and
-/// page, the deepest scroll and the engaged time, summed over the visits.
-async fn attach_page_reports<C: ConnectionTrait>(
-    db: &C,
-    q: &Checked,
-    groups: &mut [Group],
-) -> Result<(), DbErr> {
-    let mut values: Vec<Value> = vec![q.site.clone().into(), q.from.into(), q.to.into()];
-    let [lo, hi] = received_bounds(q);
-    let (lo, hi) = (bind(&mut values, lo), bind(&mut values, hi));
-    let mut wheres = vec![
-        format!("x.event_type = '{ENGAGEMENT_EVENT_TYPE}'"),
-        "x.site = $1".to_owned(),
-        format!("x.received_at >= {lo} AND x.received_at < {hi}"),
-        "v.day BETWEEN $2 AND $3".to_owned(),
-    ];
-    for f in &q.filters {
-        wheres.push(match f.dimension.scope() {
-            Scope::PageView => compare("x.path", f, &mut values),
-            _ => visit_condition(q, f, &mut values),
-        });
-    }
-    let sql = format!(
-        "SELECT page, count(*)::bigint AS visits, sum(scroll)::bigint AS scroll, \
-         sum(ms)::bigint AS engaged_ms FROM \
-         (SELECT x.path AS page, max(coalesce(x.scroll_depth, 0)) AS scroll, \
-          sum(x.engaged_ms) AS ms FROM kafka_events x JOIN visits v ON v.id = x.visit_id \
-          WHERE {} GROUP BY x.visit_id, x.path) r GROUP BY page",
-        wheres.join(" AND ")
-    );
-    let mut by_page: HashMap<String, PageReports> = HashMap::new();
-    for row in query(db, &sql, values).await? {
-        by_page.insert(
-            row.try_get("", "page")?,
-            PageReports {
-                visits: row.try_get("", "visits")?,
-                scroll: row.try_get("", "scroll")?,
-                engaged_ms: row.try_get("", "engaged_ms")?,
-            },
-        );
-    }
-    for group in groups {
-        if let Some(reports) = group.values.first().and_then(|page| by_page.get(page)) {
-            group.reports = *reports;
-        }
-    }
-    Ok(())
-}
-
 /// What the rollups are asked: one stored dimension, maybe one value of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum RollupPlan {
+pub(crate) enum RollupPlan {
     Hours,
     Days {
         key: RollupKey,
         value: Option<String>,
         by_value: bool,
+        /// The values start with this (a property's key and the separator), not shown.
+        prefix: Option<String>,
     },
 }
 
-fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
+pub(crate) fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
     if q.time == Some(Dimension::TimeHour) {
         return (q.dimensions.is_empty() && q.filters.is_empty()).then_some(RollupPlan::Hours);
     }
@@ -142,18 +99,34 @@ fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
         (Some(d), _) | (None, Some((d, _))) => RollupKey::of(Some(d))?,
         (None, None) => RollupKey::All,
     };
+    // A property's rows are `key<separator>value`: its key is the query's (a filter's must
+    // be the same).
+    let prefix = match key {
+        RollupKey::Of(Dimension::Property) => {
+            let filtered = q.filters.first().and_then(|f| f.property.as_deref());
+            let key = match (breakdown, filtered) {
+                (Some(_), Some(f)) if Some(f.trim()) != q.property.as_deref() => return None,
+                (Some(_), _) => q.property.clone()?,
+                (None, f) => f?.trim().to_owned(),
+            };
+            Some(analytics::visit::property_value(&key, ""))
+        }
+        _ => None,
+    };
+    let value = filter.map(|(_, v)| format!("{}{v}", prefix.as_deref().unwrap_or("")));
     Some(RollupPlan::Days {
         key,
-        value: filter.map(|(_, v)| v.clone()),
+        value,
         by_value: breakdown.is_some(),
+        prefix,
     })
 }
 
-fn counts(row: &QueryResult) -> Result<Counts, DbErr> {
+pub(crate) fn counts(row: &QueryResult) -> Result<Counts, DbErr> {
     Counts::read(|column| row.try_get("", column))
 }
 
-async fn from_rollups<C: ConnectionTrait>(
+pub(crate) async fn from_rollups<C: ConnectionTrait>(
     db: &C,
     q: &Checked,
     plan: RollupPlan,
@@ -183,6 +156,7 @@ async fn from_rollups<C: ConnectionTrait>(
             key,
             value,
             by_value,
+            prefix,
         } => {
             let mut values: Vec<Value> = vec![
                 q.site.clone().into(),
@@ -190,12 +164,15 @@ async fn from_rollups<C: ConnectionTrait>(
                 q.from.into(),
                 q.to.into(),
             ];
-            let only = match value {
-                Some(v) => {
-                    values.push(v.into());
-                    " AND value = $5"
+            let only = match (value, &prefix) {
+                (Some(v), _) => format!(" AND value = {}", bind(&mut values, v.into())),
+                (None, Some(p)) => {
+                    format!(
+                        " AND starts_with(value, {})",
+                        bind(&mut values, p.clone().into())
+                    )
                 }
-                None => "",
+                (None, None) => String::new(),
             };
             let keys = match q.time {
                 Some(_) => "day, value",
@@ -216,7 +193,11 @@ async fn from_rollups<C: ConnectionTrait>(
                     None => None,
                 };
                 let value: String = row.try_get("", "value")?;
-                let values = if by_value { vec![value] } else { Vec::new() };
+                let shown = match &prefix {
+                    Some(p) => value.strip_prefix(p.as_str()).unwrap_or(&value).to_owned(),
+                    None => value,
+                };
+                let values = if by_value { vec![shown] } else { Vec::new() };
                 merged
                     .entry((bucket, values))
                     .or_default()
@@ -237,7 +218,7 @@ async fn from_rollups<C: ConnectionTrait>(
 
 /// The SQL expression of a dimension over `visits v` (and `p`, the visit's pages; `g`, the
 /// goal; `x`, the custom event; `$key`, the parameter holding the property's key).
-fn expression(d: Dimension, key: &str) -> String {
+pub(crate) fn expression(d: Dimension, key: &str) -> String {
     match d.scope() {
         Scope::Time(bucket) => bucket.sql("v.hour", "v.day"),
         Scope::PageView => "p.page".into(),
@@ -249,7 +230,7 @@ fn expression(d: Dimension, key: &str) -> String {
 }
 
 /// The value of the property `key` (a parameter) of the custom event `e`, NULL without one.
-fn property_value(e: &str, key: &str) -> String {
+pub(crate) fn property_value(e: &str, key: &str) -> String {
     format!(
         "(SELECT p.prop->>'value' FROM jsonb_array_elements({e}.props) AS p(prop) \
           WHERE p.prop->>'key' = {key} LIMIT 1)"
@@ -264,7 +245,7 @@ pub fn visit_filters(q: &Checked, values: &mut Vec<Value>) -> String {
         "v.day BETWEEN $2 AND $3".to_owned(),
     ];
     for f in &q.filters {
-        wheres.push(visit_condition(q, f, values));
+        wheres.push(visit_condition(f, values));
     }
     wheres.join(" AND ")
 }
@@ -272,7 +253,7 @@ pub fn visit_filters(q: &Checked, values: &mut Vec<Value>) -> String {
 /// Custom events' received times bounding the local days `$2`..`$3` in any time zone (a
 /// local day lies within a day either side of the UTC day of the same date); the exact days
 /// are the visit's.
-fn received_bounds(q: &Checked) -> [Value; 2] {
+pub(crate) fn received_bounds(q: &Checked) -> [Value; 2] {
     let at = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
     [
         at(q.from - TimeDelta::days(1)).into(),
@@ -281,7 +262,7 @@ fn received_bounds(q: &Checked) -> [Value; 2] {
 }
 
 /// `expr op values` for a filter's values, bound as the next parameter.
-fn compare(expr: &str, f: &Filter, values: &mut Vec<Value>) -> String {
+pub(crate) fn compare(expr: &str, f: &Filter, values: &mut Vec<Value>) -> String {
     let n = values.len() + 1;
     let (condition, bound): (String, Vec<String>) = match f.op {
         FilterOp::Is => (format!("{expr} = ANY(${n})"), f.values.clone()),
@@ -296,14 +277,14 @@ fn compare(expr: &str, f: &Filter, values: &mut Vec<Value>) -> String {
 }
 
 /// Binds a value as the next parameter; its placeholder.
-fn bind(values: &mut Vec<Value>, value: Value) -> String {
+pub(crate) fn bind(values: &mut Vec<Value>, value: Value) -> String {
     values.push(value);
     format!("${}", values.len())
 }
 
 /// The condition of a filter over a visit `v` (`$1` the site, `$2`/`$3` the days). A goal or
 /// property filter keeps the visits that converted or sent such an event.
-fn visit_condition(q: &Checked, f: &Filter, values: &mut Vec<Value>) -> String {
+pub(crate) fn visit_condition(f: &Filter, values: &mut Vec<Value>) -> String {
     match f.dimension.scope() {
         Scope::Goal => {
             let names = compare("g.name", &f.clone_is(), values);
@@ -317,21 +298,35 @@ fn visit_condition(q: &Checked, f: &Filter, values: &mut Vec<Value>) -> String {
                  WHERE c.site = $1 AND c.day BETWEEN $2 AND $3 AND {names})"
             )
         }
+        // The visit sent such an event (its names and property values are keys of its maps).
         Scope::Property | Scope::EventName => {
-            let [lo, hi] = received_bounds(q);
-            let (lo, hi) = (bind(values, lo), bind(values, hi));
-            let matched = event_condition(f, values);
-            let keep = if f.op == FilterOp::IsNot {
-                "NOT IN"
-            } else {
-                "IN"
+            let (map, prefix) = match f.dimension.scope() {
+                Scope::Property => (
+                    "v.props",
+                    analytics::visit::property_value(
+                        f.property.as_deref().unwrap_or("").trim(),
+                        "",
+                    ),
+                ),
+                _ => ("v.event_names", String::new()),
             };
-            format!(
-                "v.id {keep} (SELECT x.visit_id FROM kafka_events x \
-                 WHERE x.event_type = '{CUSTOM_EVENT_TYPE}' AND x.site = $1 \
-                 AND x.received_at >= {lo} AND x.received_at < {hi} \
-                 AND x.visit_id IS NOT NULL AND {matched})"
-            )
+            let keep = if f.op == FilterOp::IsNot { "NOT " } else { "" };
+            match f.op {
+                FilterOp::Is | FilterOp::IsNot => {
+                    let keys: Vec<String> =
+                        f.values.iter().map(|v| format!("{prefix}{v}")).collect();
+                    format!("{keep}({map} ?| {})", bind(values, keys.into()))
+                }
+                FilterOp::Contains => {
+                    let p = bind(values, prefix.clone().into());
+                    let n = prefix.chars().count() + 1;
+                    let like = compare(&format!("substr(k.key, {n})"), f, values);
+                    format!(
+                        "EXISTS (SELECT 1 FROM jsonb_object_keys({map}) AS k(key) \
+                         WHERE starts_with(k.key, {p}) AND {like})"
+                    )
+                }
+            }
         }
         // The visit viewed such a page (the visits engine joins the pages instead).
         Scope::PageView => {
@@ -345,21 +340,8 @@ fn visit_condition(q: &Checked, f: &Filter, values: &mut Vec<Value>) -> String {
     }
 }
 
-/// The condition of an event-name or property filter over a custom event `x`, as `IS` (the
-/// caller keeps or drops what it selects).
-fn event_condition(f: &Filter, values: &mut Vec<Value>) -> String {
-    let expr = match f.dimension.scope() {
-        Scope::Property => {
-            let key = bind(values, f.property.clone().unwrap_or_default().trim().into());
-            property_value("x", &key)
-        }
-        _ => "x.name".to_owned(),
-    };
-    compare(&expr, &f.clone_is(), values)
-}
-
 /// `%`, `_` and `\` taken literally inside an ILIKE pattern.
-fn like_pattern(value: &str) -> String {
+pub(crate) fn like_pattern(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('%');
     for c in value.chars() {
@@ -372,7 +354,10 @@ fn like_pattern(value: &str) -> String {
     out
 }
 
-async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Group>, DbErr> {
+pub(crate) async fn from_visits<C: ConnectionTrait>(
+    db: &C,
+    q: &Checked,
+) -> Result<Vec<Group>, DbErr> {
     let per_page = |d: Dimension| d.scope() == Scope::PageView;
     let page_dimension = q.dimensions.iter().any(|d| per_page(*d));
     let pages = page_dimension || q.filters.iter().any(|f| per_page(f.dimension));
@@ -391,7 +376,7 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
         let condition = match f.dimension.scope() {
             // Pages are joined: a page filter keeps the views of the matching pages.
             Scope::PageView => compare("p.page", f, &mut values),
-            _ => visit_condition(q, f, &mut values),
+            _ => visit_condition(f, &mut values),
         };
         wheres.push(condition);
     }
@@ -407,7 +392,7 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
         ""
     };
     let visit = format!(
-        "v.id, v.day, v.visitor, v.duration, {} AS bounce",
+        "v.id, v.day, v.visitor, v.duration, v.events, {} AS bounce",
         bounce_sql("v.pageviews", "v.engaged_ms")
     );
     let inner = match (pages, page_dimension) {
@@ -459,194 +444,7 @@ async fn from_visits<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Grou
     Ok(out)
 }
 
-/// Where a query of goals or custom events reads: `conversions` (a goal's completions) or the
-/// custom events themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EventSource {
-    Conversions,
-    CustomEvents,
-}
-
-impl EventSource {
-    fn of(q: &Checked) -> EventSource {
-        let by_goal = q.dimensions.contains(&Dimension::Goal);
-        let custom = q
-            .dimensions
-            .iter()
-            .any(|d| matches!(d.scope(), Scope::EventName | Scope::Property));
-        let of_goals = q.metrics.iter().any(|m| m.of_goals());
-        match (by_goal || of_goals) && !custom {
-            true => EventSource::Conversions,
-            false => EventSource::CustomEvents,
-        }
-    }
-}
-
-/// Visitors, visits and events (or completions) of goals or custom events, grouped.
-async fn from_events<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<Group>, DbErr> {
-    let source = EventSource::of(q);
-    let mut values: Vec<Value> = vec![q.site.clone().into(), q.from.into(), q.to.into()];
-    let key = match &q.property {
-        Some(k) => bind(&mut values, k.clone().into()),
-        None => "NULL".to_owned(),
-    };
-    let keys: Vec<String> = q
-        .time
-        .iter()
-        .chain(q.dimensions.iter())
-        .map(|d| expression(*d, &key))
-        .collect();
-    // A goal's rows read the visit only for its time, dimensions or filters.
-    let of_visits = q.time.is_some()
-        || q.dimensions.iter().any(|d| !d.scope().is_of_events())
-        || q.filters.iter().any(|f| f.dimension != Dimension::Goal);
-    let (from, mut wheres) = match source {
-        EventSource::Conversions => (
-            if of_visits {
-                "conversions c JOIN goals g ON g.id = c.goal_id JOIN visits v ON v.id = c.visit_id"
-            } else {
-                "conversions c JOIN goals g ON g.id = c.goal_id"
-            },
-            vec![
-                "c.site = $1".to_owned(),
-                "c.day BETWEEN $2 AND $3".to_owned(),
-            ],
-        ),
-        EventSource::CustomEvents => {
-            let [lo, hi] = received_bounds(q);
-            let (lo, hi) = (bind(&mut values, lo), bind(&mut values, hi));
-            (
-                "kafka_events x JOIN visits v ON v.id = x.visit_id",
-                vec![
-                    format!("x.event_type = '{CUSTOM_EVENT_TYPE}'"),
-                    "x.site = $1".to_owned(),
-                    format!("x.received_at >= {lo} AND x.received_at < {hi}"),
-                    "v.day BETWEEN $2 AND $3".to_owned(),
-                ],
-            )
-        }
-    };
-    if q.dimensions.contains(&Dimension::Property) {
-        wheres.push(format!("{} IS NOT NULL", property_value("x", &key)));
-    }
-    for f in &q.filters {
-        let condition = match (source, f.dimension.scope()) {
-            // Goal rows are narrowed to the goals named; custom events to those matching.
-            (EventSource::Conversions, Scope::Goal) => compare("g.name", f, &mut values),
-            (EventSource::CustomEvents, Scope::Property | Scope::EventName) => {
-                let matched = event_condition(f, &mut values);
-                match f.op {
-                    FilterOp::IsNot => format!("NOT coalesce({matched}, false)"),
-                    _ => matched,
-                }
-            }
-            _ => visit_condition(q, f, &mut values),
-        };
-        wheres.push(condition);
-    }
-    let selected: String = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{k} AS k{i}, "))
-        .collect();
-    let group_by = match keys.len() {
-        0 => String::new(),
-        n => format!(
-            " GROUP BY {}",
-            (0..n)
-                .map(|i| format!("k{i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let (day_visitor, visit_id) = match source {
-        EventSource::Conversions => ("c.day, c.visitor", "c.visit_id"),
-        EventSource::CustomEvents => ("v.day, v.visitor", "v.id"),
-    };
-    let sql = format!(
-        "SELECT {selected}count(DISTINCT ({day_visitor}))::bigint AS visitors, \
-         count(DISTINCT {visit_id})::bigint AS visits, count(*)::bigint AS events \
-         FROM {from} WHERE {wheres}{group_by}",
-        wheres = wheres.join(" AND "),
-    );
-    let first_value = usize::from(q.time.is_some());
-    let mut out = Vec::new();
-    for row in query(db, &sql, values).await? {
-        let bucket = match q.time {
-            Some(_) => Some(row.try_get::<NaiveDateTime>("", "k0")?),
-            None => None,
-        };
-        let mut texts = Vec::with_capacity(keys.len());
-        for i in first_value..keys.len() {
-            texts.push(row.try_get::<String>("", &format!("k{i}"))?);
-        }
-        out.push(Group {
-            bucket,
-            values: texts,
-            counts: Counts {
-                visitors: row.try_get("", "visitors")?,
-                visits: row.try_get("", "visits")?,
-                ..Counts::default()
-            },
-            events: row.try_get("", "events")?,
-            ..Group::default()
-        });
-    }
-    Ok(out)
-}
-
-/// Sets on each group the visitors of the same time bucket and visit dimensions under the
-/// same filters, goals and custom events aside: what its conversion rate divides by.
-async fn attach_all_visitors<C: ConnectionTrait>(
-    db: &C,
-    q: &Checked,
-    groups: &mut [Group],
-) -> Result<(), DbErr> {
-    let kept: Vec<bool> = q
-        .dimensions
-        .iter()
-        .map(|d| !d.scope().is_of_events())
-        .collect();
-    let of_visits = Checked {
-        metrics: vec![Metric::Visitors],
-        dimensions: q
-            .dimensions
-            .iter()
-            .copied()
-            .filter(|d| !d.scope().is_of_events())
-            .collect(),
-        property: None,
-        filters: q
-            .filters
-            .iter()
-            .filter(|f| !f.dimension.scope().is_of_events())
-            .cloned()
-            .collect(),
-        ..q.clone()
-    };
-    let plan = rollup_plan(&of_visits);
-    let all = match plan {
-        Some(plan) => from_rollups(db, &of_visits, plan).await?,
-        None => from_visits(db, &of_visits).await?,
-    };
-    let visitors: HashMap<(Option<NaiveDateTime>, Vec<String>), i64> = all
-        .into_iter()
-        .map(|g| ((g.bucket, g.values), g.counts.visitors))
-        .collect();
-    for group in groups {
-        let values: Vec<String> = group
-            .values
-            .iter()
-            .zip(&kept)
-            .filter(|(_, keep)| **keep)
-            .map(|(v, _)| v.clone())
-            .collect();
-        group.all_visitors = visitors.get(&(group.bucket, values)).copied().unwrap_or(0);
-    }
-    Ok(())
-}
-
-async fn query<C: ConnectionTrait>(
+pub(crate) async fn query<C: ConnectionTrait>(
     db: &C,
     sql: &str,
     values: impl IntoIterator<Item = Value>,

@@ -45,29 +45,42 @@ fn percent(part: i64, of: i64) -> f64 {
 }
 
 /// The visitors reaching each step: `$1` the site, `$2`/`$3` the days, then one goal id per
-/// step; `entering` narrows the visits of the first step (a condition over `v`).
-pub fn sql(steps: usize, entering: &str) -> String {
+/// step; `entering` narrows the visits of the first step (a condition over `v`, or `None`).
+/// Step 1 is every completion of its goal; step k keeps, per visit, the earliest completion
+/// after some completion of step k-1 (a semi-join, no sort of the first step's rows).
+pub fn sql(steps: usize, entering: Option<&str>) -> String {
     let mut ctes = Vec::with_capacity(steps);
-    for k in 1..=steps {
+    let range = "c.day BETWEEN $2 AND $3";
+    let visits = match entering {
+        Some(condition) => {
+            format!(" AND c.visit_id IN (SELECT v.id FROM visits v WHERE {condition})")
+        }
+        None => String::new(),
+    };
+    ctes.push(format!(
+        "s1 AS (SELECT c.visit_id, c.day, c.visitor, c.at, c.event_id FROM conversions c \
+         WHERE c.goal_id = $4 AND {range}{visits})"
+    ));
+    for k in 2..=steps {
         let goal = 3 + k;
-        let after = match k {
-            1 => format!(
-                "JOIN visits v ON v.id = c.visit_id AND {entering} \
-                 WHERE c.site = $1 AND c.day BETWEEN $2 AND $3 AND c.goal_id = ${goal}"
-            ),
-            _ => format!(
-                "JOIN s{p} p ON p.visit_id = c.visit_id AND (c.at, c.event_id) > (p.at, p.event_id) \
-                 WHERE c.site = $1 AND c.day BETWEEN $2 AND $3 AND c.goal_id = ${goal}",
-                p = k - 1
-            ),
-        };
         ctes.push(format!(
             "s{k} AS (SELECT DISTINCT ON (c.visit_id) c.visit_id, c.day, c.visitor, c.at, c.event_id \
-             FROM conversions c {after} ORDER BY c.visit_id, c.at, c.event_id)"
+             FROM conversions c WHERE c.goal_id = ${goal} AND {range} AND EXISTS (SELECT 1 FROM s{p} p \
+             WHERE p.visit_id = c.visit_id AND (p.at, p.event_id) < (c.at, c.event_id)) \
+             ORDER BY c.visit_id, c.at, c.event_id)",
+            p = k - 1
         ));
     }
     let counts: Vec<String> = (1..=steps)
-        .map(|k| format!("(SELECT count(DISTINCT (day, visitor)) FROM s{k})::bigint AS n{k}"))
+        .map(|k| match (k, entering) {
+            // Unfiltered, the first step's visitors are its goal's, kept per day.
+            (1, None) => "(SELECT coalesce(sum(visitors), 0) FROM goal_days \
+                 WHERE goal_id = $4 AND day BETWEEN $2 AND $3)::bigint AS n1"
+                .to_owned(),
+            _ => format!(
+                "(SELECT count(*) FROM (SELECT DISTINCT day, visitor FROM s{k}) d)::bigint AS n{k}"
+            ),
+        })
         .collect();
     format!("WITH {} SELECT {}", ctes.join(", "), counts.join(", "))
 }
@@ -77,7 +90,7 @@ pub async fn run<C: ConnectionTrait>(
     db: &C,
     names: &[String],
     values: Vec<Value>,
-    entering: &str,
+    entering: Option<&str>,
 ) -> Result<Funnel, DbErr> {
     let sql = sql(names.len(), entering);
     let row = db
@@ -117,13 +130,20 @@ mod tests {
 
     #[test]
     fn each_step_starts_after_the_earliest_completion_of_the_step_before() {
-        let sql = sql(3, "true");
+        let sql = sql(3, None);
         assert!(sql.contains("s2 AS (SELECT DISTINCT ON (c.visit_id)"));
         assert!(sql.contains(
-            "JOIN s2 p ON p.visit_id = c.visit_id AND (c.at, c.event_id) > (p.at, p.event_id)"
+            "FROM s2 p WHERE p.visit_id = c.visit_id AND (p.at, p.event_id) < (c.at, c.event_id)"
         ));
         assert!(sql.contains("c.goal_id = $6"));
-        assert!(sql.ends_with("(SELECT count(DISTINCT (day, visitor)) FROM s3)::bigint AS n3"));
+        assert!(sql.ends_with("FROM (SELECT DISTINCT day, visitor FROM s3) d)::bigint AS n3"));
+        assert!(
+            sql.contains("FROM goal_days"),
+            "unfiltered, step 1 is the goal's visitors"
+        );
+        let filtered = super::sql(2, Some("v.os = $6"));
+        assert!(filtered.contains("c.visit_id IN (SELECT v.id FROM visits v WHERE v.os = $6)"));
+        assert!(!filtered.contains("goal_days"));
         assert_eq!(percent(1, 2), 50.0);
         assert_eq!(percent(2, 3), 66.7);
         assert_eq!(percent(1, 0), 0.0);

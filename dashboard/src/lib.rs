@@ -18,9 +18,11 @@
 
 mod access;
 pub mod engine;
+mod events;
 pub mod export;
 pub mod funnel;
 pub mod goals;
+mod pages;
 pub mod schema;
 pub mod stats;
 mod ui;

@@ -128,8 +128,9 @@ impl Reader {
             checked.to.into(),
         ];
         values.extend(ids.into_iter().map(sea_orm::Value::from));
-        let entering = engine::visit_filters(&checked, &mut values);
-        crate::funnel::run(&self.db, &names, values, &entering)
+        let entering =
+            (!checked.filters.is_empty()).then(|| engine::visit_filters(&checked, &mut values));
+        crate::funnel::run(&self.db, &names, values, entering.as_deref())
             .await
             .map_err(database)
     }
@@ -188,8 +189,8 @@ pub struct MetricInfo {
     pub unit: Unit,
     /// Which way a change is good news.
     pub better: Better,
-    /// Counted for goals and custom events (`GOAL`, `EVENT_NAME`, `PROPERTY`), not for visits.
-    pub of_events: bool,
+    /// Counted for goals only (with a `GOAL` dimension or filter).
+    pub of_goals: bool,
 }
 
 #[derive(SimpleObject)]
@@ -265,7 +266,7 @@ impl QueryRoot {
                     label: spec.label,
                     unit: spec.unit,
                     better: spec.better,
-                    of_events: metric.of_events(),
+                    of_goals: metric.of_goals(),
                 }
             })
             .collect()

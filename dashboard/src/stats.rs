@@ -271,12 +271,6 @@ impl Checked {
         })
     }
 
-    /// Whether custom events and goals answer the query (not the visits or rollups).
-    pub fn of_events(&self) -> bool {
-        self.dimensions.iter().any(|d| d.scope().is_of_events())
-            || self.metrics.iter().any(|m| m.of_events())
-    }
-
     /// The same query over the days just before this range.
     pub fn previous_period(&self) -> Checked {
         let days = (self.to - self.from).num_days() + 1;
@@ -330,11 +324,12 @@ fn check_events(q: &StatsQuery, dimensions: &[Dimension]) -> Result<Option<Strin
     if q.metrics.iter().any(|m| m.of_goals()) && !goal_filter && of_events != [Dimension::Goal] {
         return refuse("metrics: CONVERSIONS and CONVERSION_RATE need a GOAL dimension or filter");
     }
-    let asks_events = !of_events.is_empty() || q.metrics.iter().any(|m| m.of_events());
+    let asks_events = !of_events.is_empty() || q.metrics.iter().any(|m| m.of_goals());
     if asks_events {
         if let Some(m) = q.metrics.iter().find(|m| !METRICS_OF_EVENTS.contains(m)) {
             return Err(QueryError::Events(format!(
-                "metrics: {} is not counted for goals and custom events (VISITORS, VISITS,                  EVENTS, CONVERSIONS and CONVERSION_RATE are)",
+                "metrics: {} is not counted for goals and custom events (VISITORS, VISITS, \
+                 EVENTS, CONVERSIONS and CONVERSION_RATE are)",
                 m.name()
             )));
         }
@@ -363,8 +358,6 @@ pub struct Group {
     pub bucket: Option<NaiveDateTime>,
     pub values: Vec<String>,
     pub counts: Counts,
-    /// Custom events, or a goal's completions.
-    pub events: i64,
     /// What a conversion rate divides by (`Figures::all_visitors`).
     pub all_visitors: i64,
     /// A page's engagement reports.
@@ -375,7 +368,6 @@ impl Group {
     pub fn figures(&self) -> Figures {
         Figures {
             counts: self.counts,
-            events: self.events,
             all_visitors: self.all_visitors,
             reports: self.reports,
         }

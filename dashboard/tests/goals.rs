@@ -166,6 +166,21 @@ async fn goals_created_afterwards_count_the_past_and_the_consumer_counts_what_fo
             row(json!("Signup"), &[2.0, 66.7, 2.0])
         ]
     );
+    // The same figures through the per-completion and per-event paths a filter takes.
+    let everyone =
+        json!({"filters": [{"dimension": "SOURCE", "op": "IS_NOT", "values": ["nowhere"]}]});
+    let through_conversions = by(&s, "GOAL", goals.clone(), everyone.clone()).await;
+    assert_eq!(
+        through_conversions, converted,
+        "goal_days and conversions agree"
+    );
+    let by_name = json!(["VISITORS", "VISITS", "EVENTS"]);
+    let from_rollups = by(&s, "EVENT_NAME", by_name.clone(), json!({})).await;
+    let from_events = by(&s, "EVENT_NAME", by_name, everyone).await;
+    assert_eq!(
+        from_rollups, from_events,
+        "the rollups and the events agree"
+    );
     let steps = funnel(&s, &["Pricing", "Signup"]).await;
     assert_eq!(
         steps[1]["visitors"], 1,

@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const KEY = "pageviews_token";
 // The metrics and the panels (one per breakdown dimension) come from the API's registry.
 const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [], goals: [], property: "", funnel: [] };
-const MODEL = "{ sites { name timeZone } metrics { metric label unit better ofEvents } dimensions { dimension label isTime ofEvents } }";
+const MODEL = "{ sites { name timeZone } metrics { metric label unit better ofGoals } dimensions { dimension label isTime ofEvents } }";
 const GOALS = "query($s: String!) { goals(site: $s) { name event page properties { key value } } }";
 const FUNNEL = "query($q: FunnelQuery!) { funnel(query: $q) { steps { goal visitors conversionRate dropOff dropOffRate } } }";
 
@@ -75,7 +75,7 @@ function format(unit, value) {
 function renderTotals(row) {
   const box = $("totals");
   box.replaceChildren();
-  state.metrics.filter((m) => !m.ofEvents).forEach(({ metric, label, unit, better }, i) => {
+  state.metrics.filter((m) => !m.ofGoals && !PAGE_ONLY.includes(m.metric)).forEach(({ metric, label, unit, better }, i) => {
     const div = document.createElement("div");
     div.className = "total";
     div.dataset.metric = metric;
@@ -155,12 +155,15 @@ function renderFilters() {
   }
 }
 
+/** Metrics of pages only, not of the top line. */
+const PAGE_ONLY = ["SCROLL_DEPTH", "TIME_ON_PAGE"];
+
 /** The metrics a panel's CSV carries: those of goals and custom events for their panels. */
 const CSV_METRICS = { GOAL: ["CONVERSIONS", "CONVERSION_RATE", "EVENTS"], EVENT_NAME: ["VISITORS", "EVENTS"], PROPERTY: ["VISITORS", "EVENTS"] };
 
 async function download(dimension) {
   const r = range();
-  const metrics = CSV_METRICS[dimension] || state.metrics.filter((m) => !m.ofEvents).map((m) => m.metric);
+  const metrics = CSV_METRICS[dimension] || state.metrics.filter((m) => !m.ofGoals && !PAGE_ONLY.includes(m.metric)).map((m) => m.metric);
   const params = new URLSearchParams({ site: state.site, from: r.from, to: r.to, dimensions: dimension, metrics: metrics.join(",") });
   for (const f of state.filters) params.append("filter", `${f.dimension}:${f.op}:${f.values.join("|")}`);
   const property = dimension === "PROPERTY" ? state.property : state.filters.find((f) => f.property)?.property;
@@ -305,7 +308,7 @@ async function load() {
   const goalFilter = state.filters.some((f) => f.dimension === "GOAL");
   try {
     const [top, series, goals, names, values, funnel, ...panels] = await Promise.all([
-      gql(STATS, { q: query({ metrics: state.metrics.filter((m) => !m.ofEvents).map((m) => m.metric), compare: "PREVIOUS_PERIOD" }) }),
+      gql(STATS, { q: query({ metrics: state.metrics.filter((m) => !m.ofGoals && !PAGE_ONLY.includes(m.metric)).map((m) => m.metric), compare: "PREVIOUS_PERIOD" }) }),
       // No limit: a time series carries every bucket of the range.
       gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [time], compare: "PREVIOUS_PERIOD" }) }),
       gql(STATS, { q: query({ metrics: ["CONVERSIONS", "CONVERSION_RATE", "EVENTS"], dimensions: ["GOAL"], limit: 10 }) }).then((a) => gql(GOALS, { s: state.site }).then((g) => { state.goals = g.goals; return a; })),
