@@ -275,7 +275,8 @@ fn dashboard_queries(site: &str, from: NaiveDate, to: NaiveDate) -> Vec<(String,
             json!({"site": site, "dateRange": range, "metrics": all, "dimensions": ["TIME_DAY"]}),
         ),
     ];
-    for d in Dimension::of_visits() {
+    // Custom events by name and property are the goals scenario's (`goals.rs`).
+    for d in Dimension::of_visits().filter(|d| !d.scope().is_of_events()) {
         // A page's views per visit is not a figure the raw anchor computes.
         let metrics: Vec<Metric> = of_visits
             .iter()

@@ -330,7 +330,7 @@ fn check_events(q: &StatsQuery, dimensions: &[Dimension]) -> Result<Option<Strin
             return Err(QueryError::Events(format!(
                 "metrics: {} is not counted for goals and custom events (VISITORS, VISITS, \
                  EVENTS, CONVERSIONS and CONVERSION_RATE are)",
-                m.name()
+                m.name().to_ascii_uppercase()
             )));
         }
         if dimensions.contains(&Dimension::Page) {

@@ -1,14 +1,16 @@
-//! Custom events in visits and rollups, goals and their conversions. `visits` gains the
-//! custom events of each visit (in all, per name, per property value) and the rollups an
-//! `events` count. `goals`: per site, a custom event's name (with properties it must carry)
-//! or a page path pattern, kept with the regular expression the pattern means.
-//! `conversions`: one row per stored hit that completed a goal, in the visit it was placed in;
-//! the consumer writes them in the transaction that stores the hit, and a goal's creation
-//! writes those of the events stored before it. `goal_days`: per goal and day, the visitors
-//! and visits that converted and the completions, kept with the conversions. `kafka_events.visit_id` is the visit each hit
-//! was placed in (NULL for bots, for events of other topics and for rows stored before). Custom
-//! events and engagement reports are indexed by site and time for the Stats API's goals,
-//! events and page engagement.
+//! Custom events in visits and rollups, goals and their conversions.
+//!
+//! - `visits` gains each visit's custom events (in all, per name, per property value) and the
+//!   rollups an `events` count.
+//! - `kafka_events.visit_id`: the visit each hit was placed in (NULL for bots, for events of
+//!   other topics and for rows stored before). Custom events and engagement reports are
+//!   indexed by site and time.
+//! - `goals`: per site, a custom event's name (with properties it must carry) or a page path
+//!   pattern, kept with the regular expression the pattern means.
+//! - `conversions`: one row per stored hit that completed a goal, in the visit it was placed
+//!   in; the consumer writes them in the transaction that stores the hit, and a goal's
+//!   creation writes those of the events stored before it. `goal_days`: per goal and day, the
+//!   visitors and visits that converted and the completions, kept with the conversions.
 
 use sea_orm_migration::prelude::*;
 
