@@ -29,26 +29,23 @@ status() {
 }
 if [ "${1:-}" = --status ]; then status; exit 0; fi
 
-# The Stats API needs a token: the one set, else the one kept in .data/, else a new one.
+# A token setting: the one set, else the one kept in .data/FILE, else a new one (mode 600).
+token_setting() {
+    local var=$1 file=$2 what=$3
+    if [ -z "${!var:-}" ]; then
+        if [ ! -s "$DATA/$file" ]; then
+            (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$DATA/$file")
+            echo "== generated $what into .data/$file"
+        fi
+        printf -v "$var" '%s' "$(cat "$DATA/$file")"
+        export "${var?}"
+    fi
+}
 mkdir -p "$DATA"
-if [ -z "${APP__DASHBOARD__API_TOKENS:-}" ]; then
-    if [ ! -s "$DATA/dashboard-token" ]; then
-        (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$DATA/dashboard-token")
-        echo "== generated a Stats API token into .data/dashboard-token"
-    fi
-    APP__DASHBOARD__API_TOKENS=$(cat "$DATA/dashboard-token")
-    export APP__DASHBOARD__API_TOKENS
-fi
+# The Stats API needs a token; goal management an admin token.
+token_setting APP__DASHBOARD__API_TOKENS dashboard-token "a Stats API token"
+token_setting APP__DASHBOARD__ADMIN_TOKENS admin-token "an admin token (goal management)"
 TOKEN=${APP__DASHBOARD__API_TOKENS%%,*}
-# Goal management needs an admin token: likewise kept in .data/admin-token.
-if [ -z "${APP__DASHBOARD__ADMIN_TOKENS:-}" ]; then
-    if [ ! -s "$DATA/admin-token" ]; then
-        (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$DATA/admin-token")
-        echo "== generated an admin token (goal management) into .data/admin-token"
-    fi
-    APP__DASHBOARD__ADMIN_TOKENS=$(cat "$DATA/admin-token")
-    export APP__DASHBOARD__ADMIN_TOKENS
-fi
 ADMIN_TOKEN=${APP__DASHBOARD__ADMIN_TOKENS%%,*}
 
 usage() {
