@@ -423,25 +423,36 @@ pub(crate) async fn from_visits<C: ConnectionTrait>(
         sums = Counts::over_visits_sql(),
         wheres = wheres.join(" AND "),
     );
-    let first_value = usize::from(q.time.is_some());
-    let mut out = Vec::new();
-    for row in query(db, &sql, values).await? {
-        let bucket = match q.time {
-            Some(_) => Some(row.try_get::<NaiveDateTime>("", "k0")?),
-            None => None,
-        };
-        let mut texts = Vec::with_capacity(keys.len());
-        for i in first_value..keys.len() {
-            texts.push(row.try_get::<String>("", &format!("k{i}"))?);
-        }
-        out.push(Group {
-            bucket,
-            values: texts,
-            counts: counts(&row)?,
-            ..Group::default()
-        });
+    let rows = query(db, &sql, values).await?;
+    rows.iter()
+        .map(|row| {
+            let (bucket, values) = keys_of(q, row, keys.len())?;
+            Ok(Group {
+                bucket,
+                values,
+                counts: counts(row)?,
+                ..Group::default()
+            })
+        })
+        .collect()
+}
+
+/// A row's group keys `k0…`: the time bucket first (when the query has one), then the values
+/// of the other dimensions.
+pub(crate) fn keys_of(
+    q: &Checked,
+    row: &QueryResult,
+    keys: usize,
+) -> Result<(Option<NaiveDateTime>, Vec<String>), DbErr> {
+    let bucket = match q.time {
+        Some(_) => Some(row.try_get::<NaiveDateTime>("", "k0")?),
+        None => None,
+    };
+    let mut values = Vec::with_capacity(keys);
+    for i in usize::from(q.time.is_some())..keys {
+        values.push(row.try_get::<String>("", &format!("k{i}"))?);
     }
-    Ok(out)
+    Ok((bucket, values))
 }
 
 pub(crate) async fn query<C: ConnectionTrait>(

@@ -13,8 +13,8 @@ use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use crate::engine::{
-    bind, compare, expression, from_rollups, from_visits, property_value, query, received_bounds,
-    rollup_plan, visit_condition,
+    bind, compare, expression, from_rollups, from_visits, keys_of, property_value, query,
+    received_bounds, rollup_plan, visit_condition,
 };
 use crate::stats::{Checked, Dimension, Filter, FilterOp, Group, Metric};
 
@@ -96,19 +96,12 @@ fn group_by(n: usize) -> String {
     }
 }
 
-/// A group from a row of `k0…` keys (the time bucket first, if any) and the three figures.
+/// A group from a row of `k0…` keys and the three figures.
 fn group(q: &Checked, row: &QueryResult, keys: usize) -> Result<Group, DbErr> {
-    let bucket = match q.time {
-        Some(_) => Some(row.try_get::<NaiveDateTime>("", "k0")?),
-        None => None,
-    };
-    let mut texts = Vec::with_capacity(keys);
-    for i in usize::from(q.time.is_some())..keys {
-        texts.push(row.try_get::<String>("", &format!("k{i}"))?);
-    }
+    let (bucket, values) = keys_of(q, row, keys)?;
     Ok(Group {
         bucket,
-        values: texts,
+        values,
         counts: Counts {
             visitors: row.try_get("", "visitors")?,
             visits: row.try_get("", "visits")?,
