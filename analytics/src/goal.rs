@@ -16,6 +16,9 @@ pub const MAX_GOALS_PER_SITE: usize = 100;
 pub const MAX_GOAL_PROPERTIES: usize = 3;
 pub const MAX_GOAL_NAME: usize = 120;
 pub const MAX_PAGE_PATTERN: usize = 2_000;
+/// Wildcards in one page pattern: each is a `.*`-like term every stored page view's path is
+/// matched against.
+pub const MAX_WILDCARDS: usize = 10;
 /// Steps of a funnel.
 pub const FUNNEL_STEPS: std::ops::RangeInclusive<usize> = 2..=8;
 
@@ -100,6 +103,12 @@ impl Goal {
                 let pattern = bounded("goal.page", page, MAX_PAGE_PATTERN)?;
                 if !pattern.starts_with('/') {
                     return refuse("goal.page", "a path pattern starts with /");
+                }
+                let wildcards = pattern.split("**").flat_map(|p| p.matches('*')).count()
+                    + pattern.matches("**").count();
+                if wildcards > MAX_WILDCARDS {
+                    let reason = format!("{wildcards} wildcards, the limit is {MAX_WILDCARDS}");
+                    return refuse("goal.page", reason);
                 }
                 Target::Page { pattern }
             }
@@ -231,6 +240,12 @@ mod tests {
             Some("goal.name")
         );
         assert_eq!(err(Goal::new("P", None, Some("p"), &[])), Some("goal.page"));
+        let wild = format!("/{}", "**/".repeat(11));
+        assert_eq!(
+            err(Goal::new("P", None, Some(&wild), &[])),
+            Some("goal.page")
+        );
+        assert!(Goal::new("P", None, Some("/a/*/b/**"), &[]).is_ok());
         let four: Vec<(String, String)> = (0..4).map(|i| (i.to_string(), "v".into())).collect();
         assert_eq!(
             err(Goal::new("P", Some("a"), None, &four)),
