@@ -250,14 +250,19 @@ pub fn visit_filters(q: &Checked, values: &mut Vec<Value>) -> String {
     wheres.join(" AND ")
 }
 
-/// Custom events' received times bounding the local days `$2`..`$3` in any time zone (a
-/// local day lies within a day either side of the UTC day of the same date); the exact days
-/// are the visit's.
-pub(crate) fn received_bounds(q: &Checked) -> [Value; 2] {
+/// The conditions selecting the stored events `x` of one type (a constant of the model) of the
+/// query's site (`$1`) in visits `v` of its days (`$2`..`$3`). The received times bound the
+/// index scan in any time zone (a local day lies within a day either side of the UTC day of
+/// the same date); the exact days are the visit's.
+pub(crate) fn stored_events(q: &Checked, event_type: &str, values: &mut Vec<Value>) -> Vec<String> {
     let at = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
-    [
-        at(q.from - TimeDelta::days(1)).into(),
-        at(q.to + TimeDelta::days(2)).into(),
+    let lo = bind(values, at(q.from - TimeDelta::days(1)).into());
+    let hi = bind(values, at(q.to + TimeDelta::days(2)).into());
+    vec![
+        format!("x.event_type = '{event_type}'"),
+        "x.site = $1".to_owned(),
+        format!("x.received_at >= {lo} AND x.received_at < {hi}"),
+        "v.day BETWEEN $2 AND $3".to_owned(),
     ]
 }
 
@@ -380,12 +385,7 @@ pub(crate) async fn from_visits<C: ConnectionTrait>(
         };
         wheres.push(condition);
     }
-    let selected: String = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{k} AS k{i}, "))
-        .collect();
-    let key_names: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+    let selected = selected_keys(&keys);
     let join = if pages {
         " CROSS JOIN LATERAL jsonb_each_text(v.pages) AS p(page, views)"
     } else {
@@ -407,21 +407,13 @@ pub(crate) async fn from_visits<C: ConnectionTrait>(
     } else {
         ""
     };
-    let outer_keys = if key_names.is_empty() {
-        String::new()
-    } else {
-        format!("{}, ", key_names.join(", "))
-    };
-    let group_outer = if key_names.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {}", key_names.join(", "))
-    };
     let sql = format!(
         "SELECT {outer_keys}{sums} \
          FROM ({inner} FROM visits v{join} WHERE {wheres}{group_inner}) x{group_outer}",
+        outer_keys = leading_keys(keys.len()),
         sums = Counts::over_visits_sql(),
         wheres = wheres.join(" AND "),
+        group_outer = group_by_keys(keys.len()),
     );
     let rows = query(db, &sql, values).await?;
     rows.iter()
@@ -435,6 +427,27 @@ pub(crate) async fn from_visits<C: ConnectionTrait>(
             })
         })
         .collect()
+}
+
+/// `{key} AS k0, …, ` for a query's group keys (the time bucket's first).
+pub(crate) fn selected_keys(keys: &[String]) -> String {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} AS k{i}, "))
+        .collect()
+}
+
+/// `k0, …, ` for `n` keys (empty for none): the keys leading a select or a grouping.
+pub(crate) fn leading_keys(n: usize) -> String {
+    (0..n).map(|i| format!("k{i}, ")).collect()
+}
+
+/// ` GROUP BY k0, …` for `n` keys (empty for none).
+pub(crate) fn group_by_keys(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" GROUP BY {}", leading_keys(n).trim_end_matches(", ")),
+    }
 }
 
 /// A row's group keys `k0…`: the time bucket first (when the query has one), then the values

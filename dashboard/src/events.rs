@@ -13,8 +13,8 @@ use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use crate::engine::{
-    bind, compare, expression, from_rollups, from_visits, keys_of, property_value, query,
-    received_bounds, rollup_plan, visit_condition,
+    bind, compare, expression, from_rollups, from_visits, group_by_keys, keys_of, leading_keys,
+    property_value, query, rollup_plan, selected_keys, stored_events, visit_condition,
 };
 use crate::stats::{Checked, Dimension, Filter, FilterOp, Group, Metric};
 
@@ -66,34 +66,12 @@ async fn from_goal_days<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<G
         "SELECT {selected}sum(d.visitors)::bigint AS visitors, sum(d.visits)::bigint AS visits, \
          sum(d.completions)::bigint AS events \
          FROM goal_days d JOIN goals g ON g.id = d.goal_id WHERE {wheres}{group_by}",
-        selected = selected(&keys),
+        selected = selected_keys(&keys),
         wheres = wheres.join(" AND "),
-        group_by = group_by(keys.len()),
+        group_by = group_by_keys(keys.len()),
     );
     let rows = query(db, &sql, values).await?;
     rows.iter().map(|row| group(q, row, keys.len())).collect()
-}
-
-/// `k0 AS k0, …, ` for the keys.
-fn selected(keys: &[String]) -> String {
-    keys.iter()
-        .enumerate()
-        .map(|(i, k)| format!("{k} AS k{i}, "))
-        .collect()
-}
-
-fn key_list(n: usize) -> String {
-    (0..n)
-        .map(|i| format!("k{i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn group_by(n: usize) -> String {
-    match n {
-        0 => String::new(),
-        n => format!(" GROUP BY {}", key_list(n)),
-    }
 }
 
 /// A group from a row of `k0…` keys and the three figures.
@@ -115,19 +93,15 @@ fn group(q: &Checked, row: &QueryResult, keys: usize) -> Result<Group, DbErr> {
 /// Groups rows by the keys, then by visitor-day and visit: visitors, visits and rows (the
 /// events) of each group. `rows` selects `k0…`, `day`, `visitor` and `visit`.
 fn grouped(rows: &str, keys: usize) -> String {
-    let k = key_list(keys);
-    let (k, kc) = match keys {
-        0 => (String::new(), String::new()),
-        _ => (format!("{k}, "), format!("{k}, ")),
-    };
+    let k = leading_keys(keys);
     format!(
         "SELECT {k}count(*)::bigint AS visitors, sum(visits)::bigint AS visits, \
              sum(events)::bigint AS events FROM \
-           (SELECT {kc}day, visitor, count(*) AS visits, sum(events) AS events FROM \
-             (SELECT {kc}day, visitor, visit, count(*) AS events FROM ({rows}) r \
-              GROUP BY {kc}day, visitor, visit) per_visit \
-            GROUP BY {kc}day, visitor) per_visitor{}",
-        group_by(keys)
+           (SELECT {k}day, visitor, count(*) AS visits, sum(events) AS events FROM \
+             (SELECT {k}day, visitor, visit, count(*) AS events FROM ({rows}) r \
+              GROUP BY {k}day, visitor, visit) per_visit \
+            GROUP BY {k}day, visitor) per_visitor{}",
+        group_by_keys(keys)
     )
 }
 
@@ -161,7 +135,7 @@ async fn from_conversions<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec
     }
     let rows = format!(
         "SELECT {}c.day, c.visitor, c.visit_id AS visit FROM {from} WHERE {}",
-        selected(&keys),
+        selected_keys(&keys),
         wheres.join(" AND ")
     );
     let sql = grouped(&rows, keys.len());
@@ -186,14 +160,7 @@ pub async fn from_custom_events<C: ConnectionTrait>(
         .chain(q.dimensions.iter())
         .map(|d| expression(*d, &key))
         .collect();
-    let [lo, hi] = received_bounds(q);
-    let (lo, hi) = (bind(&mut values, lo), bind(&mut values, hi));
-    let mut wheres = vec![
-        format!("x.event_type = '{CUSTOM_EVENT_TYPE}'"),
-        "x.site = $1".to_owned(),
-        format!("x.received_at >= {lo} AND x.received_at < {hi}"),
-        "v.day BETWEEN $2 AND $3".to_owned(),
-    ];
+    let mut wheres = stored_events(q, CUSTOM_EVENT_TYPE, &mut values);
     if q.dimensions.contains(&Dimension::Property) {
         wheres.push(format!("{} IS NOT NULL", property_value("x", &key)));
     }
@@ -213,7 +180,7 @@ pub async fn from_custom_events<C: ConnectionTrait>(
     let rows = format!(
         "SELECT {}v.day, v.visitor, v.id AS visit \
          FROM kafka_events x JOIN visits v ON v.id = x.visit_id WHERE {}",
-        selected(&keys),
+        selected_keys(&keys),
         wheres.join(" AND ")
     );
     let sql = grouped(&rows, keys.len());

@@ -58,6 +58,30 @@ pub struct GoalInfo {
     pub properties: Vec<GoalProperty>,
 }
 
+impl GoalInfo {
+    /// A checked goal as it is stored and listed.
+    pub fn of(goal: &Goal) -> GoalInfo {
+        let property = |(key, value): &(String, String)| GoalProperty {
+            key: key.clone(),
+            value: value.clone(),
+        };
+        let (event, page, properties) = match &goal.target {
+            Target::Event { name, properties } => (
+                Some(name.clone()),
+                None,
+                properties.iter().map(property).collect(),
+            ),
+            Target::Page { pattern } => (None, Some(pattern.clone()), Vec::new()),
+        };
+        GoalInfo {
+            name: goal.name.clone(),
+            event,
+            page,
+            properties,
+        }
+    }
+}
+
 /// Why a goal change failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GoalChangeError {
@@ -103,13 +127,15 @@ pub async fn create(
     if count >= MAX_GOALS_PER_SITE as i64 {
         return Err(GoalChangeError::TooMany(site.to_owned()));
     }
-    let (event, page, properties) = match &goal.target {
-        Target::Event { name, properties } => (Some(name.clone()), None, properties.clone()),
-        Target::Page { pattern } => (None, Some(pattern.clone()), Vec::new()),
-    };
+    let GoalInfo {
+        event,
+        page,
+        properties,
+        ..
+    } = GoalInfo::of(goal);
     let properties: Vec<serde_json::Value> = properties
         .into_iter()
-        .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+        .map(|p| serde_json::json!({"key": p.key, "value": p.value}))
         .collect();
     let inserted = txn
         .query_one_raw(statement(

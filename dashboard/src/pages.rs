@@ -7,7 +7,7 @@ use analytics::visit::ENGAGEMENT_EVENT_TYPE;
 use analytics::{PageReports, Scope};
 use sea_orm::{ConnectionTrait, DbErr, Value};
 
-use crate::engine::{bind, compare, query, received_bounds, visit_condition};
+use crate::engine::{compare, query, stored_events, visit_condition};
 use crate::stats::{Checked, Group};
 
 /// Sets on each page's group what its engagement reports say (`PageReports`): per visit and
@@ -18,14 +18,7 @@ pub async fn attach_page_reports<C: ConnectionTrait>(
     groups: &mut [Group],
 ) -> Result<(), DbErr> {
     let mut values: Vec<Value> = vec![q.site.clone().into(), q.from.into(), q.to.into()];
-    let [lo, hi] = received_bounds(q);
-    let (lo, hi) = (bind(&mut values, lo), bind(&mut values, hi));
-    let mut wheres = vec![
-        format!("x.event_type = '{ENGAGEMENT_EVENT_TYPE}'"),
-        "x.site = $1".to_owned(),
-        format!("x.received_at >= {lo} AND x.received_at < {hi}"),
-        "v.day BETWEEN $2 AND $3".to_owned(),
-    ];
+    let mut wheres = stored_events(q, ENGAGEMENT_EVENT_TYPE, &mut values);
     for f in &q.filters {
         wheres.push(match f.dimension.scope() {
             Scope::PageView => compare("x.path", f, &mut values),

@@ -333,11 +333,7 @@ impl MutationRoot {
             Err(GoalChangeError::Database(e)) => return Err(database(e)),
             Err(e) => return Err(bad_input(e.to_string())),
         }
-        let listed = goals::list(&reader.db, &site).await.map_err(database)?;
-        listed
-            .into_iter()
-            .find(|g| g.name == checked.name)
-            .ok_or_else(|| bad_input("goal.name: deleted while it was created".into()))
+        Ok(GoalInfo::of(&checked))
     }
 
     /// Deletes a goal and its conversions; whether it existed (an admin token).
