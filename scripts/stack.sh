@@ -8,6 +8,9 @@
 #   stack.sh ensure-check-jsonschema      install check-jsonschema once (cached venv), print its path
 #   stack.sh ensure-browser               Debian's chromium (apt) and playwright-core (npm ci in e2e/)
 #                                         for the browser tests; prints chromium's path
+#   stack.sh ensure-geoip                 fetch the pinned IP-to-country database (npm, CC0) and
+#                                         MaxMind's test databases (PyPI) once (cached); prints their
+#                                         folder: country.mmdb, LICENSE, test/*.mmdb
 #   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
 #                                         in DIR (formatted on first start, kept after); waits until
 #                                         the broker is listed in the cluster metadata
@@ -24,7 +27,7 @@
 #   stack.sh stop-pid FILE                SIGTERM the process whose pid is in FILE, wait for it
 #   stack.sh kill-pid FILE                SIGKILL it and wait until it is gone
 #   stack.sh scratch-up DIR               Kafka and PostgreSQL (commit timestamps on) on free ports in DIR; prints the
-#                                         PAGEVIEWS_TEST_* exports for them
+#                                         PAGEVIEWS_TEST_* exports for them and for the IP databases
 #   stack.sh scratch-down DIR             stop both and remove DIR
 #   stack.sh ensure-go-anchor             build the benchmark's Go peer (bench/anchors/go-producer:
 #                                         gqlgen + confluent-kafka-go) when its sources changed;
@@ -112,6 +115,78 @@ ensure_browser() {
         (cd "$ROOT/e2e" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci in e2e/ failed"
     fi
     echo /usr/bin/chromium
+}
+
+# The country database the producer looks client addresses up in (analytics.geoip_database):
+# ip-location-db's geo-whois-asn-country (an .mmdb with a flat `country_code`, CC0-1.0, built
+# from NRO data under CC BY 4.0), from npm. And, for the tests only, MaxMind's own test
+# databases (GeoIP2-City-Test, GeoIP2-Country-Test; MIT or Apache-2.0), which ship in the
+# source distribution of the `maxminddb` reader on PyPI, both pinned by version and SHA-256;
+# and a flat-layout city database written here (scripts/geoip/flat_city_test.py).
+GEOIP_COUNTRY_PACKAGE=@ip-location-db/geo-whois-asn-country-mmdb
+GEOIP_COUNTRY_VERSION=2.3.2026061719
+GEOIP_COUNTRY_SHA256=91757a1b06cdcd1955f292e4c4cfc54e091204f998e159a3187f7a2ef3724be0
+GEOIP_TEST_VERSION=3.2.0
+GEOIP_TEST_SHA256=d28e0073fd1dd637c8b95947bc864b5625eca9f8f2db1538145e33b2a1cd4b92
+
+MMDB_WRITER_VERSION=0.2.7
+
+# mmdb-writer (PyPI) in a cached venv, to write the flat-layout test database; prints its python.
+ensure_mmdb_writer() {
+    local venv=$TOOLS_DIR/mmdb-writer-$MMDB_WRITER_VERSION
+    if [ ! -f "$venv/complete" ]; then
+        python3 -m venv "$venv" >&2 || { apt_install python3-venv && python3 -m venv "$venv" >&2; } \
+            || die "cannot create a Python venv in $venv"
+        "$venv/bin/pip" install -q "mmdb-writer==$MMDB_WRITER_VERSION" "netaddr==1.3.0" >&2 \
+            || die "pip could not install mmdb-writer $MMDB_WRITER_VERSION"
+        touch "$venv/complete"
+    fi
+    echo "$venv/bin/python"
+}
+
+geoip_home() { echo "$TOOLS_DIR/geoip-$GEOIP_COUNTRY_VERSION"; }
+
+ensure_geoip() {
+    local home tmp tarball sdist
+    home=$(geoip_home)
+    if [ -f "$home/complete" ]; then echo "$home"; return; fi
+    command -v curl >/dev/null || apt_install curl
+    say "fetching the country database $GEOIP_COUNTRY_PACKAGE@$GEOIP_COUNTRY_VERSION (npm) and MaxMind's test databases into $home (once)"
+    mkdir -p "$TOOLS_DIR"
+    tmp=$(mktemp -d "$TOOLS_DIR/.geoip.XXXXXX")
+    tarball="$tmp/country.tgz"
+    curl -fsSL --retry 3 -o "$tarball" \
+        "https://registry.npmjs.org/$GEOIP_COUNTRY_PACKAGE/-/${GEOIP_COUNTRY_PACKAGE#*/}-$GEOIP_COUNTRY_VERSION.tgz" \
+        || { rm -rf "$tmp"; die "could not download $GEOIP_COUNTRY_PACKAGE $GEOIP_COUNTRY_VERSION from npm"; }
+    echo "$GEOIP_COUNTRY_SHA256  $tarball" | sha256sum -c --quiet - >&2 \
+        || { rm -rf "$tmp"; die "$GEOIP_COUNTRY_PACKAGE $GEOIP_COUNTRY_VERSION does not have the pinned SHA-256"; }
+    tar -xzf "$tarball" -C "$tmp" package/geo-whois-asn-country.mmdb package/NRO_LICENSE package/package.json
+    mv "$tmp/package/geo-whois-asn-country.mmdb" "$tmp/country.mmdb"
+    {
+        echo "country.mmdb: $GEOIP_COUNTRY_PACKAGE $GEOIP_COUNTRY_VERSION (https://github.com/sapics/ip-location-db)"
+        echo "Licence of the database: $(sed -n 's/.*"license": *"\([^"]*\)".*/\1/p' "$tmp/package/package.json")."
+        echo "Its sources (the regional registries' WHOIS and ASN data):"
+        cat "$tmp/package/NRO_LICENSE"; echo
+    } >"$tmp/LICENSE"
+    rm -rf "$tmp/package" "$tarball"
+    python3 -m pip download -q --no-deps --no-binary :all: "maxminddb==$GEOIP_TEST_VERSION" -d "$tmp/sdist" >&2 \
+        || { rm -rf "$tmp"; die "pip could not download maxminddb $GEOIP_TEST_VERSION (for MaxMind's test databases)"; }
+    sdist="$tmp/sdist/maxminddb-$GEOIP_TEST_VERSION.tar.gz"
+    echo "$GEOIP_TEST_SHA256  $sdist" | sha256sum -c --quiet - >&2 \
+        || { rm -rf "$tmp"; die "maxminddb $GEOIP_TEST_VERSION does not have the pinned SHA-256"; }
+    chmod 755 "$tmp"
+    mkdir -p "$tmp/test"
+    tar -xzf "$sdist" -C "$tmp/test" --strip-components=4 \
+        "maxminddb-$GEOIP_TEST_VERSION/tests/data/test-data/GeoIP2-City-Test.mmdb" \
+        "maxminddb-$GEOIP_TEST_VERSION/tests/data/test-data/GeoIP2-Country-Test.mmdb"
+    tar -xzf "$sdist" -C "$tmp/test" --strip-components=3 \
+        "maxminddb-$GEOIP_TEST_VERSION/tests/data/LICENSE-MIT" "maxminddb-$GEOIP_TEST_VERSION/tests/data/LICENSE-APACHE"
+    rm -rf "$tmp/sdist"
+    "$(ensure_mmdb_writer)" "$HERE/geoip/flat_city_test.py" "$tmp/test/flat-city-test.mmdb" \
+        || { rm -rf "$tmp"; die "could not write the flat-layout test database"; }
+    touch "$tmp/complete"
+    mv -T "$tmp" "$home" 2>/dev/null || rm -rf "$tmp"
+    echo "$home"
 }
 
 # The benchmark's peer, not the product: cgo and the librdkafka bundled in confluent-kafka-go
@@ -347,6 +422,7 @@ scratch_up() {
     # Commit times of rows: the benchmark's end-to-end latency ends at the row's commit.
     PAGEVIEWS_PG_OPTIONS="-c track_commit_timestamp=on ${PAGEVIEWS_PG_OPTIONS:-}" pg_start "$dir/pg" "$port"
     echo "export PAGEVIEWS_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$port/postgres"
+    echo "export PAGEVIEWS_TEST_GEOIP_DIR=$(ensure_geoip)"
 }
 
 scratch_down() {
@@ -362,6 +438,7 @@ case "$cmd" in
     ensure-kafka) ensure_kafka ;;
     ensure-check-jsonschema) ensure_check_jsonschema ;;
     ensure-browser) ensure_browser ;;
+    ensure-geoip) ensure_geoip ;;
     java) java_bin ;;
     kafka-start) kafka_start "$@" ;;
     cluster-start) cluster_start "$@" ;;
@@ -379,5 +456,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

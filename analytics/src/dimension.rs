@@ -132,6 +132,9 @@ dimensions! {
         Browser = browser, "Browsers";
         Os = os, "Operating systems";
         Device = device, "Devices";
+        Country = country, "Countries";
+        Region = region, "Regions";
+        City = city, "Cities";
     }
 }
 

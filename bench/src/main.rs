@@ -383,9 +383,15 @@ fn event(n: u64) -> PageView {
         visitor_id: Some((n % 5000) as i64),
         user_agent: Some(AGENTS[(n % AGENTS.len() as u64) as usize].into()),
         language: Some("en-US".into()),
+        country: Some(COUNTRIES[(n % 5000 % COUNTRIES.len() as u64) as usize].into()),
+        region: None,
+        city: None,
     };
     view
 }
+
+/// The seeded visitors' countries.
+const COUNTRIES: &[&str] = &["US", "DE", "GB", "FR", "IN", "BR", "JP", "CA", "NL", "SE"];
 
 fn record(view: &PageView) -> Record {
     Record {

@@ -69,6 +69,33 @@ pub struct AnalyticsSettings {
     pub time_zone: TimeZone,
     /// `site=Zone` entries, e.g. `shop.example=Europe/Paris`.
     pub site_time_zones: Vec<SiteTimeZone>,
+    /// The IP-to-location database the producer looks client addresses up in.
+    pub geoip_database: GeoIpDatabase,
+}
+
+/// `analytics.geoip_database`: the path of an `.mmdb` file, or `off`. Unset is allowed here (the
+/// consumer and the dashboard never read it) and refused by the producer, which needs one of
+/// the two said explicitly.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
+pub enum GeoIpDatabase {
+    Unset,
+    Off,
+    File(PathBuf),
+}
+
+impl GeoIpDatabase {
+    pub const KEY: &'static str = "analytics.geoip_database";
+}
+
+impl From<String> for GeoIpDatabase {
+    fn from(text: String) -> Self {
+        match text.trim() {
+            "" => GeoIpDatabase::Unset,
+            off if off.eq_ignore_ascii_case("off") => GeoIpDatabase::Off,
+            path => GeoIpDatabase::File(PathBuf::from(path)),
+        }
+    }
 }
 
 /// An IANA time zone name (`UTC`, `Europe/Paris`), checked when the settings are read.
@@ -178,6 +205,12 @@ pub struct IpNet(ipnet::IpNet);
 impl IpNet {
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
         self.0.contains(&ip)
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 

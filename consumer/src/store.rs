@@ -95,7 +95,7 @@ impl StoredEvent {
             at: self.view.received_at,
             page: &fields.path,
             is_bot: e.is_bot,
-            traits: traits_of(e),
+            traits: traits_of(&self.view.visit, e),
             name: fields.name.as_deref().unwrap_or(""),
             props: fields
                 .props
@@ -107,8 +107,9 @@ impl StoredEvent {
     }
 }
 
-/// Where each visit dimension's value comes from: the enrichment of the event.
-fn traits_of(e: &enrich::Enrichment) -> Traits<&str> {
+/// Where each visit dimension's value comes from: the enrichment of the event, or what the
+/// producer learned from the request.
+fn traits_of<'a>(visit: &'a event::Visit, e: &'a enrich::Enrichment) -> Traits<&'a str> {
     fn text(v: &Option<String>) -> &str {
         v.as_deref().unwrap_or("")
     }
@@ -121,6 +122,9 @@ fn traits_of(e: &enrich::Enrichment) -> Traits<&str> {
         browser: text(&e.browser),
         os: text(&e.os),
         device: text(&e.device),
+        country: text(&visit.country),
+        region: text(&visit.region),
+        city: text(&visit.city),
     }
 }
 

@@ -37,6 +37,12 @@ pub struct Model {
     pub is_bot: bool,
     pub user_agent: Option<String>,
     pub language: Option<String>,
+    /// Where the client address was (ISO 3166-1 alpha-2), as the producer looked it up; the
+    /// address itself is stored nowhere.
+    pub country: Option<String>,
+    /// With a city database: ISO 3166-2 (`GB-ENG`), or the database's name of the region.
+    pub region: Option<String>,
+    pub city: Option<String>,
     /// The host of `url`, without `www.`.
     pub site: Option<String>,
     pub browser: Option<String>,

@@ -16,6 +16,9 @@ pub const MAX_URL: usize = 2048;
 pub const MAX_REFERRER: usize = 2048;
 pub const MAX_USER_AGENT: usize = 512;
 pub const MAX_LANGUAGE: usize = 35;
+/// A region: an ISO 3166-2 code (`GB-ENG`), or the database's name for it when it has no codes.
+pub const MAX_REGION: usize = 128;
+pub const MAX_CITY: usize = 128;
 /// The longest engaged time one report may carry: a day.
 pub const MAX_ENGAGED_MS: i32 = 86_400_000;
 pub use analytics::visit::{MAX_EVENT_NAME, MAX_PROPERTIES, MAX_PROPERTY_KEY, MAX_PROPERTY_VALUE};
@@ -82,6 +85,14 @@ pub struct Visit {
     /// The first language of `Accept-Language` (`en-US`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Where the client address is, as the producer's IP database says: the ISO 3166-1
+    /// alpha-2 country (`GB`), and with a city database the region and the city's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
 /// A page view as produced to Kafka: the client's fields, what the request said, an id and
@@ -272,8 +283,36 @@ impl Visit {
         if let Some(language) = &self.language {
             check_text("language", language, MAX_LANGUAGE)?;
         }
+        if let Some(country) = &self.country {
+            check_country(country)?;
+        }
+        if let Some(region) = &self.region {
+            check_text("region", region, MAX_REGION)?;
+        }
+        if let Some(city) = &self.city {
+            check_text("city", city, MAX_CITY)?;
+        }
         Ok(())
     }
+}
+
+/// An ISO 3166-1 alpha-2 code: two ASCII capital letters.
+pub fn check_country(code: &str) -> Result<(), FieldError> {
+    if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Ok(());
+    }
+    Err(FieldError {
+        field: "country",
+        reason: format!(
+            "{:?} is not an ISO 3166-1 alpha-2 code (two capital letters)",
+            shortened(code)
+        ),
+    })
+}
+
+/// At most 16 characters of a refused value, for its error message.
+fn shortened(text: &str) -> String {
+    text.chars().take(16).collect()
 }
 
 impl PageView {

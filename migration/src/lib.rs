@@ -17,6 +17,7 @@ mod m20261201_000009_store_engagement_reports_apart;
 mod m20261201_000010_create_read_model;
 mod m20261201_000011_add_custom_events_to_kafka_events;
 mod m20261201_000012_create_goals_and_conversions;
+mod m20261201_000013_add_places;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_create_read_model::Migration),
             Box::new(m20261201_000011_add_custom_events_to_kafka_events::Migration),
             Box::new(m20261201_000012_create_goals_and_conversions::Migration),
+            Box::new(m20261201_000013_add_places::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ use futures::StreamExt;
 
 use crate::answers::{capped, counted, shortened, with_codes, MAX_MESSAGE_CHARS};
 use crate::error::IngestError;
+use crate::geo::GeoIp;
 use crate::query_cache::QueryCache;
 use crate::routes::http_error;
 use crate::schema::IngestSchema;
@@ -73,7 +74,7 @@ pub(crate) async fn graphql(
     queries: web::Data<QueryCache>,
     budget: web::Data<EventBudget>,
     limits: web::Data<BodyLimits>,
-    proxies: web::Data<TrustedProxies>,
+    clients: web::Data<Clients>,
     http: actix_web::HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -93,7 +94,7 @@ pub(crate) async fn graphql(
         async_graphql::BatchRequest::Single(r) => std::slice::from_mut(r),
         async_graphql::BatchRequest::Batch(rs) => rs,
     };
-    let context = visitor::RequestContext::from_request(&http, &proxies.0);
+    let context = visitor::RequestContext::from_request(&http, &clients.proxies, &clients.geo);
     for r in requests.iter_mut() {
         queries.prepare(r);
         r.data.insert(context.clone());
@@ -139,8 +140,11 @@ async fn execute(
     }
 }
 
-/// `server.trusted_proxies`.
-pub(crate) struct TrustedProxies(pub(crate) Vec<settings::IpNet>);
+/// What tells who a client is and where: `server.trusted_proxies` and the IP database.
+pub(crate) struct Clients {
+    pub(crate) proxies: Vec<settings::IpNet>,
+    pub(crate) geo: std::sync::Arc<GeoIp>,
+}
 
 /// The most events one HTTP request may produce (`server.max_batch_size`).
 pub(crate) struct EventBudget(pub(crate) usize);

@@ -12,6 +12,7 @@ mod answers;
 mod breaker;
 mod budget;
 pub mod error;
+pub mod geo;
 mod ingest;
 
 mod query_cache;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use settings::Settings;
 
+use crate::geo::{GeoIp, GeoIpError};
 pub use crate::schema::Clock;
 use crate::schema::{build_schema, Ingest};
 use crate::sink::{EventSink, SinkError};
@@ -44,12 +46,15 @@ pub enum StartError {
     },
     #[error(transparent)]
     Kafka(#[from] SinkError),
+    #[error(transparent)]
+    GeoIp(#[from] GeoIpError),
 }
 
 pub struct Application {
     port: u16,
     server: Server,
     sink: Arc<EventSink>,
+    geo: Arc<GeoIp>,
     /// Receive times and the salts' days.
     clock: Clock,
 }
@@ -83,6 +88,7 @@ impl Application {
             source,
         };
         let port = listener.local_addr().map_err(bind_err)?.port();
+        let geo = Arc::new(GeoIp::open(&settings.analytics.geoip_database)?);
         let sink =
             Arc::new(EventSink::connect(&settings.kafka, settings.server.max_in_flight).await?);
         let schema = build_schema(
@@ -93,12 +99,19 @@ impl Application {
             },
             &settings.server,
         );
-        let server = routes::http_server(&settings, listener, schema, Arc::clone(&sink))
-            .map_err(bind_err)?;
+        let server = routes::http_server(
+            &settings,
+            listener,
+            schema,
+            Arc::clone(&sink),
+            Arc::clone(&geo),
+        )
+        .map_err(bind_err)?;
         Ok(Application {
             port,
             server,
             sink,
+            geo,
             clock,
         })
     }
@@ -112,6 +125,7 @@ impl Application {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let salts = tokio::spawn(maintain_salts(Arc::clone(&self.sink), self.clock.clone()));
+        let geo = tokio::spawn(reload_geoip(Arc::clone(&self.geo)));
         let result = tokio::select! {
             joined = &mut server => joined,
             () = shutdown => {
@@ -121,6 +135,7 @@ impl Application {
             }
         };
         salts.abort();
+        geo.abort();
         self.sink.flush().await;
         tracing::info!("producer stopped");
         result.map_err(std::io::Error::other)?
@@ -135,6 +150,24 @@ async fn maintain_salts(sink: Arc<EventSink>, clock: Clock) {
     loop {
         tick.tick().await;
         sink.maintain_salts(clock.now().date_naive()).await;
+    }
+}
+
+/// Picks up a replaced IP-to-location database; one that does not read keeps the current one.
+async fn reload_geoip(geo: Arc<GeoIp>) {
+    let mut tick = tokio::time::interval(geo::RELOAD_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let reload = tokio::task::spawn_blocking({
+            let geo = Arc::clone(&geo);
+            move || geo.reload_if_replaced()
+        });
+        match reload.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "keeping the IP-to-location database in use"),
+            Err(e) => tracing::warn!(error = %e, "the IP database reload stopped"),
+        }
     }
 }
 

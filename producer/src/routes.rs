@@ -12,7 +12,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use settings::Settings;
 use tracing_actix_web::TracingLogger;
 
-use crate::ingest::{graphql, BodyLimits, EventBudget, TrustedProxies};
+use crate::geo::GeoIp;
+use crate::ingest::{graphql, BodyLimits, Clients, EventBudget};
 use crate::query_cache::QueryCache;
 use crate::schema::IngestSchema;
 use crate::sink::EventSink;
@@ -39,6 +40,7 @@ pub(crate) fn http_server(
     listener: TcpListener,
     schema: IngestSchema,
     sink: Arc<EventSink>,
+    geo: Arc<GeoIp>,
 ) -> std::io::Result<Server> {
     let body = web::Data::new(BodyLimits {
         max_bytes: settings.server.body_limit_bytes,
@@ -49,7 +51,10 @@ pub(crate) fn http_server(
     let sink = web::Data::from(sink);
     let queries = web::Data::new(QueryCache::default());
     let budget = web::Data::new(EventBudget(settings.server.max_batch_size.get()));
-    let proxies = web::Data::new(TrustedProxies(settings.server.trusted_proxies.clone()));
+    let clients = web::Data::new(Clients {
+        proxies: settings.server.trusted_proxies.clone(),
+        geo,
+    });
     let workers = settings.server.workers;
     let server = HttpServer::new(move || {
         App::new()
@@ -67,7 +72,7 @@ pub(crate) fn http_server(
             .app_data(sink.clone())
             .app_data(queries.clone())
             .app_data(budget.clone())
-            .app_data(proxies.clone())
+            .app_data(clients.clone())
             .service(
                 web::resource("/")
                     .route(web::get().to(graphiql))

@@ -228,6 +228,7 @@ impl<'a> Stamp<'a> {
             })
         })?;
         let user_agent = self.request.and_then(|r| r.user_agent.clone());
+        let place = self.request.map(|r| r.place.clone()).unwrap_or_default();
         let visit = Visit {
             visitor_id: Some(visitor_id(
                 &self.salt,
@@ -237,6 +238,9 @@ impl<'a> Stamp<'a> {
             )),
             user_agent,
             language: self.request.and_then(|r| r.language.clone()),
+            country: place.country,
+            region: place.region,
+            city: place.city,
         };
         Ok(PageView {
             id,

@@ -2,8 +2,8 @@
 //!
 //! The client address is the TCP peer, or, only when that peer is a trusted proxy
 //! (`server.trusted_proxies`), the last address in `X-Forwarded-For` / `Forwarded` that is not
-//! itself a trusted proxy. It is used for one thing, the visitor id, and dropped with the
-//! request: it is never logged, produced or stored.
+//! itself a trusted proxy. It is used for two things, the visitor id and the place (`geo`), and
+//! dropped with the request: it is never logged, produced or stored.
 //!
 //! `visitor_id = SipHash-2-4(salt of the day, site ‖ address ‖ user agent)`: the same person
 //! on the same site on the same day gets the same id on every producer instance, and once the
@@ -15,12 +15,16 @@ use std::net::IpAddr;
 use actix_web::http::header::{HeaderMap, ACCEPT_LANGUAGE, REFERER, USER_AGENT};
 use actix_web::HttpRequest;
 use event::page_view::{check_text, MAX_LANGUAGE, MAX_REFERRER, MAX_USER_AGENT};
+
+use crate::geo::{GeoIp, Place};
 use settings::IpNet;
 
 /// What the request carries besides the GraphQL body.
 #[derive(Clone)]
 pub struct RequestContext {
     pub client: Option<IpAddr>,
+    /// Where the client address is (looked up once per request).
+    pub place: Place,
     pub user_agent: Option<String>,
     pub language: Option<String>,
     pub referer: Option<String>,
@@ -31,17 +35,20 @@ impl std::fmt::Debug for RequestContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestContext")
             .field("client", &self.client.map(|_| "<hidden>"))
+            .field("place", &self.place)
             .field("user_agent", &self.user_agent)
             .finish_non_exhaustive()
     }
 }
 
 impl RequestContext {
-    pub fn from_request(request: &HttpRequest, trusted: &[IpNet]) -> Self {
+    pub fn from_request(request: &HttpRequest, trusted: &[IpNet], geo: &GeoIp) -> Self {
         let headers = request.headers();
         let peer = request.peer_addr().map(|a| a.ip());
+        let client = peer.map(|peer| client_address(peer, headers, trusted));
         RequestContext {
-            client: peer.map(|peer| client_address(peer, headers, trusted)),
+            client,
+            place: client.map(|ip| geo.locate(ip)).unwrap_or_default(),
             user_agent: header_text(headers, USER_AGENT.as_str())
                 .map(|ua| truncated(ua, MAX_USER_AGENT))
                 .filter(|ua| check_text("userAgent", ua, MAX_USER_AGENT).is_ok())

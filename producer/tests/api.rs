@@ -613,12 +613,38 @@ fn a_wrong_port_setting_stops_the_producer_with_one_readable_line() {
 }
 
 #[test]
+fn a_missing_or_unset_ip_database_stops_the_producer_with_one_line_naming_its_key() {
+    for setting in [None, Some("/nonexistent/country.mmdb")] {
+        let mut producer = std::process::Command::new(env!("CARGO_BIN_EXE_producer"));
+        producer
+            .env("APP__SERVER__PORT", "0")
+            .env("APP__KAFKA__BROKERS", "127.0.0.1:1")
+            .env("APP_CONFIG_DIR", "/nonexistent");
+        if let Some(path) = setting {
+            producer.env("APP__ANALYTICS__GEOIP_DATABASE", path);
+        }
+        let out = producer.output().expect("run the producer");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("analytics.geoip_database") && !stderr.contains("127.0.0.1:1"),
+            "names the key, before any broker is tried: {stderr}"
+        );
+        if let Some(path) = setting {
+            assert!(stderr.contains(path), "and the file: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn an_unreachable_broker_stops_the_producer_with_one_readable_line() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_producer"))
         .env("APP__SERVER__PORT", "0")
         .env("APP__KAFKA__BROKERS", "127.0.0.1:1")
         .env("APP__KAFKA__REQUEST_TIMEOUT_MS", "1000")
         .env("APP__KAFKA__PRODUCE_TIMEOUT_MS", "1000")
+        .env("APP__ANALYTICS__GEOIP_DATABASE", "off")
         .env("APP_CONFIG_DIR", "/nonexistent")
         .output()
         .expect("run the producer");

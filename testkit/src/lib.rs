@@ -48,6 +48,23 @@ fn shared_env(name: &str) -> String {
     }
 }
 
+/// The folder `scripts/stack.sh ensure-geoip` filled (`make test` passes it in
+/// `PAGEVIEWS_TEST_GEOIP_DIR`): the real country database and MaxMind's test databases.
+pub fn geoip_dir() -> PathBuf {
+    PathBuf::from(shared_env("PAGEVIEWS_TEST_GEOIP_DIR"))
+}
+
+/// The real, free country database `make up` uses (ip-location-db's flat layout).
+pub fn country_database() -> settings::GeoIpDatabase {
+    settings::GeoIpDatabase::File(geoip_dir().join("country.mmdb"))
+}
+
+/// MaxMind's GeoIP2 City test database: 81.2.69.142 is London (GB-ENG), 89.160.20.112
+/// Linköping (SE-E), 216.160.83.56 Milton (US-WA).
+pub fn city_test_database() -> settings::GeoIpDatabase {
+    settings::GeoIpDatabase::File(geoip_dir().join("test/GeoIP2-City-Test.mmdb"))
+}
+
 /// A prefix no other test uses, for topic names: `t<uuid>_`.
 pub fn unique_prefix() -> String {
     format!("t{}_", uuid::Uuid::new_v4().simple())
@@ -100,6 +117,7 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
     s.dashboard.api_tokens = vec![DASHBOARD_TOKEN.into()];
     s.dashboard.admin_tokens = vec![ADMIN_TOKEN.into()];
     s.dashboard.realtime_push_ms = ms(200);
+    s.analytics.geoip_database = country_database();
     s
 }
 
@@ -115,7 +133,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-0123456789abcdef";
 pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
     let (k, c) = (&s.kafka, &s.consumer);
     let policy = format!("{:?}", c.on_offset_out_of_range).to_lowercase();
-    vec![
+    let mut env = vec![
         ("APP_CONFIG_DIR", "/nonexistent".into()),
         ("APP__SERVER__HOST", s.server.host.clone()),
         ("APP__SERVER__PORT", s.server.port.to_string()),
@@ -155,7 +173,30 @@ pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
         ),
         ("APP__CONSUMER__ON_OFFSET_OUT_OF_RANGE", policy),
         ("APP__LOG__FILTER", "warn,rskafka=error".into()),
-    ]
+        (
+            "APP__ANALYTICS__GEOIP_DATABASE",
+            geoip_setting(&s.analytics.geoip_database),
+        ),
+    ];
+    let proxies: Vec<String> = s
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    if !proxies.is_empty() {
+        env.push(("APP__SERVER__TRUSTED_PROXIES", proxies.join(",")));
+    }
+    env
+}
+
+/// `analytics.geoip_database` as its environment variable says it.
+fn geoip_setting(database: &settings::GeoIpDatabase) -> String {
+    match database {
+        settings::GeoIpDatabase::Unset => String::new(),
+        settings::GeoIpDatabase::Off => "off".into(),
+        settings::GeoIpDatabase::File(path) => path.display().to_string(),
+    }
 }
 
 /// A positive number of milliseconds, as the settings take it.

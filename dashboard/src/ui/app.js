@@ -145,7 +145,7 @@ function renderFilters() {
   for (const f of state.filters) {
     const b = document.createElement("button");
     b.type = "button";
-    b.textContent = `${f.property || f.dimension.toLowerCase().replace("_", " ")} is ${f.values[0] || "(none)"} ✕`;
+    b.textContent = `${f.property || f.dimension.toLowerCase().replace("_", " ")} is ${shown(f.dimension, f.values[0])} ✕`;
     b.title = "Remove this filter";
     b.addEventListener("click", () => {
       state.filters = state.filters.filter((g) => g !== f);
@@ -154,6 +154,15 @@ function renderFilters() {
     box.append(b);
   }
 }
+
+/** Countries by name and flag, from the browser's own data (nothing is loaded for them). */
+const countryNames = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
+const flag = (code) => String.fromCodePoint(...[...code].map((c) => 0x1f1a5 + c.charCodeAt(0)));
+const SHOWN = { COUNTRY: (code) => `${flag(code)} ${countryNames?.of(code) ?? code}` };
+/** How a dimension's value reads on the page. */
+const shown = (dimension, value) => (value == null || value === "" ? "(none)" : (SHOWN[dimension] || String)(value));
+/** Panels left out while they have nothing to show: a country database has no regions or cities. */
+const ONLY_WITH_VALUES = ["REGION", "CITY"];
 
 /** Metrics of pages only, not of the top line. */
 const PAGE_ONLY = ["SCROLL_DEPTH", "TIME_ON_PAGE"];
@@ -199,7 +208,7 @@ function renderPanel(dimension, title, rows, show = (row) => format("COUNT", row
     b.type = "button";
     b.style.setProperty("--w", (100 * row.metrics[0]) / top + "%");
     const name = document.createElement("span");
-    name.textContent = row.dimensions[0] ?? "(none)";
+    name.textContent = shown(dimension, row.dimensions[0]);
     const value = document.createElement("span");
     value.textContent = show(row);
     b.append(name, value);
@@ -319,8 +328,11 @@ async function load() {
     ]);
     renderTotals(top.stats.results[0]);
     renderChart(series.stats.results);
+    const shownPanels = ofVisits
+      .map(({ dimension, label }, i) => ({ dimension, label, rows: panels[i].stats.results }))
+      .filter(({ dimension, rows }) => !ONLY_WITH_VALUES.includes(dimension) || rows.some((r) => r.dimensions[0]));
     $("panels").replaceChildren(
-      ...ofVisits.map(({ dimension, label }, i) => renderPanel(dimension, label, panels[i].stats.results, PANEL_SHOW[dimension])),
+      ...shownPanels.map(({ dimension, label, rows }) => renderPanel(dimension, label, rows, PANEL_SHOW[dimension])),
       renderGoals(goals.stats.results),
       renderEvents(names.stats.results, values?.stats.results),
       renderFunnel(funnel?.funnel.steps));

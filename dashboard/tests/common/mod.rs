@@ -25,8 +25,17 @@ pub struct Stack {
 }
 
 pub async fn spawn_stack(start: DateTime<Utc>) -> Stack {
+    spawn_stack_with(start, |_| {}).await
+}
+
+/// As `spawn_stack`, with the test's changes to the settings.
+pub async fn spawn_stack_with(
+    start: DateTime<Utc>,
+    change: impl FnOnce(&mut settings::Settings),
+) -> Stack {
     let url = testkit::fresh_database().await.expect("database");
-    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    change(&mut settings);
     let now = Arc::new(Mutex::new(start));
     let clock = {
         let now = Arc::clone(&now);
@@ -110,10 +119,16 @@ impl Stack {
     }
 
     pub async fn post(&self, agent: &str, event: Value) {
-        let answer: Value = self
-            .http
-            .post(format!("{}/query", self.producer.base))
-            .header("user-agent", agent)
+        self.post_with(&[("user-agent", agent)], event).await;
+    }
+
+    /// Posts one event with these request headers.
+    pub async fn post_with(&self, headers: &[(&str, &str)], event: Value) {
+        let mut request = self.http.post(format!("{}/query", self.producer.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let answer: Value = request
             .json(&json!({
                 "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
                 "variables": {"e": event},
