@@ -271,6 +271,36 @@ try {
   await until("the converted visitor", 10, async () => (await admin.textContent('.total[data-metric="VISITORS"] b')) === "1");
   check(true, "clicking a goal filters the page to the 1 visitor who converted");
   await owner.close();
+
+  // 7. Where visitors are: three page views of world.test came through the trusted proxy from
+  //    addresses of the City test database; the dashboard names their countries and cities.
+  const atlas = await browser.newContext();
+  const geo = await atlas.newPage();
+  await geo.setViewportSize({ width: 1280, height: 1400 });
+  await geo.goto(`${cfg.dashboard}/?site=world.test`);
+  await geo.fill("#token", cfg.token);
+  await geo.click("#login-form button");
+  await geo.waitForSelector("body[data-loaded=yes]");
+  const names = (dimension) => geo.$$eval(`.panel[data-dimension="${dimension}"] li button span:first-child`, (s) => s.map((e) => e.textContent));
+  const countries = await until("the three countries", 30, async () => {
+    const shown = await names("COUNTRY");
+    if (shown.length === 3) return shown;
+    await geo.reload();
+    await geo.waitForSelector("body[data-loaded=yes]");
+    return false;
+  });
+  const expected = ["United Kingdom", "Sweden", "United States"];
+  check(expected.every((c) => countries.includes(c)), `countries by name: ${expected.join(", ")} (shown: ${countries.join(", ")})`);
+  const cities = await names("CITY");
+  check(["London", "Linköping", "Milton"].every((c) => cities.includes(c)), `cities: London, Linköping, Milton (shown: ${cities.join(", ")})`);
+  const regions = await names("REGION");
+  check(regions.includes("GB-ENG") && regions.length === 3, `regions as ISO 3166-2 (shown: ${regions.join(", ")})`);
+  await geo.screenshot({ path: `${cfg.screenshots}/countries.png`, fullPage: true });
+  await geo.locator('.panel[data-dimension="COUNTRY"] li button', { hasText: "Sweden" }).click();
+  await until("the country filter", 10, async () => (await geo.textContent("#filters")).includes("Sweden"));
+  await until("the filtered visitor", 10, async () => (await geo.textContent('.total[data-metric="VISITORS"] b')) === "1");
+  check(true, "clicking a country filters the page to its 1 visitor");
+  await atlas.close();
   console.log("all browser checks passed");
 } catch (e) {
   console.error(`browser checks failed: ${e.message}`);

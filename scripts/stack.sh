@@ -8,9 +8,9 @@
 #   stack.sh ensure-check-jsonschema      install check-jsonschema once (cached venv), print its path
 #   stack.sh ensure-browser               Debian's chromium (apt) and playwright-core (npm ci in e2e/)
 #                                         for the browser tests; prints chromium's path
-#   stack.sh ensure-geoip                 fetch the pinned IP-to-country database (npm, CC0) and
-#                                         MaxMind's test databases (PyPI) once (cached); prints their
-#                                         folder: country.mmdb, LICENSE, test/*.mmdb
+#   stack.sh ensure-geoip                 fetch the pinned IP-to-country database (npm, CC0) once
+#                                         (cached); prints its folder: country.mmdb, LICENSE
+#   stack.sh ensure-geoip-tests           the same, and the tests' databases in its test/ folder
 #   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
 #                                         in DIR (formatted on first start, kept after); waits until
 #                                         the broker is listed in the cluster metadata
@@ -147,13 +147,14 @@ ensure_mmdb_writer() {
 geoip_home() { echo "$TOOLS_DIR/geoip-$GEOIP_COUNTRY_VERSION"; }
 
 ensure_geoip() {
-    local home tmp tarball sdist
+    local home tmp tarball
     home=$(geoip_home)
     if [ -f "$home/complete" ]; then echo "$home"; return; fi
     command -v curl >/dev/null || apt_install curl
-    say "fetching the country database $GEOIP_COUNTRY_PACKAGE@$GEOIP_COUNTRY_VERSION (npm) and MaxMind's test databases into $home (once)"
+    say "fetching the country database $GEOIP_COUNTRY_PACKAGE@$GEOIP_COUNTRY_VERSION from npm into $home (once)"
     mkdir -p "$TOOLS_DIR"
     tmp=$(mktemp -d "$TOOLS_DIR/.geoip.XXXXXX")
+    chmod 755 "$tmp"
     tarball="$tmp/country.tgz"
     curl -fsSL --retry 3 -o "$tarball" \
         "https://registry.npmjs.org/$GEOIP_COUNTRY_PACKAGE/-/${GEOIP_COUNTRY_PACKAGE#*/}-$GEOIP_COUNTRY_VERSION.tgz" \
@@ -169,23 +170,36 @@ ensure_geoip() {
         cat "$tmp/package/NRO_LICENSE"; echo
     } >"$tmp/LICENSE"
     rm -rf "$tmp/package" "$tarball"
+    touch "$tmp/complete"
+    # Another clone may have finished first: keep whichever landed.
+    mv -T "$tmp" "$home" 2>/dev/null || rm -rf "$tmp"
+    echo "$home"
+}
+
+# The tests' databases, in the country database's folder: test/GeoIP2-City-Test.mmdb,
+# test/GeoIP2-Country-Test.mmdb (MaxMind's) and test/flat-city-test.mmdb (written here).
+ensure_geoip_tests() {
+    local home tmp sdist
+    home=$(ensure_geoip)
+    if [ -f "$home/test/complete" ]; then echo "$home"; return; fi
+    say "fetching MaxMind's test databases (maxminddb $GEOIP_TEST_VERSION on PyPI) into $home/test (once)"
+    tmp=$(mktemp -d "$home/.test.XXXXXX")
+    chmod 755 "$tmp"
     python3 -m pip download -q --no-deps --no-binary :all: "maxminddb==$GEOIP_TEST_VERSION" -d "$tmp/sdist" >&2 \
         || { rm -rf "$tmp"; die "pip could not download maxminddb $GEOIP_TEST_VERSION (for MaxMind's test databases)"; }
     sdist="$tmp/sdist/maxminddb-$GEOIP_TEST_VERSION.tar.gz"
     echo "$GEOIP_TEST_SHA256  $sdist" | sha256sum -c --quiet - >&2 \
         || { rm -rf "$tmp"; die "maxminddb $GEOIP_TEST_VERSION does not have the pinned SHA-256"; }
-    chmod 755 "$tmp"
-    mkdir -p "$tmp/test"
-    tar -xzf "$sdist" -C "$tmp/test" --strip-components=4 \
+    tar -xzf "$sdist" -C "$tmp" --strip-components=4 \
         "maxminddb-$GEOIP_TEST_VERSION/tests/data/test-data/GeoIP2-City-Test.mmdb" \
         "maxminddb-$GEOIP_TEST_VERSION/tests/data/test-data/GeoIP2-Country-Test.mmdb"
-    tar -xzf "$sdist" -C "$tmp/test" --strip-components=3 \
+    tar -xzf "$sdist" -C "$tmp" --strip-components=3 \
         "maxminddb-$GEOIP_TEST_VERSION/tests/data/LICENSE-MIT" "maxminddb-$GEOIP_TEST_VERSION/tests/data/LICENSE-APACHE"
     rm -rf "$tmp/sdist"
-    "$(ensure_mmdb_writer)" "$HERE/geoip/flat_city_test.py" "$tmp/test/flat-city-test.mmdb" \
+    "$(ensure_mmdb_writer)" "$HERE/geoip/flat_city_test.py" "$tmp/flat-city-test.mmdb" \
         || { rm -rf "$tmp"; die "could not write the flat-layout test database"; }
     touch "$tmp/complete"
-    mv -T "$tmp" "$home" 2>/dev/null || rm -rf "$tmp"
+    mv -T "$tmp" "$home/test" 2>/dev/null || rm -rf "$tmp"
     echo "$home"
 }
 
@@ -422,7 +436,7 @@ scratch_up() {
     # Commit times of rows: the benchmark's end-to-end latency ends at the row's commit.
     PAGEVIEWS_PG_OPTIONS="-c track_commit_timestamp=on ${PAGEVIEWS_PG_OPTIONS:-}" pg_start "$dir/pg" "$port"
     echo "export PAGEVIEWS_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$port/postgres"
-    echo "export PAGEVIEWS_TEST_GEOIP_DIR=$(ensure_geoip)"
+    echo "export PAGEVIEWS_TEST_GEOIP_DIR=$(ensure_geoip_tests)"
 }
 
 scratch_down() {
@@ -439,6 +453,7 @@ case "$cmd" in
     ensure-check-jsonschema) ensure_check_jsonschema ;;
     ensure-browser) ensure_browser ;;
     ensure-geoip) ensure_geoip ;;
+    ensure-geoip-tests) ensure_geoip_tests ;;
     java) java_bin ;;
     kafka-start) kafka_start "$@" ;;
     cluster-start) cluster_start "$@" ;;
@@ -456,5 +471,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|ensure-geoip-tests|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

@@ -18,7 +18,7 @@ check_jsonschema=$($stack ensure-check-jsonschema)
 # Debian's Chromium and playwright-core for the browser tests (dashboard/tests/browser.rs).
 $stack ensure-browser >/dev/null
 # The real country database and MaxMind's test databases (testkit::geoip_dir).
-geoip_dir=$($stack ensure-geoip)
+geoip_dir=$($stack ensure-geoip-tests)
 export PAGEVIEWS_TEST_GEOIP_DIR=${PAGEVIEWS_TEST_GEOIP_DIR:-$geoip_dir}
 
 run_dir=$(mktemp -d /tmp/pageviews-test.XXXXXX)

@@ -14,6 +14,8 @@ export APP__KAFKA__BROKERS=${APP__KAFKA__BROKERS:-localhost:9092}
 HTTP_PORT=${APP__SERVER__PORT:-8080}
 METRICS_PORT=${APP__CONSUMER__METRICS_PORT:-9100}
 DASHBOARD_PORT=${APP__DASHBOARD__PORT:-8081}
+# A reverse proxy on this machine may name the client (X-Forwarded-For); nobody else can.
+export APP__SERVER__TRUSTED_PROXIES=${APP__SERVER__TRUSTED_PROXIES:-127.0.0.1,::1}
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 port_open() { $stack port-open "$1"; }
@@ -95,6 +97,13 @@ elif port_open "$broker_port"; then
 else
     $stack kafka-start "$DATA/kafka" "$broker_port"
 fi
+
+echo "== the country database (ip-location-db, CC0; fetched once and cached)"
+if [ -z "${APP__ANALYTICS__GEOIP_DATABASE:-}" ]; then
+    APP__ANALYTICS__GEOIP_DATABASE=$($stack ensure-geoip)/country.mmdb
+    export APP__ANALYTICS__GEOIP_DATABASE
+fi
+echo "analytics.geoip_database = $APP__ANALYTICS__GEOIP_DATABASE"
 
 echo "== PostgreSQL"
 db_name=$(url_part "$APP__DATABASE__URL" path); db_name=${db_name#/}

@@ -59,6 +59,8 @@ impl Site {
         let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
         settings.server.trusted_proxies =
             vec![settings::IpNet::try_from("127.0.0.1".to_owned()).expect("a network")];
+        // Addresses are looked up too: the lookup must not leak them either.
+        settings.analytics.geoip_database = testkit::city_test_database();
         let producer = testkit::TestProducer::start(settings.clone())
             .await
             .expect("the producer starts");
@@ -310,7 +312,9 @@ async fn the_raw_client_address_is_in_no_record_no_database_row_and_no_log_line(
     let site = Site::start().await;
     let v4: IpAddr = "203.0.113.77".parse().expect("ip");
     let v6: IpAddr = "2001:db8:4d::77".parse().expect("ip");
-    for (n, ip) in [v4, v6].into_iter().enumerate() {
+    // In MaxMind's City test database: London.
+    let located: IpAddr = "81.2.69.142".parse().expect("ip");
+    for (n, ip) in [v4, v6, located].into_iter().enumerate() {
         let forwarded = ip.to_string();
         let headers = [
             ("x-forwarded-for", forwarded.as_str()),
@@ -328,14 +332,22 @@ async fn the_raw_client_address_is_in_no_record_no_database_row_and_no_log_line(
         )
         .await;
     }
-    site.wait_for_rows(4).await;
-    // The addresses were used: two visitors, two ids.
+    site.wait_for_rows(6).await;
+    // The addresses were used: three visitors, three ids, one of them placed.
     let visitors = count(
         &site.db,
         "SELECT count(DISTINCT visitor_id) FROM kafka_events",
     )
     .await;
-    assert_eq!(visitors, 2);
+    assert_eq!(visitors, 3);
+    let london = "SELECT count(*) FROM kafka_events WHERE country = 'GB' AND city = 'London'";
+    assert_eq!(count(&site.db, london).await, 2);
+    let placed = "SELECT count(*) FROM kafka_events WHERE country IS NOT NULL";
+    assert_eq!(
+        count(&site.db, placed).await,
+        2,
+        "documentation addresses are nowhere"
+    );
 
     // Kafka: every record of the event topic and of the salt topic, keys and values.
     let kafka = testkit::kafka_client(&testkit::brokers())
@@ -371,7 +383,7 @@ async fn the_raw_client_address_is_in_no_record_no_database_row_and_no_log_line(
     let logs = logs.lock().expect("logs").clone();
     assert!(!logs.is_empty(), "logs were captured");
 
-    for ip in [v4, v6] {
+    for ip in [v4, v6, located] {
         for form in forms(ip) {
             let shown = String::from_utf8_lossy(&form).into_owned();
             assert!(!contains(&bytes, &form), "{shown} in a Kafka record");

@@ -19,8 +19,12 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
         "the browser tests need Chromium and playwright-core: run `bash scripts/stack.sh ensure-browser` (make test does)"
     );
     let url = testkit::fresh_database().await.expect("database");
-    // Custom events need no setting: they travel with the page views.
-    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    // Custom events need no setting: they travel with the page views. Places come from
+    // MaxMind's City test database, for addresses a proxy on 127.0.0.1 names.
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    settings.server.trusted_proxies =
+        vec![settings::IpNet::try_from("127.0.0.1".to_owned()).expect("a network")];
+    settings.analytics.geoip_database = testkit::city_test_database();
     let producer = testkit::TestProducer::start(settings.clone())
         .await
         .expect("producer");
@@ -31,6 +35,7 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
         .await
         .expect("dashboard");
     let db = testkit::connect(&url).await.expect("db");
+    visit_from_three_countries(&producer.base).await;
 
     let config = serde_json::json!({
         "producer": producer.base,
@@ -99,4 +104,34 @@ async fn a_visit_tracked_in_chromium_shows_on_the_dashboard_and_nothing_leaks() 
     producer.stop().await.expect("producer stops");
     consumer.stop().await.expect("consumer stops");
     dashboard.stop().await.expect("dashboard stops");
+}
+
+/// Three visitors of world.test, each through the proxy from an address of the City test
+/// database: London, Linköping and Milton (WA). The browser checks the dashboard names them.
+async fn visit_from_three_countries(producer: &str) {
+    let http = reqwest::Client::new();
+    for (n, address) in ["81.2.69.142", "89.160.20.112", "216.160.83.56"]
+        .into_iter()
+        .enumerate()
+    {
+        let event = serde_json::json!({
+            "eventType": "PAGE_VIEW", "userId": "", "path": format!("/from/{n}"), "search": "",
+            "title": "Geo", "url": "https://world.test/",
+        });
+        let answer: serde_json::Value = http
+            .post(format!("{producer}/query"))
+            .header("x-forwarded-for", address)
+            .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0")
+            .json(&serde_json::json!({
+                "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+                "variables": {"e": event},
+            }))
+            .send()
+            .await
+            .expect("posted")
+            .json()
+            .await
+            .expect("json");
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
 }

@@ -155,10 +155,10 @@ function renderFilters() {
   }
 }
 
-/** Countries by name and flag, from the browser's own data (nothing is loaded for them). */
+/** Countries by name, from the browser's own data (nothing is loaded for them). No flag emoji:
+ *  Windows and many Linux desktops draw them as two letters or empty boxes. */
 const countryNames = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
-const flag = (code) => String.fromCodePoint(...[...code].map((c) => 0x1f1a5 + c.charCodeAt(0)));
-const SHOWN = { COUNTRY: (code) => `${flag(code)} ${countryNames?.of(code) ?? code}` };
+const SHOWN = { COUNTRY: (code) => countryNames?.of(code) ?? code };
 /** How a dimension's value reads on the page. */
 const shown = (dimension, value) => (value == null || value === "" ? "(none)" : (SHOWN[dimension] || String)(value));
 /** Panels left out while they have nothing to show: a country database has no regions or cities. */
