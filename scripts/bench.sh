@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="bash scripts/stack.sh"
 $stack ensure-kafka >/dev/null
+# The producer's memory with a city database (scenario 7).
+PAGEVIEWS_BENCH_GEOIP_CITY=$($stack ensure-geoip-city)
+export PAGEVIEWS_BENCH_GEOIP_CITY
 echo "== building release binaries"
 cargo build --release --quiet -p bench
 

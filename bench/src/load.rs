@@ -94,6 +94,8 @@ pub async fn post_ok(http: &reqwest::Client, url: &str, visitor: usize, body: St
             "user-agent",
             format!("Mozilla/5.0 (bench visitor {visitor})"),
         )
+        // Read only by a producer that trusts this machine as its proxy (scenario 7).
+        .header("x-forwarded-for", address_of(visitor as u64).to_string())
         .body(body)
         .send()
         .await
@@ -105,6 +107,17 @@ pub async fn post_ok(http: &reqwest::Client, url: &str, visitor: usize, body: St
         },
         _ => false,
     }
+}
+
+/// A public IPv4 address for visitor `n`: the first octet from a list of ones the regional
+/// registries assign, the others spread by a multiplicative hash.
+pub fn address_of(n: u64) -> std::net::Ipv4Addr {
+    const FIRST: [u8; 16] = [
+        8, 23, 31, 45, 62, 81, 89, 104, 142, 151, 176, 185, 193, 200, 212, 217,
+    ];
+    let mixed = (n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as u32;
+    let [_, b, c, d] = mixed.to_be_bytes();
+    std::net::Ipv4Addr::new(FIRST[(n % 16) as usize], b, c, d)
 }
 
 /// The README's mutation as a frontend sends it: the same query text every time, the values in

@@ -7,6 +7,7 @@
 
 mod dashboard;
 mod e2e;
+mod geo;
 mod goals;
 mod load;
 mod peer;
@@ -123,6 +124,7 @@ pub(crate) struct Results {
     end_to_end_peer_http: Stats,
     rss_peak_mb: BTreeMap<String, f64>,
     dashboard: dashboard::DashboardResults,
+    geo: geo::GeoResults,
 }
 
 /// What Kafka's own Java producer (`ProducerPerformance`) reported.
@@ -163,7 +165,7 @@ fn run_cli(args: &[String]) -> Result<()> {
             "--only" => {
                 only = Some(
                     it.next()
-                        .context("--only needs ingest, storage, e2e or dashboard")?
+                        .context("--only needs ingest, storage, e2e, geo or dashboard")?
                         .clone(),
                 )
             }
@@ -236,6 +238,9 @@ async fn run(p: &Params, smoke: bool, only: Option<&str>) -> Result<Results> {
     if wanted("e2e") {
         say("4. end to end");
         e2e::run(p, &brokers, &admin, &mut r).await?;
+    }
+    if wanted("geo") {
+        r.geo = geo::run(p, &brokers, &admin).await?;
     }
     if wanted("dashboard") {
         r.dashboard = dashboard::run(&p.dashboard, &admin, &brokers).await?;

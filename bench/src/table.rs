@@ -67,6 +67,55 @@ fn versus_rows(label: &str, m: &Match) -> Vec<[String; 5]> {
     rows
 }
 
+/// Scenario 7: the lookup alone, then the producer with it off, with the country database and
+/// with a city database.
+fn geo_rows(g: &crate::geo::GeoResults) -> Vec<[String; 5]> {
+    let lookups: Vec<String> = g
+        .lookups_per_second
+        .iter()
+        .map(|(name, n)| format!("{name} {n:.0}/s"))
+        .collect();
+    let mut rows = vec![[
+        "7. where visitors are".into(),
+        format!(
+            "IP lookups, one thread: {} ({:.0} % of the addresses placed)",
+            lookups.join(", "),
+            g.placed_share * 100.0
+        ),
+        "".into(),
+        "".into(),
+        "".into(),
+    ]];
+    let m = &g.producers;
+    let off = m.peers.iter().find(|f| f.name == "lookup off");
+    let all = std::iter::once(&m.ours).chain(&m.peers);
+    for f in all {
+        let rss = g
+            .rss_peak_mb
+            .iter()
+            .find(|(name, _)| *name == f.name)
+            .map_or(0.0, |(_, mb)| *mb);
+        let cost = off.map_or(String::new(), |o| {
+            format!(
+                "CPU {:+.0} % vs lookup off",
+                (ratio(f.cpu_seconds_per_1000_events, o.cpu_seconds_per_1000_events) - 1.0) * 100.0
+            )
+        });
+        rows.push([
+            "".into(),
+            format!("producer, {}; peak RSS {rss:.1} MB", describe(f)),
+            cost,
+            "".into(),
+            if f.name == "country database" {
+                format!("< 100 MB: {}", verdict(rss < 100.0))
+            } else {
+                "".into()
+            },
+        ]);
+    }
+    rows
+}
+
 pub fn table(r: &Results) -> String {
     let single = &r.ingest_single;
     let healthz = ratio(single.per_second, r.ceiling_a_healthz.per_second);
@@ -184,6 +233,7 @@ pub fn table(r: &Results) -> String {
         "".into(),
         format!("each < 100 MB: {}", verdict(max_rss < 100.0)),
     ]);
+    rows.extend(geo_rows(&r.geo));
     let d = &r.dashboard;
     rows.push([
         "6. dashboard, 30 days".into(),

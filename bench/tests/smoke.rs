@@ -23,6 +23,7 @@ fn a_smoke_run_of_every_scenario_writes_a_complete_results_file() {
         "4. end to end",
         "5. memory",
         "6. dashboard",
+        "7. where visitors are",
     ] {
         assert!(
             stdout.contains(scenario),
