@@ -9,8 +9,10 @@
 //!   files are the only routes without a token.
 //!
 //! Every other request needs `Authorization: Bearer <token>` with one of
-//! `dashboard.api_tokens`; anything else gets HTTP 401 with an empty body. Browsers cannot set
-//! headers on a WebSocket, so a WebSocket without the header must send the token as
+//! `dashboard.api_tokens`; anything else gets HTTP 401 with an empty body. A request is
+//! authorized by the token it proves, never by what it says it is: browsers cannot set headers
+//! on a WebSocket, so the one route that may defer the check is `GET /query`, whose handler
+//! does nothing but a WebSocket handshake, and that socket must then send the token as
 //! `{"authorization": "Bearer <token>"}` in its `connection_init` payload, or is closed.
 //!
 //! Architecture Invariant: the dashboard never touches Kafka and never writes to PostgreSQL; it
@@ -77,10 +79,12 @@ impl Tokens {
         Arc::new(bytes.collect())
     }
 
-    /// What the `Authorization` header's token may do, if anything.
-    fn role(&self, authorization: Option<&str>) -> Option<Role> {
-        let given = authorization.and_then(|a| a.strip_prefix("Bearer "))?;
-        let given = given.trim().as_bytes();
+    /// What a bearer token may do, if anything.
+    fn role(&self, token: Option<&str>) -> Option<Role> {
+        let given = token?.trim().as_bytes();
+        if given.is_empty() {
+            return None;
+        }
         // Every token is compared, and each comparison takes the same time wherever it differs.
         let any = |tokens: &[Vec<u8>]| -> bool {
             tokens
@@ -98,9 +102,27 @@ impl Tokens {
         }
     }
 
-    fn accepts(&self, authorization: Option<&str>) -> bool {
-        self.role(authorization).is_some()
+    fn accepts(&self, token: Option<&str>) -> bool {
+        self.role(token).is_some()
     }
+}
+
+/// The token of a request's `Authorization` header. Exactly one header, valid UTF-8, scheme
+/// `Bearer` in any case (RFC 6750): anything else (none, two, unreadable, another scheme) is
+/// no token at all.
+fn bearer_header(headers: &header::HeaderMap) -> Option<&str> {
+    let mut all = headers.get_all(header::AUTHORIZATION);
+    let only = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    bearer(only.to_str().ok()?)
+}
+
+/// The token of an `Authorization` value (`Bearer <token>`).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 pub struct Application {
@@ -224,27 +246,24 @@ fn is_open(req: &ServiceRequest) -> bool {
     )
 }
 
-fn is_websocket(req: &ServiceRequest) -> bool {
-    req.headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+/// The subscription route, whose handler only ever completes a WebSocket handshake (anything
+/// else is refused there with 400, nothing run): it may leave the token to `connection_init`.
+/// What the request's headers claim decides nothing else.
+fn defers_to_connection_init(req: &ServiceRequest) -> bool {
+    req.method() == actix_web::http::Method::GET && req.path() == "/query"
 }
 
-/// Every route but the health checks needs a valid token; a WebSocket without the header
-/// proves it in `connection_init` instead.
+/// Every route but the health checks and the page needs a valid token; the subscription's
+/// handshake proves it in `connection_init` instead.
 async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let token = bearer_header(req.headers());
     let tokens = req.app_data::<web::Data<Tokens>>().cloned();
     let allowed = is_open(&req)
-        || (is_websocket(&req) && authorization.is_none())
-        || tokens.is_some_and(|t| t.accepts(authorization));
+        || defers_to_connection_init(&req)
+        || tokens.is_some_and(|t| t.accepts(token));
     if !allowed {
         let refusal = HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
@@ -263,11 +282,14 @@ async fn graphql(
     req: HttpRequest,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let role = tokens.role(authorization).unwrap_or(Role::Reader);
+    let Some(role) = tokens.role(bearer_header(req.headers())) else {
+        // The middleware lets no such request through; refuse rather than assume.
+        return async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+            "unauthorized",
+            None,
+        )])
+        .into();
+    };
     schema.execute(request.into_inner().data(role)).await.into()
 }
 
@@ -277,14 +299,16 @@ async fn subscription(
     req: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let authorized = req.headers().contains_key(header::AUTHORIZATION);
+    // Proven by the header's token, or else by the one in `connection_init`.
+    let authorized = tokens.accepts(bearer_header(req.headers()));
     let tokens = tokens.get_ref().clone();
     GraphQLSubscription::new(schema.get_ref().clone())
         .on_connection_init(move |init| async move {
             let given = init
                 .get("authorization")
                 .or_else(|| init.get("Authorization"))
-                .and_then(|v| v.as_str());
+                .and_then(|v| v.as_str())
+                .and_then(bearer);
             if authorized || tokens.accepts(given) {
                 Ok(Data::default())
             } else {

@@ -1,0 +1,220 @@
+//! Who may read: a request is authorized by the token it proves, never by what its headers say
+//! it is. Every route that serves data is sent the headers a hostile client would try
+//! (`Upgrade: websocket`, a chunked body, an `Authorization` that is not UTF-8, two of them)
+//! and answers 401 with nothing in it; a WebSocket is accepted only with a token.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use common::*;
+use futures::{SinkExt, StreamExt};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            *name,
+            HeaderValue::from_bytes(value).expect("a header value"),
+        );
+    }
+    map
+}
+
+/// What a hostile client sends instead of a token, by name.
+fn disguises() -> Vec<(&'static str, HeaderMap)> {
+    let upgrade: &[(&str, &[u8])] = &[("upgrade", b"websocket"), ("connection", b"Upgrade")];
+    let wrong = "Bearer wrong-token-0123456789abcdef".to_owned();
+    let valid = format!("Bearer {}", testkit::DASHBOARD_TOKEN);
+    vec![
+        ("Upgrade: websocket", headers(upgrade)),
+        (
+            "Upgrade: websocket and a WebSocket key",
+            headers(&[
+                ("upgrade", b"websocket"),
+                ("connection", b"Upgrade"),
+                ("sec-websocket-version", b"13"),
+                ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+            ]),
+        ),
+        (
+            "an Authorization that is not UTF-8",
+            headers(&[("authorization", b"Bearer \xff\xfe")]),
+        ),
+        (
+            "Upgrade: websocket with an Authorization that is not UTF-8",
+            headers(&[
+                ("upgrade", b"websocket"),
+                ("connection", b"Upgrade"),
+                ("authorization", b"Bearer \xff\xfe"),
+            ]),
+        ),
+        (
+            "a wrong token",
+            headers(&[("authorization", wrong.as_bytes())]),
+        ),
+        (
+            "a valid and a wrong Authorization",
+            headers(&[
+                ("authorization", valid.as_bytes()),
+                ("authorization", wrong.as_bytes()),
+            ]),
+        ),
+        (
+            "another scheme",
+            headers(&[("authorization", b"Basic dGVzdDp0ZXN0")]),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    s.view(start, 0, CHROME_WINDOWS, ("/secret-page", "", None))
+        .await;
+    s.stored(1).await;
+    let base = &s.dashboard.base;
+    let csv = format!(
+        "{base}/export.csv?site=shop.example&from=2026-11-02&to=2026-11-02&dimensions=PAGE&metrics=VISITORS"
+    );
+    let sites = json!({"query": "{ sites { name } }"}).to_string();
+    for (what, disguise) in disguises() {
+        for chunked in [false, true] {
+            let body = if chunked {
+                // A streamed body goes out chunked, with no Content-Length.
+                let chunks = vec![Ok::<_, std::io::Error>(sites.clone())];
+                reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+            } else {
+                reqwest::Body::from(sites.clone())
+            };
+            let answer = s
+                .http
+                .post(format!("{base}/query"))
+                .headers(disguise.clone())
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("answered");
+            let status = answer.status();
+            let text = answer.text().await.unwrap_or_default();
+            assert_eq!(
+                status, 401,
+                "POST /query with {what} (chunked: {chunked}): {text}"
+            );
+            assert_eq!(text, "", "nothing else");
+        }
+        let answer = s
+            .http
+            .get(&csv)
+            .headers(disguise.clone())
+            .send()
+            .await
+            .expect("answered");
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        assert_eq!(status, 401, "GET /export.csv with {what}: {text}");
+        assert!(!text.contains("secret-page"), "{text}");
+        // The subscription route answers a handshake or nothing: never data.
+        let answer = s
+            .http
+            .get(format!(
+                "{base}/query?query=%7B%20sites%20%7B%20name%20%7D%20%7D"
+            ))
+            .headers(disguise.clone())
+            .send()
+            .await
+            .expect("answered");
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        assert!(
+            status.is_client_error(),
+            "GET /query with {what}: {status} {text}"
+        );
+        assert!(!text.contains("shop.example"), "{text}");
+    }
+    // The scheme is case-insensitive (RFC 6750): `bearer` with a valid token reads.
+    let answer = s
+        .http
+        .post(format!("{base}/query"))
+        .header(
+            "authorization",
+            format!("bearer {}", testkit::DASHBOARD_TOKEN),
+        )
+        .header("content-type", "application/json")
+        .body(sites.clone())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.expect("body");
+    assert!(text.contains("shop.example"), "{text}");
+    s.stop().await;
+}
+
+/// Whether the socket is closed (or fails) before it is acknowledged.
+async fn refused(
+    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+) -> bool {
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(m)) if m.to_text().is_ok_and(|t| t.contains("connection_ack")) => {
+                    return false
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    outcome == Ok(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_with_an_unreadable_authorization_header_still_needs_the_token_in_connection_init(
+) {
+    let url = testkit::fresh_database().await.expect("database");
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let ws_url = format!("{}/query", dashboard.base.replace("http://", "ws://"));
+    for (header, init) in [
+        (b"Bearer \xff\xfe".as_slice(), json!({})),
+        (b"Bearer wrong-token-0123456789abcdef".as_slice(), json!({})),
+        (
+            b"Bearer \xff\xfe".as_slice(),
+            json!({"authorization": "Bearer wrong-token-0123456789abcdef"}),
+        ),
+    ] {
+        let mut request = ws_url.clone().into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        request.headers_mut().insert(
+            "authorization",
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_bytes(header).expect("value"),
+        );
+        let connected = tokio_tungstenite::connect_async(request).await;
+        let Ok((mut ws, _)) = connected else {
+            continue; // refused at the handshake: as good
+        };
+        ws.send(Message::text(
+            json!({"type": "connection_init", "payload": init}).to_string(),
+        ))
+        .await
+        .expect("init");
+        assert!(refused(&mut ws).await, "closed without an ack ({init})");
+    }
+    dashboard.stop().await.expect("stops");
+}
