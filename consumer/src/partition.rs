@@ -509,7 +509,13 @@ impl Worker {
         let mut events = Vec::with_capacity(records.len());
         let mut dead_letters = Vec::new();
         for r in records {
-            match PageView::decode(r.record.value.as_deref()) {
+            let at = event::page_view::RecordAt {
+                topic: &self.topic,
+                partition: self.partition,
+                offset: r.offset,
+                timestamp: r.record.timestamp,
+            };
+            match PageView::decode_at(r.record.value.as_deref(), at) {
                 Ok(view) => events.push(StoredEvent::new(
                     r.offset,
                     view,

@@ -723,6 +723,7 @@ mod tests {
             },
             visit: Default::default(),
             received_at: Utc::now(),
+            source_id: Some("1796118828".into()),
         };
         let agents = enrich::agent::AgentParser::new().expect("rules");
         let row = event_row(
@@ -732,6 +733,7 @@ mod tests {
         );
         assert_eq!(row["event_type"], "PAGE_VIEW");
         assert_eq!(row["user_id"], "u");
+        assert_eq!(row["source_id"], "1796118828");
         assert!(row["received_at"].is_string());
         assert_eq!(row["partition"], 3);
         assert_eq!(row["offset"], 42);

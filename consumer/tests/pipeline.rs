@@ -626,3 +626,43 @@ async fn a_poison_record_delivered_twice_is_one_dead_letter() {
     assert_eq!(count(&s.db, "SELECT count(*) FROM dead_letters").await, 1);
     consumer.stop().await.expect("the consumer stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_in_the_tutorials_own_json_is_stored_once_redelivered_or_not() {
+    let s = setup().await;
+    // What the tutorial's Go producer writes: a Unix-seconds id, no key, no receive time.
+    let tutorial = br#"{"id":"1796118828","eventType":"PAGE_VIEW","userId":"some_session_id","path":"/test","search":"?q=foo","title":"Kafka Demo","url":"kafka.demo.com"}"#;
+    let sent_at = chrono::DateTime::from_timestamp(1_796_118_828, 0).expect("a time");
+    let record = Record {
+        key: None,
+        value: Some(tutorial.to_vec()),
+        headers: Default::default(),
+        timestamp: sent_at,
+    };
+    produce_raw(&s.kafka, &s.topic, 1, vec![record]).await;
+    let consumer = in_process(s.settings.clone()).await;
+    assert_no_gaps_after_storing(&s, 1).await;
+    consumer.stop().await.expect("the consumer stops");
+    // Read again, as after a crash between the broker's answer and the commit.
+    s.db.execute_unprepared(&format!(
+        "UPDATE consumer_offsets SET next_offset = 0 WHERE topic = '{}' AND partition = 1",
+        s.topic
+    ))
+    .await
+    .expect("offset reset");
+    let consumer = in_process(s.settings.clone()).await;
+    assert_no_gaps_after_storing(&s, 1).await;
+    consumer.stop().await.expect("the consumer stops");
+
+    assert_eq!(count(&s.db, "SELECT count(*) FROM dead_letters").await, 0);
+    let stored = "SELECT count(*) FROM kafka_events WHERE source_id = '1796118828' \
+                  AND user_id = 'some_session_id' AND path = '/test' AND site = 'kafka.demo.com' \
+                  AND received_at = to_timestamp(1796118828) AND visitor_id IS NULL";
+    assert_eq!(
+        count(&s.db, stored).await,
+        1,
+        "stored once, its own id kept"
+    );
+    let visits = "SELECT count(*) FROM visits WHERE site = 'kafka.demo.com' AND pageviews = 1";
+    assert_eq!(count(&s.db, visits).await, 1, "and counted once");
+}

@@ -63,6 +63,9 @@ pub struct Model {
     pub click_id: Option<String>,
     /// The visit the consumer placed this hit in (NULL for bots and events of other topics).
     pub visit_id: Option<Uuid>,
+    /// The id a record of the tutorial's own producer carried (`id` is then derived from the
+    /// record's topic, partition and offset).
+    pub source_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -106,7 +106,34 @@ pub struct PageView {
     #[serde(flatten)]
     pub visit: Visit,
     pub received_at: DateTime<Utc>,
+    /// The id a record of the tutorial's own producer carried (a Unix-seconds string), kept as
+    /// it was; `id` is then derived from where the record was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
 }
+
+/// Where a record was read: what names a record that carries no id of ours.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordAt<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's timestamp (the producer's clock, or the broker's).
+    pub timestamp: DateTime<Utc>,
+}
+
+/// What the tutorial's Go producer (gqlgen + confluent-kafka-go) writes: `{"id":"1796118828",
+/// "eventType":"PAGE_VIEW",...}`, a Unix-seconds id, no key, no receive time.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TutorialView {
+    id: serde_json::Value,
+    #[serde(flatten)]
+    fields: PageFields,
+}
+
+/// The namespace of the ids given to the tutorial's records (UUIDv5 of topic/partition/offset).
+const TUTORIAL_IDS: Uuid = Uuid::from_u128(0x6a2f_5e1c_9b0d_4c8e_a3f7_1d2e_4b5c_6d7e);
 
 /// What is wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -325,6 +352,35 @@ impl PageView {
         Ok(view)
     }
 
+    /// As `decode`, and a record in the tutorial's own shape is a page view too: its id is a
+    /// UUIDv5 of where it was read (a redelivery is the same event), its receive time the
+    /// record's timestamp, its visitor its `userId` (it has no visitor id), and its own id is
+    /// kept in `source_id`. A record that is neither reports why it is not ours.
+    pub fn decode_at(value: Option<&[u8]>, at: RecordAt<'_>) -> Result<Self, DecodeError> {
+        let ours = match Self::decode(value) {
+            Err(DecodeError::Json(e)) => e,
+            decoded => return decoded,
+        };
+        let bytes = value.ok_or(DecodeError::Empty)?;
+        let Ok(tutorial) = serde_json::from_slice::<TutorialView>(bytes) else {
+            return Err(DecodeError::Json(ours));
+        };
+        tutorial.fields.validate()?;
+        let source_id = match tutorial.id {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        check_text("id", &source_id, MAX_USER_ID)?;
+        let place = format!("{}/{}/{}", at.topic, at.partition, at.offset);
+        Ok(PageView {
+            id: Uuid::new_v5(&TUTORIAL_IDS, place.as_bytes()),
+            fields: tutorial.fields,
+            visit: Visit::default(),
+            received_at: at.timestamp,
+            source_id: Some(source_id),
+        })
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         // Serialising a struct of strings, a UUID and a timestamp cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
@@ -347,7 +403,47 @@ mod tests {
             },
             visit: Visit::default(),
             received_at: Utc::now(),
+            source_id: None,
         }
+    }
+
+    #[test]
+    fn a_record_of_the_tutorials_own_producer_is_a_page_view_named_by_where_it_was_read() {
+        let tutorial = br#"{"id":"1796118828","eventType":"PAGE_VIEW","userId":"some_session_id","path":"/test","search":"?q=foo","title":"Kafka Demo","url":"kafka.demo.com"}"#;
+        let at = RecordAt {
+            topic: "PAGE_VIEW",
+            partition: 2,
+            offset: 41,
+            timestamp: Utc::now(),
+        };
+        let view = PageView::decode_at(Some(tutorial), at).expect("a page view");
+        assert_eq!(view.source_id.as_deref(), Some("1796118828"));
+        assert_eq!(view.received_at, at.timestamp);
+        assert_eq!(view.fields.path, "/test");
+        assert_eq!(
+            view.visit,
+            Visit::default(),
+            "no visitor id: the user id stands in"
+        );
+        let again = PageView::decode_at(Some(tutorial), at).expect("a page view");
+        assert_eq!(again.id, view.id, "a redelivery is the same event");
+        let elsewhere = RecordAt { offset: 42, ..at };
+        assert_ne!(
+            PageView::decode_at(Some(tutorial), elsewhere)
+                .expect("decoded")
+                .id,
+            view.id
+        );
+        // Ours still decode as ours, and what is neither says why it is not ours.
+        let ours = sample();
+        assert_eq!(
+            PageView::decode_at(Some(&ours.encode()), at).expect("ours"),
+            ours
+        );
+        let err = PageView::decode_at(Some(br#"{"id":"x"}"#), at)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("not a page view"), "{err}");
     }
 
     #[test]

@@ -247,6 +247,7 @@ impl<'a> Stamp<'a> {
             fields,
             visit,
             received_at: self.received_at,
+            source_id: None,
         })
     }
 }

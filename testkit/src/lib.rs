@@ -281,6 +281,7 @@ pub fn page_view(user: &str, path: &str) -> PageView {
         },
         visit: Default::default(),
         received_at: chrono::Utc::now(),
+        source_id: None,
     }
 }
 
