@@ -73,7 +73,7 @@ Try it:
 
 Then read it back (today's visitors, visits and page views of kafka.demo.com):
   curl -s http://localhost:$DASHBOARD_PORT/query -H 'content-type: application/json' -H 'authorization: Bearer $TOKEN' \\
-    -d '{"query":"{ stats(query: {site: \\"kafka.demo.com\\", dateRange: {from: \\"$(date -u +%F)\\", to: \\"$(date -u +%F)\\"}, metrics: [VISITORS, VISITS, PAGEVIEWS]}) { results { metrics } } }"}'
+    -d '{"query":"{ stats(query: {site: \\"kafka.demo.com\\", dateRange: {period: TODAY}, metrics: [VISITORS, VISITS, PAGEVIEWS]}) { results { metrics } } }"}'
 EOF
 }
 

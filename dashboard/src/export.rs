@@ -6,7 +6,9 @@
 
 use async_graphql::{InputType, Name, Value};
 
-use crate::stats::{DateRange, Dimension, Filter, FilterOp, Metric, QueryError, StatsQuery};
+use crate::stats::{
+    DateRange, Dimension, Filter, FilterOp, Metric, Period, QueryError, StatsQuery,
+};
 
 /// A query from the export's URL parameters.
 pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
@@ -66,8 +68,12 @@ pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
     Ok(StatsQuery {
         site: one("site").unwrap_or("").to_owned(),
         date_range: DateRange {
-            from: one("from").unwrap_or("").to_owned(),
-            to: one("to").unwrap_or("").to_owned(),
+            from: one("from").map(str::to_owned),
+            to: one("to").map(str::to_owned),
+            period: match one("period") {
+                None => None,
+                Some(name) => Some(Period::named(name).ok_or(QueryError::UnknownPeriod)?),
+            },
         },
         metrics,
         dimensions,

@@ -55,7 +55,9 @@ impl Reader {
 
     /// Checks a query against the limits, the known sites and the site's goals.
     pub async fn check(&self, q: &StatsQuery) -> async_graphql::Result<Checked> {
-        let checked = Checked::new(q, &self.limits).map_err(refused)?;
+        let zone = self.analytics.time_zone_of(q.site.trim());
+        let today = chrono::Utc::now().with_timezone(&zone).date_naive();
+        let checked = Checked::new(q, &self.limits, today).map_err(refused)?;
         self.check_site(&checked.site).await?;
         let named: Vec<String> = checked
             .filters

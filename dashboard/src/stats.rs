@@ -57,11 +57,106 @@ pub struct OrderBy {
     pub direction: Direction,
 }
 
-/// Local dates of the site, both included.
-#[derive(InputObject, Debug, Clone)]
+/// Local dates of the site, both included: `from` and `to` (`YYYY-MM-DD`), or a `period`
+/// that ends on the site's today, in its time zone.
+#[derive(InputObject, Debug, Clone, Default)]
 pub struct DateRange {
-    pub from: String,
-    pub to: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub period: Option<Period>,
+}
+
+impl DateRange {
+    pub fn between(from: &str, to: &str) -> Self {
+        DateRange {
+            from: Some(from.to_owned()),
+            to: Some(to.to_owned()),
+            period: None,
+        }
+    }
+
+    /// The first and last day, given the site's today and the longest range allowed.
+    fn days(&self, today: NaiveDate, max_days: u32) -> Result<(NaiveDate, NaiveDate), QueryError> {
+        match (self.period, &self.from, &self.to) {
+            (Some(period), None, None) => Ok(period.days(today, max_days)),
+            (None, Some(from), Some(to)) => Ok((parse_date("from", from)?, parse_date("to", to)?)),
+            _ => Err(QueryError::RangeShape),
+        }
+    }
+}
+
+/// A date range that ends today (or yesterday, or last month), in the site's time zone.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Today,
+    Yesterday,
+    #[graphql(name = "LAST_7_DAYS")]
+    Last7Days,
+    #[graphql(name = "LAST_30_DAYS")]
+    Last30Days,
+    ThisMonth,
+    LastMonth,
+    ThisYear,
+    /// This month and the 11 before it.
+    #[graphql(name = "LAST_12_MONTHS")]
+    Last12Months,
+    /// The longest range a query may span (`dashboard.max_date_span_days`), ending today.
+    All,
+}
+
+impl Period {
+    pub const NAMES: [(&'static str, Period); 9] = [
+        ("TODAY", Period::Today),
+        ("YESTERDAY", Period::Yesterday),
+        ("LAST_7_DAYS", Period::Last7Days),
+        ("LAST_30_DAYS", Period::Last30Days),
+        ("THIS_MONTH", Period::ThisMonth),
+        ("LAST_MONTH", Period::LastMonth),
+        ("THIS_YEAR", Period::ThisYear),
+        ("LAST_12_MONTHS", Period::Last12Months),
+        ("ALL", Period::All),
+    ];
+
+    /// The period of an API name (`LAST_30_DAYS`).
+    pub fn named(name: &str) -> Option<Period> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|(_, p)| *p)
+    }
+
+    /// Its first and last day when the site's today is `today`.
+    pub fn days(self, today: NaiveDate, max_days: u32) -> (NaiveDate, NaiveDate) {
+        use chrono::{Datelike, Months};
+        let ending_today = |n: i64| (today - TimeDelta::days(n - 1), today);
+        let month = today.with_day(1).unwrap_or(today);
+        match self {
+            Period::Today => (today, today),
+            Period::Yesterday => (today - TimeDelta::days(1), today - TimeDelta::days(1)),
+            Period::Last7Days => ending_today(7),
+            Period::Last30Days => ending_today(30),
+            Period::ThisMonth => (month, today),
+            Period::LastMonth => {
+                let last = month - TimeDelta::days(1);
+                (last.with_day(1).unwrap_or(last), last)
+            }
+            Period::ThisYear => (today.with_ordinal(1).unwrap_or(today), today),
+            Period::Last12Months => (month - Months::new(11), today),
+            Period::All => ending_today(i64::from(max_days)),
+        }
+    }
+}
+
+/// A `YYYY-MM-DD` date in the years a site can have visitors in: chrono parses up to +262142,
+/// where a range's next day or its previous period no longer exists.
+fn parse_date(field: &'static str, value: &str) -> Result<NaiveDate, QueryError> {
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|d| (1970..=9999).contains(&chrono::Datelike::year(d)))
+        .ok_or_else(|| QueryError::InvalidDate {
+            field,
+            value: value.chars().take(40).collect(),
+        })
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +189,12 @@ pub struct StatsQuery {
 /// Why a query is refused; `code` is the GraphQL error's `extensions.code`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
-    #[error("dateRange.{field}: {value:?} is not a date (YYYY-MM-DD)")]
+    #[error("dateRange.{field}: {value:?} is not a date (YYYY-MM-DD, years 1970 to 9999)")]
     InvalidDate { field: &'static str, value: String },
+    #[error("dateRange: give `from` and `to`, or a `period` (e.g. LAST_30_DAYS), not both")]
+    RangeShape,
+    #[error("period: not one of TODAY, YESTERDAY, LAST_7_DAYS, LAST_30_DAYS, THIS_MONTH, LAST_MONTH, THIS_YEAR, LAST_12_MONTHS, ALL")]
+    UnknownPeriod,
     #[error("dateRange: `from` ({from}) is after `to` ({to})")]
     EmptyRange { from: NaiveDate, to: NaiveDate },
     #[error("dateRange spans {days} days; the limit is {max} (dashboard.max_date_span_days)")]
@@ -125,7 +224,10 @@ pub enum QueryError {
 impl QueryError {
     pub fn code(&self) -> &'static str {
         match self {
-            QueryError::InvalidDate { .. } | QueryError::EmptyRange { .. } => "INVALID_DATE_RANGE",
+            QueryError::InvalidDate { .. }
+            | QueryError::EmptyRange { .. }
+            | QueryError::RangeShape
+            | QueryError::UnknownPeriod => "INVALID_DATE_RANGE",
             QueryError::RangeTooLong { .. } => "DATE_RANGE_TOO_LONG",
             QueryError::Limit(..) | QueryError::Offset | QueryError::NotANumber(_) => {
                 "LIMIT_OUT_OF_RANGE"
@@ -157,24 +259,18 @@ pub struct Checked {
 }
 
 impl Checked {
-    pub fn new(q: &StatsQuery, limits: &settings::DashboardSettings) -> Result<Self, QueryError> {
-        let date = |field, value: &str| {
-            NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
-                QueryError::InvalidDate {
-                    field,
-                    value: value.chars().take(40).collect(),
-                }
-            })
-        };
-        let (from, to) = (
-            date("from", &q.date_range.from)?,
-            date("to", &q.date_range.to)?,
-        );
+    /// Checks `q`; `today` is the site's today, in its time zone (for a `period`).
+    pub fn new(
+        q: &StatsQuery,
+        limits: &settings::DashboardSettings,
+        today: NaiveDate,
+    ) -> Result<Self, QueryError> {
+        let max = limits.max_date_span_days.get();
+        let (from, to) = q.date_range.days(today, max)?;
         if from > to {
             return Err(QueryError::EmptyRange { from, to });
         }
         let days = (to - from).num_days() + 1;
-        let max = limits.max_date_span_days.get();
         if days > i64::from(max) {
             return Err(QueryError::RangeTooLong { days, max });
         }
@@ -540,10 +636,7 @@ mod tests {
     fn query(time: Dimension, from: NaiveDate, to: NaiveDate) -> Checked {
         let q = StatsQuery {
             site: "shop.example".into(),
-            date_range: DateRange {
-                from: from.to_string(),
-                to: to.to_string(),
-            },
+            date_range: DateRange::between(&from.to_string(), &to.to_string()),
             metrics: vec![Metric::Visitors],
             dimensions: vec![time],
             property: None,
@@ -553,7 +646,37 @@ mod tests {
             offset: 0,
             compare: Some(Compare::PreviousPeriod),
         };
-        Checked::new(&q, &settings::Settings::defaults().dashboard).expect("an allowed query")
+        Checked::new(&q, &settings::Settings::defaults().dashboard, to).expect("an allowed query")
+    }
+
+    #[test]
+    fn each_period_ends_on_the_sites_today() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("a day");
+        let today = day(2026, 3, 15);
+        let expected = [
+            (Period::Today, (day(2026, 3, 15), today)),
+            (Period::Yesterday, (day(2026, 3, 14), day(2026, 3, 14))),
+            (Period::Last7Days, (day(2026, 3, 9), today)),
+            (Period::Last30Days, (day(2026, 2, 14), today)),
+            (Period::ThisMonth, (day(2026, 3, 1), today)),
+            (Period::LastMonth, (day(2026, 2, 1), day(2026, 2, 28))),
+            (Period::ThisYear, (day(2026, 1, 1), today)),
+            (Period::Last12Months, (day(2025, 4, 1), today)),
+            (Period::All, (day(2024, 3, 14), today)),
+        ];
+        for (period, days) in expected {
+            assert_eq!(period.days(today, 732), days, "{period:?}");
+        }
+        for (name, period) in Period::NAMES {
+            assert_eq!(Period::named(name), Some(period));
+            assert_eq!(async_graphql::Value::from(period).to_string(), name);
+        }
+        let january = day(2026, 1, 10);
+        assert_eq!(
+            Period::LastMonth.days(january, 732),
+            (day(2025, 12, 1), day(2025, 12, 31)),
+            "across a year"
+        );
     }
 
     fn series_groups(q: &Checked, visitors: impl Fn(usize) -> i64) -> Vec<Group> {

@@ -246,10 +246,7 @@ async fn assert_both_engines_agree(s: &Stack) {
     let limits = settings::Settings::defaults().dashboard;
     let query = |dimensions: Vec<D>, filters: Vec<Filter>| StatsQuery {
         site: "shop.example".into(),
-        date_range: DateRange {
-            from: "2026-11-01".into(),
-            to: "2026-11-03".into(),
-        },
+        date_range: DateRange::between("2026-11-01", "2026-11-03"),
         metrics: vec![Metric::Visitors],
         dimensions,
         property: None,
@@ -288,7 +285,8 @@ async fn assert_both_engines_agree(s: &Stack) {
     ];
     queries.extend(all.iter().map(|d| query(vec![*d], vec![])));
     for q in queries {
-        let checked = Checked::new(&q, &limits).expect("valid");
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 3).expect("a day");
+        let checked = Checked::new(&q, &limits, today).expect("valid");
         let (engine, mut fast) = groups(&s.db, &checked, None).await.expect("rollups");
         assert_eq!(engine, Engine::Rollups, "{q:?}");
         let (_, mut slow) = groups(&s.db, &checked, Some(Engine::Visits))
@@ -386,6 +384,14 @@ async fn query_limits_are_refused_with_named_errors() {
     let (code, message) = ask(base("2026-11-31", "2026-11-30", 10)).await;
     assert_eq!(code, "INVALID_DATE_RANGE", "{message}");
     assert!(message.contains("dateRange.from"), "{message}");
+    // The last year chrono can parse: refused by name, and the server goes on answering.
+    for (from, to) in [
+        ("+262142-12-31", "+262142-12-31"),
+        ("0001-01-01", "0001-01-02"),
+    ] {
+        let (code, message) = ask(base(from, to, 10)).await;
+        assert_eq!(code, "INVALID_DATE_RANGE", "{from}: {message}");
+    }
     let (code, message) = ask(base("2026-11-01", "2026-11-30", 10)).await;
     assert_eq!(code, "UNKNOWN_SITE", "{message}");
     // Aliases cannot pack many queries into one request: each `stats` costs 50 of 500.
@@ -493,5 +499,114 @@ async fn current_visitors_are_pushed_over_the_websocket_subscription() {
     })
     .await;
     assert_eq!(refused, Ok(true), "closed without an ack");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_stats_example_answers_todays_page_view_on_any_day_through_a_relative_period() {
+    let now = Utc::now();
+    let s = spawn_stack(now).await;
+    let tutorial = json!({
+        "eventType": "PAGE_VIEW", "userId": "some_session_id", "path": "/test",
+        "search": "?q=foo", "title": "Kafka Demo", "url": "kafka.demo.com",
+    });
+    s.post(FIREFOX_LINUX, tutorial).await;
+    s.stored(1).await;
+
+    // The README's curl, as written.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("the README");
+    let line = readme
+        .lines()
+        .find(|l| l.contains("stats(query: {site: \\\"kafka.demo.com\\\""))
+        .expect("the README's Stats API example");
+    let body = line
+        .split_once("-d '")
+        .and_then(|(_, rest)| rest.rsplit_once('\''))
+        .map(|(body, _)| body)
+        .expect("its body");
+    let answer: Value = s
+        .http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("asked")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer["data"]["stats"]["results"],
+        json!([{"dimensions": ["/test"], "metrics": [1.0, 1.0, 1.0, 100.0]}]),
+        "{answer}"
+    );
+
+    let period = |period: &str| json!({"site": "kafka.demo.com", "dateRange": {"period": period}, "metrics": ["PAGEVIEWS"]});
+    let today = now.date_naive();
+    for (name, views) in [
+        ("TODAY", 1.0),
+        ("YESTERDAY", 0.0),
+        ("LAST_7_DAYS", 1.0),
+        ("THIS_MONTH", 1.0),
+        ("LAST_MONTH", 0.0),
+        ("LAST_12_MONTHS", 1.0),
+        ("ALL", 1.0),
+    ] {
+        let answer = s.stats(period(name)).await;
+        // A range without page views has no row.
+        let shown = answer["results"][0]["metrics"][0].as_f64().unwrap_or(0.0);
+        assert_eq!(shown, views, "{name}: {answer}");
+    }
+    let answer: Value = s
+        .http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&json!({
+            "query": "query($q: StatsQuery!) { stats(query: $q) { meta { from to } } }",
+            "variables": {"q": period("TODAY")},
+        }))
+        .send()
+        .await
+        .expect("asked")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["data"]["stats"]["meta"]["from"], today.to_string());
+    let mut both = period("TODAY");
+    both["dateRange"]["from"] = json!(today.to_string());
+    let answer: Value = s
+        .http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&json!({
+            "query": "query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
+            "variables": {"q": both},
+        }))
+        .send()
+        .await
+        .expect("asked")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "INVALID_DATE_RANGE",
+        "a period or dates, not both: {answer}"
+    );
+    let csv = s
+        .http
+        .get(format!(
+            "{}/export.csv?site=kafka.demo.com&period=last_7_days&dimensions=PAGE&metrics=PAGEVIEWS",
+            s.dashboard.base
+        ))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .send()
+        .await
+        .expect("asked")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(csv.trim(), "page,pageviews\r\n/test,1", "{csv}");
     s.stop().await;
 }

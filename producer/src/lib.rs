@@ -1,5 +1,6 @@
-//! The GraphQL ingest API: websites POST page views, which are validated, stamped with a UUIDv7
-//! and the receive time, and produced to Kafka with rskafka. A mutation answers success only
+//! The GraphQL ingest API: websites POST page views, which are validated, stamped with a UUIDv7,
+//! the receive time and the visit (a cookieless visitor id; the country, region and city of the
+//! client address, looked up in `geo`), and produced to Kafka with rskafka. A mutation answers success only
 //! once the broker acknowledged the event, with its partition and offset.
 //!
 //! `Application::build(settings)` binds the listener (port 0 in tests) and connects to Kafka;

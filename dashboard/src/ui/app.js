@@ -49,16 +49,14 @@ const shift = (day, days) => {
   return d.toISOString().slice(0, 10);
 };
 
+/** The Stats API's own periods (the picker's values), or custom dates. */
 function range() {
   const end = today();
-  switch ($("range").value) {
-    case "today": return { from: end, to: end };
-    case "7d": return { from: shift(end, -6), to: end };
-    case "month": return { from: end.slice(0, 8) + "01", to: end };
-    case "custom": return { from: $("from").value || shift(end, -29), to: $("to").value || end };
-    default: return { from: shift(end, -29), to: end };
-  }
+  const picked = $("range").value;
+  if (picked !== "custom") return { period: picked };
+  return { from: $("from").value || shift(end, -29), to: $("to").value || end };
 }
+const isOneDay = (r) => r.period === "TODAY" || r.period === "YESTERDAY" || (r.from && r.from === r.to);
 
 const query = (extra) => ({ site: state.site, dateRange: range(), filters: state.filters, ...extra });
 const STATS = "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } } }";
@@ -173,7 +171,7 @@ const CSV_METRICS = { GOAL: ["CONVERSIONS", "CONVERSION_RATE", "EVENTS"], EVENT_
 async function download(dimension) {
   const r = range();
   const metrics = CSV_METRICS[dimension] || state.metrics.filter((m) => !m.ofGoals && !PAGE_ONLY.includes(m.metric)).map((m) => m.metric);
-  const params = new URLSearchParams({ site: state.site, from: r.from, to: r.to, dimensions: dimension, metrics: metrics.join(",") });
+  const params = new URLSearchParams({ site: state.site, ...r, dimensions: dimension, metrics: metrics.join(",") });
   for (const f of state.filters) params.append("filter", `${f.dimension}:${f.op}:${f.values.join("|")}`);
   const property = dimension === "PROPERTY" ? state.property : state.filters.find((f) => f.property)?.property;
   if (property) params.set("property", property);
@@ -181,7 +179,7 @@ async function download(dimension) {
   if (!response.ok) return showError(response.status === 401 ? new Unauthorized() : new Error(await response.text()));
   const a = document.createElement("a");
   a.href = URL.createObjectURL(await response.blob());
-  a.download = `${state.site}-${dimension.toLowerCase()}-${r.from}-${r.to}.csv`;
+  a.download = `${state.site}-${dimension.toLowerCase()}-${r.period ? r.period.toLowerCase() : `${r.from}-${r.to}`}.csv`;
   a.click();
   URL.revokeObjectURL(a.href);
 }
@@ -312,7 +310,7 @@ async function load() {
   $("error").hidden = true;
   renderFilters();
   const r = range();
-  const time = r.from === r.to ? "TIME_HOUR" : "TIME_DAY";
+  const time = isOneDay(r) ? "TIME_HOUR" : "TIME_DAY";
   const ofVisits = state.panels.filter((d) => !d.ofEvents);
   const goalFilter = state.filters.some((f) => f.dimension === "GOAL");
   try {
