@@ -161,6 +161,8 @@ pub struct DashboardSettings {
     pub max_date_span_days: NonZeroU32,
     /// The largest `limit` of one query.
     pub max_limit: NonZeroUsize,
+    /// The longest one statement of a Stats query may run in PostgreSQL.
+    pub statement_timeout_ms: NonZeroU64,
     pub max_depth: NonZeroUsize,
     pub max_complexity: NonZeroUsize,
     /// "Current visitors" are those seen within this many seconds.
@@ -175,6 +177,9 @@ impl DashboardSettings {
     }
     pub fn realtime_push(&self) -> Duration {
         Duration::from_millis(self.realtime_push_ms.get())
+    }
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms.get())
     }
 }
 

@@ -114,6 +114,9 @@ pub async fn create(
     page_view_type: &str,
 ) -> Result<u64, GoalChangeError> {
     let txn = db.begin().await?;
+    // The backfill reads every stored event: dashboard.statement_timeout_ms bounds queries.
+    txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+        .await?;
     lock_goals(&txn).await?;
     let count = txn
         .query_one_raw(statement(

@@ -215,6 +215,7 @@ async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartError> 
         .max_connections(settings.database.max_connections.get())
         .connect_timeout(settings.database.connect_timeout())
         .acquire_timeout(settings.database.connect_timeout())
+        .statement_timeout(settings.dashboard.statement_timeout())
         .sqlx_logging(false);
     Database::connect(options)
         .await

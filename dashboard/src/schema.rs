@@ -144,9 +144,22 @@ pub fn refused(e: QueryError) -> async_graphql::Error {
 }
 
 fn database(e: sea_orm::DbErr) -> async_graphql::Error {
+    if is_statement_timeout(&e) {
+        tracing::warn!(error = %e, "a stats query ran past dashboard.statement_timeout_ms");
+        return async_graphql::Error::new(
+            "the query ran longer than dashboard.statement_timeout_ms and was stopped; ask for fewer days, dimensions or filters",
+        )
+        .extend_with(|_, ext| ext.set("code", "QUERY_TIMEOUT"));
+    }
     tracing::error!(error = %e, "stats query failed");
     async_graphql::Error::new("the database did not answer; try again")
         .extend_with(|_, ext| ext.set("code", "DATABASE_UNAVAILABLE"))
+}
+
+/// PostgreSQL's `query_canceled` by `statement_timeout`.
+fn is_statement_timeout(e: &sea_orm::DbErr) -> bool {
+    e.to_string()
+        .contains("canceling statement due to statement timeout")
 }
 
 #[derive(SimpleObject)]

@@ -610,3 +610,63 @@ async fn the_readmes_stats_example_answers_todays_page_view_on_any_day_through_a
     assert_eq!(csv.trim(), "page,pageviews\r\n/test,1", "{csv}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_longer_than_the_statement_timeout_is_stopped_with_a_named_error() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        s.dashboard.statement_timeout_ms = testkit::ms(20);
+    })
+    .await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.stored(1).await;
+    // 200,000 visits like the stored one: the visits engine's scan of them takes far
+    // longer than 20 ms.
+    use sea_orm::ConnectionTrait;
+    s.db.execute_unprepared(
+        "INSERT INTO visits SELECT (jsonb_populate_record(v, jsonb_build_object(\
+         'id', gen_random_uuid(), 'visitor', v.visitor + g))).* \
+         FROM visits v, generate_series(1, 200000) g",
+    )
+    .await
+    .expect("visits");
+    let contains = |d: &str| json!({"dimension": d, "op": "CONTAINS", "values": ["e", "o", "a"]});
+    let answer: Value = s
+        .http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&json!({
+            "query": "query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
+            "variables": {"q": {
+                "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+                "metrics": ["VISITORS", "VISIT_DURATION"], "dimensions": ["PAGE", "BROWSER", "OS"],
+                "filters": [contains("PAGE"), contains("BROWSER"), contains("DEVICE")],
+            }},
+        }))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "QUERY_TIMEOUT",
+        "{answer}"
+    );
+    let message = answer["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("dashboard.statement_timeout_ms"),
+        "{message}"
+    );
+    let health = s
+        .http
+        .get(format!("{}/healthz", s.dashboard.base))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(health.status(), 200, "and the dashboard goes on");
+    s.stop().await;
+}
