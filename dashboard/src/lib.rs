@@ -19,6 +19,7 @@
 //! knows the tables only through the `analytics` model and the column names of `visits`.
 
 mod access;
+mod body;
 pub mod engine;
 mod events;
 pub mod export;
@@ -39,7 +40,7 @@ use actix_web::http::header;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use async_graphql::Data;
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use async_graphql_actix_web::{GraphQLResponse, GraphQLSubscription};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use settings::{ExposeSecret, Settings};
 
@@ -162,6 +163,7 @@ impl Application {
             analytics: settings.analytics.clone(),
             limits: settings.dashboard.clone(),
         });
+        let limits = settings.dashboard.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(require_token))
@@ -169,6 +171,7 @@ impl Application {
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(tokens.clone()))
                 .app_data(web::Data::new(db.clone()))
+                .app_data(web::Data::new(body::BodyLimits::of(&limits)))
                 .route("/query", web::post().to(graphql))
                 .route("/query", web::get().to(subscription))
                 .route("/export.csv", web::get().to(export_csv))
@@ -277,21 +280,36 @@ async fn require_token(
 }
 
 /// A query runs with the role of its token (the middleware let only valid tokens through).
+/// The body is read within its limits first; then it must be one GraphQL request as JSON.
 async fn graphql(
     schema: web::Data<StatsSchema>,
     tokens: web::Data<Tokens>,
+    limits: web::Data<body::BodyLimits>,
     req: HttpRequest,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+    payload: web::Payload,
+) -> HttpResponse {
     let Some(role) = tokens.role(bearer_header(req.headers())) else {
         // The middleware lets no such request through; refuse rather than assume.
-        return async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
-            "unauthorized",
-            None,
-        )])
-        .into();
+        return HttpResponse::Unauthorized().finish();
     };
-    schema.execute(request.into_inner().data(role)).await.into()
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let bytes = match body::read(payload, declared, &limits).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused.response(),
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return HttpResponse::BadRequest()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("the body is not a GraphQL request: {e}\n"))
+        }
+    };
+    let answer = GraphQLResponse::from(schema.execute(request.data(role)).await);
+    actix_web::Responder::respond_to(answer, &req).map_into_boxed_body()
 }
 
 async fn subscription(

@@ -670,3 +670,66 @@ async fn a_query_longer_than_the_statement_timeout_is_stopped_with_a_named_error
     assert_eq!(health.status(), 200, "and the dashboard goes on");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_or_too_slow_to_arrive_is_refused_by_name() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = testkit::fresh_database().await.expect("database");
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    settings.dashboard.body_read_timeout_ms = testkit::ms(500);
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let http = reqwest::Client::new();
+    let padded = json!({"query": "{ sites { name } }", "pad": "x".repeat(200_000)}).to_string();
+    let chunks: Vec<Result<String, std::io::Error>> = padded
+        .as_bytes()
+        .chunks(50_000)
+        .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
+        .collect();
+    for (what, body) in [
+        ("declared", reqwest::Body::from(padded.clone())),
+        (
+            "chunked",
+            reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+        ),
+    ] {
+        let answer = http
+            .post(format!("{}/query", dashboard.base))
+            .bearer_auth(testkit::DASHBOARD_TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), 413, "{what}");
+        let text = answer.text().await.unwrap_or_default();
+        assert!(
+            text.contains("dashboard.body_limit_bytes"),
+            "{what}: {text}"
+        );
+    }
+    // A body that stops arriving: 408, and the connection is closed.
+    let address = dashboard.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connects");
+    let head = format!(
+        "POST /query HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"query\":",
+        testkit::DASHBOARD_TOKEN
+    );
+    socket.write_all(head.as_bytes()).await.expect("sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed within 10 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("dashboard.body_read_timeout_ms"),
+        "{answer}"
+    );
+    dashboard.stop().await.expect("stops");
+}
