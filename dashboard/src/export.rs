@@ -91,8 +91,9 @@ fn enum_of<T: InputType>(name: &str) -> Option<T> {
     T::parse(Some(Value::Enum(Name::new(name.trim())))).ok()
 }
 
-/// RFC 4180 CSV. A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`) is prefixed
-/// with `'`: page paths and campaign names come from visitors' browsers.
+/// RFC 4180 CSV. A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or their
+/// fullwidth forms, after any leading white space) is prefixed with `'`: page paths and
+/// campaign names come from visitors' browsers.
 pub fn csv(header: &[String], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     for line in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
@@ -103,8 +104,13 @@ pub fn csv(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// What starts a formula in some spreadsheet: Excel and LibreOffice skip leading spaces, and
+/// read the fullwidth signs as the ASCII ones.
+const FORMULA_STARTS: [char; 8] = ['=', '+', '-', '@', '＝', '＋', '－', '＠'];
+
 fn cell(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let runs = value.starts_with(['\t', '\r']) || value.trim_start().starts_with(FORMULA_STARTS);
+    let value = if runs {
         format!("'{value}")
     } else {
         value.to_owned()
@@ -127,6 +133,22 @@ mod tests {
             csv(&["page".into(), "source".into()], &rows),
             "page,source\r\n\"/a,b\",\"'=HYPERLINK(\"\"x\"\")\"\r\n"
         );
+    }
+
+    #[test]
+    fn a_formula_behind_white_space_or_in_fullwidth_signs_is_defused_too() {
+        for formula in [
+            " =1+1",
+            "\u{3000}=1+1",
+            "＝1+1",
+            " ＋1",
+            "\u{a0}@SUM(A1)",
+            "－1",
+        ] {
+            assert_eq!(cell(formula), format!("'{formula}"), "{formula:?}");
+        }
+        assert_eq!(cell("/pricing"), "/pricing");
+        assert_eq!(cell("a=b"), "a=b", "only a leading sign runs");
     }
 
     #[test]

@@ -182,7 +182,10 @@ impl Application {
                     "/healthz",
                     web::get().to(|| async { HttpResponse::Ok().body("ok") }),
                 )
+                // Load balancers probe with HEAD too.
+                .route("/healthz", web::head().to(HttpResponse::Ok))
                 .route("/readyz", web::get().to(ready))
+                .route("/readyz", web::head().to(ready))
         })
         // A large answer's last partial segment must not wait for the client's delayed ACK.
         .tcp_nodelay(true)

@@ -598,7 +598,8 @@ fn compare_rows(q: &Checked, a: &(Group, StatsRow), b: &(Group, StatsRow)) -> st
 }
 
 /// Attaches the previous period's figures to each row: matched by dimension values, and for
-/// time buckets by position in the period.
+/// time buckets by position in the period. A row the previous period lacks has no change: a
+/// rate of no visits is not 0 %, so "▲ 100 pts" against nothing would be made up.
 pub fn attach_comparison(q: &Checked, current: &mut [(Group, StatsRow)], previous: Vec<Group>) {
     let prev_q = q.previous_period();
     let (now_index, prev_index) = (bucket_index(q), bucket_index(&prev_q));
@@ -616,14 +617,15 @@ pub fn attach_comparison(q: &Checked, current: &mut [(Group, StatsRow)], previou
         .collect();
     for (group, row) in current.iter_mut() {
         let key = (position(&now_index, group.bucket), group.values.clone());
-        let before = previous.get(&key).copied().unwrap_or_default();
+        let found = previous.get(&key).copied();
+        let before = found.unwrap_or_default();
         let metrics: Vec<f64> = q.metrics.iter().map(|m| m.of(&before)).collect();
         let change = q
             .metrics
             .iter()
             .zip(&row.metrics)
             .zip(&metrics)
-            .map(|((m, now), then)| m.change(*now, *then))
+            .map(|((m, now), then)| found.and_then(|_| m.change(*now, *then)))
             .collect();
         row.comparison = Some(Comparison { metrics, change });
     }

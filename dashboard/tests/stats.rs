@@ -136,6 +136,11 @@ async fn the_stats_api_counts_exactly_the_visits_a_known_mix_of_page_views_makes
         top["results"][0]["comparison"]["metrics"],
         json!([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     );
+    assert_eq!(
+        top["results"][0]["comparison"]["change"],
+        json!([null, null, null, null, null, null]),
+        "no change against an empty previous period, not \"▲ 60 pts\""
+    );
 
     assert_eq!(
         s.breakdown("PAGE", json!([])).await,
@@ -325,6 +330,14 @@ async fn a_request_without_a_valid_token_gets_401_and_nothing_else() {
         .await
         .expect("answered");
     assert_eq!(csv.status(), 401);
+    for probe in ["/healthz", "/readyz"] {
+        let head = http
+            .head(format!("{}{probe}", dashboard.base))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(head.status(), 200, "HEAD {probe}, as load balancers probe");
+    }
     let ok = http
         .post(format!("{}/query", dashboard.base))
         .bearer_auth(testkit::DASHBOARD_TOKEN)
