@@ -18,7 +18,6 @@ pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     };
-    let bad = |what: String| QueryError::Dimensions(what);
     let list = |key: &str| {
         one(key)
             .unwrap_or("")
@@ -30,11 +29,17 @@ pub fn query_of(params: &[(String, String)]) -> Result<StatsQuery, QueryError> {
     };
     let metrics = list("metrics")
         .iter()
-        .map(|m| enum_of::<Metric>(m).ok_or_else(|| bad(format!("no metric named {m:?}"))))
+        .map(|m| {
+            enum_of::<Metric>(m)
+                .ok_or_else(|| QueryError::Metrics(format!("no metric named {m:?}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let dimensions = list("dimensions")
         .iter()
-        .map(|d| enum_of::<Dimension>(d).ok_or_else(|| bad(format!("no dimension named {d:?}"))))
+        .map(|d| {
+            enum_of::<Dimension>(d)
+                .ok_or_else(|| QueryError::Dimensions(format!("no dimension named {d:?}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut filters = Vec::new();
     for (_, text) in params.iter().filter(|(k, _)| k == "filter") {
@@ -169,7 +174,12 @@ mod tests {
         assert_eq!(q.dimensions, vec![Dimension::Page]);
         assert_eq!(q.filters[0].values, vec!["google", "bing"]);
         let wrong = [("metrics".to_owned(), "VISITORZ".to_owned())];
-        assert!(query_of(&wrong).is_err());
+        let refused = query_of(&wrong).err().map(|e| e.to_string());
+        assert_eq!(
+            refused.as_deref(),
+            Some("metrics: no metric named \"VISITORZ\""),
+            "named under metrics, not dimensions"
+        );
     }
 
     #[test]

@@ -207,6 +207,8 @@ pub enum QueryError {
     NotANumber(&'static str),
     #[error("metrics: name at least one metric")]
     NoMetric,
+    #[error("metrics: {0}")]
+    Metrics(String),
     #[error("dimensions: {0}")]
     Dimensions(String),
     #[error("filters: {0}")]
