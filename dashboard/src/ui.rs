@@ -13,6 +13,8 @@ fn file(content_type: &str, body: &'static str) -> HttpResponse {
         .content_type(content_type)
         .insert_header(("Content-Security-Policy", POLICY))
         .insert_header(("X-Content-Type-Options", "nosniff"))
+        // frame-ancestors says the same to browsers that read CSP; this to those that do not.
+        .insert_header(("X-Frame-Options", "DENY"))
         .insert_header(("Referrer-Policy", "no-referrer"))
         .insert_header(("Cache-Control", "no-cache"))
         .body(body)

@@ -330,6 +330,16 @@ async fn a_request_without_a_valid_token_gets_401_and_nothing_else() {
         .await
         .expect("answered");
     assert_eq!(csv.status(), 401);
+    let page = http
+        .get(format!("{}/", dashboard.base))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        page.headers().get("x-frame-options").map(|v| v.as_bytes()),
+        Some(b"DENY".as_slice()),
+        "the page cannot be framed, by old browsers either"
+    );
     for probe in ["/healthz", "/readyz"] {
         let head = http
             .head(format!("{}{probe}", dashboard.base))
