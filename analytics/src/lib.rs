@@ -11,6 +11,7 @@
 //! - `bucket.rs`: typed time buckets (hour, day, ISO week, month).
 //! - `goal.rs`: goals, and the rule of which stored hits complete one (in SQL, shared by the
 //!   consumer, the backfill and the rebuild).
+//! - `text.rs`: which characters no kept text may carry (control and invisible ones).
 //! - `visit.rs`: the hit, the visit and its rules (timeout, the site's midnight, bounce,
 //!   engagement); `session.rs`: sessionizing hits and what a visitor-day contributes to the
 //!   rollups.
@@ -28,6 +29,7 @@ pub mod dimension;
 pub mod goal;
 pub mod metric;
 pub mod session;
+pub mod text;
 pub mod visit;
 
 /// What the stored visits and rollups depend on: the visit dimensions, the counts and the

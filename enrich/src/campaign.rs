@@ -49,7 +49,8 @@ impl Campaign {
             }
         };
         let value = value.trim();
-        if slot.is_none() && !value.is_empty() && !value.chars().any(char::is_control) {
+        // Decoded from percent escapes: held to the rule the client's own fields follow.
+        if slot.is_none() && !value.is_empty() && analytics::text::is_readable(value) {
             *slot = Some(value.chars().take(MAX_VALUE_CHARS).collect());
         }
     }
@@ -87,5 +88,19 @@ mod tests {
         assert_eq!(c.utm_source, None);
         assert_eq!(c.utm_medium.map(|m| m.len()), Some(MAX_VALUE_CHARS));
         assert_eq!(c.utm_term, None);
+    }
+
+    #[test]
+    fn a_percent_encoded_direction_override_is_dropped_like_a_control_character() {
+        let c = Campaign::from_page(
+            "ex.com",
+            "utm_source=%E2%80%AEgnp.exe&utm_campaign=caf%C3%A9",
+        );
+        assert_eq!(c.utm_source, None, "it would read as exe.png");
+        assert_eq!(
+            c.utm_campaign.as_deref(),
+            Some("café"),
+            "visible text is kept"
+        );
     }
 }

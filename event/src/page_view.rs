@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use analytics::text::is_invisible;
+
 /// Field limits, in bytes of UTF-8.
 pub const MAX_USER_ID: usize = 256;
 pub const MAX_EVENT_TYPE: usize = 249;
@@ -199,21 +201,6 @@ fn check_range(
         }),
         _ => Ok(()),
     }
-}
-
-/// Characters that change how the text around them is displayed without being seen: bidi
-/// controls (which can reverse a path or title on a dashboard), zero-width characters, the
-/// byte-order mark, and the Unicode line and paragraph separators. Refused in every field.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'              // Arabic letter mark
-            | '\u{200B}'..='\u{200F}' // zero-width space, non-joiner, joiner, LRM, RLM
-            | '\u{2028}'..='\u{202E}' // line/paragraph separators, LRE, RLE, PDF, LRO, RLO
-            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-            | '\u{2066}'..='\u{2069}' // LRI, RLI, FSI, PDI
-            | '\u{FEFF}' // byte-order mark, zero-width no-break space
-    )
 }
 
 impl PageFields {
