@@ -163,6 +163,8 @@ pub struct DashboardSettings {
     pub max_limit: NonZeroUsize,
     /// The longest one statement of a Stats query may run in PostgreSQL.
     pub statement_timeout_ms: NonZeroU64,
+    /// The most groups (time buckets × dimension values) one answer may build.
+    pub max_groups: NonZeroUsize,
     /// The largest request body, and how long it may take to arrive.
     pub body_limit_bytes: usize,
     pub body_read_timeout_ms: NonZeroU64,

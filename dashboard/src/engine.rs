@@ -144,7 +144,7 @@ pub(crate) async fn from_rollups<C: ConnectionTrait>(
                 Counts::sums_sql()
             );
             let values = [q.site.clone().into(), start.into(), end.into()];
-            for row in query(db, &sql, values).await? {
+            for row in grouped_query(db, q, &sql, values).await? {
                 let hour: NaiveDateTime = row.try_get("", "hour")?;
                 merged
                     .entry((Some(hour), Vec::new()))
@@ -184,7 +184,7 @@ pub(crate) async fn from_rollups<C: ConnectionTrait>(
                 Counts::sums_sql()
             );
             let bucket = q.time.and_then(Dimension::bucket);
-            for row in query(db, &sql, values).await? {
+            for row in grouped_query(db, q, &sql, values).await? {
                 let bucket = match bucket {
                     Some(b) => {
                         let day: NaiveDate = row.try_get("", "day")?;
@@ -415,7 +415,7 @@ pub(crate) async fn from_visits<C: ConnectionTrait>(
         wheres = wheres.join(" AND "),
         group_outer = group_by_keys(keys.len()),
     );
-    let rows = query(db, &sql, values).await?;
+    let rows = grouped_query(db, q, &sql, values).await?;
     rows.iter()
         .map(|row| {
             let (bucket, values) = keys_of(q, row, keys.len())?;
@@ -466,6 +466,28 @@ pub(crate) fn keys_of(
         values.push(row.try_get::<String>("", &format!("k{i}"))?);
     }
     Ok((bucket, values))
+}
+
+/// Marks the error of a query whose groups would pass `dashboard.max_groups`.
+pub const TOO_MANY_GROUPS: &str = "TOO_MANY_GROUPS";
+
+/// The rows of a grouping query, at most `q.max_groups`: one more is asked for, and its
+/// presence refuses the query before the rest is read (memory stays bounded).
+pub(crate) async fn grouped_query<C: ConnectionTrait>(
+    db: &C,
+    q: &Checked,
+    sql: &str,
+    values: impl IntoIterator<Item = Value>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let sql = format!("{sql} LIMIT {}", q.max_groups.saturating_add(1));
+    let rows = query(db, &sql, values).await?;
+    if rows.len() > q.max_groups {
+        return Err(DbErr::Custom(format!(
+            "{TOO_MANY_GROUPS}: the answer would have more than {} groups (dashboard.max_groups); ask for fewer days, dimensions, or a coarser time bucket",
+            q.max_groups
+        )));
+    }
+    Ok(rows)
 }
 
 pub(crate) async fn query<C: ConnectionTrait>(

@@ -13,8 +13,8 @@ use chrono::NaiveDateTime;
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use crate::engine::{
-    bind, compare, expression, from_rollups, from_visits, group_by_keys, keys_of, leading_keys,
-    property_value, query, rollup_plan, selected_keys, stored_events, visit_condition,
+    bind, compare, expression, from_rollups, from_visits, group_by_keys, grouped_query, keys_of,
+    leading_keys, property_value, rollup_plan, selected_keys, stored_events, visit_condition,
 };
 use crate::stats::{Checked, Dimension, Filter, FilterOp, Group, Metric};
 
@@ -70,7 +70,7 @@ async fn from_goal_days<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec<G
         wheres = wheres.join(" AND "),
         group_by = group_by_keys(keys.len()),
     );
-    let rows = query(db, &sql, values).await?;
+    let rows = grouped_query(db, q, &sql, values).await?;
     rows.iter().map(|row| group(q, row, keys.len())).collect()
 }
 
@@ -139,7 +139,7 @@ async fn from_conversions<C: ConnectionTrait>(db: &C, q: &Checked) -> Result<Vec
         wheres.join(" AND ")
     );
     let sql = grouped(&rows, keys.len());
-    let rows = query(db, &sql, values).await?;
+    let rows = grouped_query(db, q, &sql, values).await?;
     rows.iter().map(|row| group(q, row, keys.len())).collect()
 }
 
@@ -184,7 +184,7 @@ pub async fn from_custom_events<C: ConnectionTrait>(
         wheres.join(" AND ")
     );
     let sql = grouped(&rows, keys.len());
-    let rows = query(db, &sql, values).await?;
+    let rows = grouped_query(db, q, &sql, values).await?;
     rows.iter().map(|row| group(q, row, keys.len())).collect()
 }
 

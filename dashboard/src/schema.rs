@@ -144,6 +144,13 @@ pub fn refused(e: QueryError) -> async_graphql::Error {
 }
 
 fn database(e: sea_orm::DbErr) -> async_graphql::Error {
+    if let sea_orm::DbErr::Custom(message) = &e {
+        if let Some(why) = message.strip_prefix(engine::TOO_MANY_GROUPS) {
+            let why = why.trim_start_matches(": ").to_owned();
+            return async_graphql::Error::new(why)
+                .extend_with(|_, ext| ext.set("code", engine::TOO_MANY_GROUPS));
+        }
+    }
     if is_statement_timeout(&e) {
         tracing::warn!(error = %e, "a stats query ran past dashboard.statement_timeout_ms");
         return async_graphql::Error::new(

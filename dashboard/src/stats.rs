@@ -258,6 +258,8 @@ pub struct Checked {
     pub limit: usize,
     pub offset: usize,
     pub compare: Option<Compare>,
+    /// `dashboard.max_groups`: the most groups an answer may be built from.
+    pub max_groups: usize,
 }
 
 impl Checked {
@@ -366,6 +368,7 @@ impl Checked {
             limit,
             offset: q.offset as usize,
             compare: q.compare,
+            max_groups: limits.max_groups.get(),
         })
     }
 

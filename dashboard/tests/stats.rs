@@ -756,3 +756,58 @@ async fn a_body_over_the_limit_or_too_slow_to_arrive_is_refused_by_name() {
     );
     dashboard.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_of_more_groups_than_allowed_is_refused_before_they_are_read() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        s.dashboard.max_groups = std::num::NonZeroUsize::new(2).expect("two");
+    })
+    .await;
+    for (minute, path) in ["/a", "/b", "/c"].into_iter().enumerate() {
+        s.view(start, minute as i64, CHROME_WINDOWS, (path, "", None))
+            .await;
+    }
+    s.stored(3).await;
+    let ask = |q: Value| {
+        let http = s.http.clone();
+        let base = s.dashboard.base.clone();
+        async move {
+            let body: Value = http
+                .post(format!("{base}/query"))
+                .bearer_auth(testkit::DASHBOARD_TOKEN)
+                .json(&json!({
+                    "query": "query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
+                    "variables": {"q": q},
+                }))
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("json");
+            body
+        }
+    };
+    let pages = |filters: Value| {
+        json!({"site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+               "metrics": ["VISITORS"], "dimensions": ["PAGE"], "filters": filters, "limit": 1})
+    };
+    let chrome = json!([{"dimension": "BROWSER", "op": "IS", "values": ["Chrome"]}]);
+    for (engine, q) in [("rollups", pages(json!([]))), ("visits", pages(chrome))] {
+        let body = ask(q).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "TOO_MANY_GROUPS",
+            "{engine}: three pages are more than two groups, whatever the limit: {body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap_or("");
+        assert!(message.contains("dashboard.max_groups"), "{message}");
+    }
+    let one_page = json!([{"dimension": "PAGE", "op": "IS", "values": ["/a", "/b"]}]);
+    let body = ask(pages(one_page)).await;
+    assert!(body["errors"].is_null(), "two groups are allowed: {body}");
+    s.stop().await;
+}
