@@ -127,7 +127,11 @@ fn browser_name(family: &str) -> String {
 }
 
 /// User agents that automate rather than browse, beyond what uap-core marks as a spider.
+/// Crawling frameworks are here; a bare HTTP library (`curl`, `python-requests`, `okhttp`, …)
+/// is not: a server-side sender posts with it, and the tutorial's own curl is a page view. It
+/// counts as a visitor under its own name in Browsers, where a site owner can filter it out.
 const AUTOMATION: &[&str] = &[
+    "scrapy",
     "headless",
     "bot",
     "crawler",
@@ -266,6 +270,29 @@ mod tests {
             assert!(a.is_bot, "{ua}");
             assert_eq!(a.device, Some(Device::Bot), "{ua}");
         }
+    }
+
+    #[test]
+    fn a_bare_http_library_is_a_visitor_under_its_own_name_and_a_crawling_framework_a_bot() {
+        for (ua, name) in [
+            ("curl/8.5.0", Some("curl")),
+            ("python-requests/2.31.0", Some("Python Requests")),
+            ("Go-http-client/1.1", Some("Go-http-client")),
+            ("Java/17.0.2", Some("Java")),
+            ("okhttp/4.12.0", Some("okhttp")),
+            ("axios/1.6.0", Some("axios")),
+            (
+                "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+                None,
+            ),
+            ("", None),
+        ] {
+            let a = agent(ua);
+            assert!(!a.is_bot, "{ua:?} counts");
+            assert_eq!(a.browser.as_deref(), name, "{ua:?}");
+        }
+        let scrapy = agent("Scrapy/2.11.0 (+https://scrapy.org)");
+        assert!(scrapy.is_bot);
     }
 
     #[test]
