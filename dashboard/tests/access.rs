@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use chrono::{TimeZone, Utc};
 use common::*;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
@@ -160,25 +158,6 @@ async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
     s.stop().await;
 }
 
-/// Whether the socket is closed (or fails) before it is acknowledged.
-async fn refused(
-    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
-) -> bool {
-    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
-                Some(Ok(m)) if m.to_text().is_ok_and(|t| t.contains("connection_ack")) => {
-                    return false
-                }
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    outcome == Ok(true)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_with_an_unreadable_authorization_header_still_needs_the_token_in_connection_init(
 ) {
@@ -214,7 +193,7 @@ async fn a_websocket_with_an_unreadable_authorization_header_still_needs_the_tok
         ))
         .await
         .expect("init");
-        assert!(refused(&mut ws).await, "closed without an ack ({init})");
+        assert!(ws_refused(&mut ws).await, "closed without an ack ({init})");
     }
     dashboard.stop().await.expect("stops");
 }

@@ -165,18 +165,8 @@ async fn page_views_through_a_trusted_proxy_are_counted_by_the_country_region_an
     assert_eq!(api, recounted);
 
     let csv = s
-        .http
-        .get(format!(
-            "{}/export.csv?site=shop.example&from=2026-11-02&to=2026-11-02&dimensions=COUNTRY&metrics=VISITORS,PAGEVIEWS",
-            s.dashboard.base
-        ))
-        .bearer_auth(testkit::DASHBOARD_TOKEN)
-        .send()
-        .await
-        .expect("asked")
-        .text()
-        .await
-        .expect("text");
+        .csv("site=shop.example&from=2026-11-02&to=2026-11-02&dimensions=COUNTRY&metrics=VISITORS,PAGEVIEWS")
+        .await;
     assert!(csv.starts_with("country,"), "{csv}");
     assert!(csv.contains("\nGB,1,2"), "{csv}");
     s.stop().await;

@@ -509,19 +509,7 @@ async fn current_visitors_are_pushed_over_the_websocket_subscription() {
     ))
     .await
     .expect("init");
-    let refused = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
-                Some(Ok(m)) if m.to_text().is_ok_and(|t| t.contains("connection_ack")) => {
-                    return false
-                }
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    assert_eq!(refused, Ok(true), "closed without an ack");
+    assert!(ws_refused(&mut ws).await, "closed without an ack");
     s.stop().await;
 }
 
@@ -582,54 +570,18 @@ async fn the_readmes_stats_example_answers_todays_page_view_on_any_day_through_a
         let shown = answer["results"][0]["metrics"][0].as_f64().unwrap_or(0.0);
         assert_eq!(shown, views, "{name}: {answer}");
     }
-    let answer: Value = s
-        .http
-        .post(format!("{}/query", s.dashboard.base))
-        .bearer_auth(testkit::DASHBOARD_TOKEN)
-        .json(&json!({
-            "query": "query($q: StatsQuery!) { stats(query: $q) { meta { from to } } }",
-            "variables": {"q": period("TODAY")},
-        }))
-        .send()
-        .await
-        .expect("asked")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(answer["data"]["stats"]["meta"]["from"], today.to_string());
+    let answer = s.stats(period("TODAY")).await;
+    assert_eq!(answer["meta"]["from"], today.to_string());
     let mut both = period("TODAY");
     both["dateRange"]["from"] = json!(today.to_string());
-    let answer: Value = s
-        .http
-        .post(format!("{}/query", s.dashboard.base))
-        .bearer_auth(testkit::DASHBOARD_TOKEN)
-        .json(&json!({
-            "query": "query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
-            "variables": {"q": both},
-        }))
-        .send()
-        .await
-        .expect("asked")
-        .json()
-        .await
-        .expect("json");
+    let answer = s.ask(STATS, both).await;
     assert_eq!(
         answer["errors"][0]["extensions"]["code"], "INVALID_DATE_RANGE",
         "a period or dates, not both: {answer}"
     );
     let csv = s
-        .http
-        .get(format!(
-            "{}/export.csv?site=kafka.demo.com&period=last_7_days&dimensions=PAGE&metrics=PAGEVIEWS",
-            s.dashboard.base
-        ))
-        .bearer_auth(testkit::DASHBOARD_TOKEN)
-        .send()
-        .await
-        .expect("asked")
-        .text()
-        .await
-        .expect("text");
+        .csv("site=kafka.demo.com&period=last_7_days&dimensions=PAGE&metrics=PAGEVIEWS")
+        .await;
     assert_eq!(csv.trim(), "page,pageviews\r\n/test,1", "{csv}");
     s.stop().await;
 }
@@ -657,24 +609,12 @@ async fn a_query_longer_than_the_statement_timeout_is_stopped_with_a_named_error
     .await
     .expect("visits");
     let contains = |d: &str| json!({"dimension": d, "op": "CONTAINS", "values": ["e", "o", "a"]});
-    let answer: Value = s
-        .http
-        .post(format!("{}/query", s.dashboard.base))
-        .bearer_auth(testkit::DASHBOARD_TOKEN)
-        .json(&json!({
-            "query": "query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
-            "variables": {"q": {
-                "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
-                "metrics": ["VISITORS", "VISIT_DURATION"], "dimensions": ["PAGE", "BROWSER", "OS"],
-                "filters": [contains("PAGE"), contains("BROWSER"), contains("DEVICE")],
-            }},
-        }))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("json");
+    let heavy = json!({
+        "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+        "metrics": ["VISITORS", "VISIT_DURATION"], "dimensions": ["PAGE", "BROWSER", "OS"],
+        "filters": [contains("PAGE"), contains("BROWSER"), contains("DEVICE")],
+    });
+    let answer = s.ask(STATS, heavy).await;
     assert_eq!(
         answer["errors"][0]["extensions"]["code"], "QUERY_TIMEOUT",
         "{answer}"
@@ -772,33 +712,13 @@ async fn an_answer_of_more_groups_than_allowed_is_refused_before_they_are_read()
             .await;
     }
     s.stored(3).await;
-    let ask = |q: Value| {
-        let http = s.http.clone();
-        let base = s.dashboard.base.clone();
-        async move {
-            let body: Value = http
-                .post(format!("{base}/query"))
-                .bearer_auth(testkit::DASHBOARD_TOKEN)
-                .json(&json!({
-                    "query": "query($q: StatsQuery!) { stats(query: $q) { results { metrics } } }",
-                    "variables": {"q": q},
-                }))
-                .send()
-                .await
-                .expect("answered")
-                .json()
-                .await
-                .expect("json");
-            body
-        }
-    };
     let pages = |filters: Value| {
         json!({"site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
                "metrics": ["VISITORS"], "dimensions": ["PAGE"], "filters": filters, "limit": 1})
     };
     let chrome = json!([{"dimension": "BROWSER", "op": "IS", "values": ["Chrome"]}]);
     for (engine, q) in [("rollups", pages(json!([]))), ("visits", pages(chrome))] {
-        let body = ask(q).await;
+        let body = s.ask(STATS, q).await;
         assert_eq!(
             body["errors"][0]["extensions"]["code"], "TOO_MANY_GROUPS",
             "{engine}: three pages are more than two groups, whatever the limit: {body}"
@@ -807,7 +727,7 @@ async fn an_answer_of_more_groups_than_allowed_is_refused_before_they_are_read()
         assert!(message.contains("dashboard.max_groups"), "{message}");
     }
     let one_page = json!([{"dimension": "PAGE", "op": "IS", "values": ["/a", "/b"]}]);
-    let body = ask(pages(one_page)).await;
+    let body = s.ask(STATS, pages(one_page)).await;
     assert!(body["errors"].is_null(), "two groups are allowed: {body}");
     s.stop().await;
 }

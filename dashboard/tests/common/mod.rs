@@ -143,22 +143,27 @@ impl Stack {
     }
 
     pub async fn stats(&self, query: Value) -> Value {
-        let answer: Value = self
-            .http
-            .post(format!("{}/query", self.dashboard.base))
+        let answer = self.ask(STATS, query).await;
+        assert!(answer["errors"].is_null(), "{answer}");
+        answer["data"]["stats"].clone()
+    }
+
+    /// The whole answer to `document` with `$q` = `query`, errors included.
+    pub async fn ask(&self, document: &str, query: Value) -> Value {
+        ask(&self.http, &self.dashboard.base, document, query).await
+    }
+
+    /// A CSV export (`params` after `?`), as text.
+    pub async fn csv(&self, params: &str) -> String {
+        self.http
+            .get(format!("{}/export.csv?{params}", self.dashboard.base))
             .bearer_auth(testkit::DASHBOARD_TOKEN)
-            .json(&json!({
-                "query": "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } meta { engine timeZone } } }",
-                "variables": {"q": query},
-            }))
             .send()
             .await
             .expect("asked")
-            .json()
+            .text()
             .await
-            .expect("json");
-        assert!(answer["errors"].is_null(), "{answer}");
-        answer["data"]["stats"].clone()
+            .expect("text")
     }
 
     /// `dimensions → metrics` of a breakdown.
@@ -173,6 +178,22 @@ impl Stack {
             .await;
         rows(&answer)
     }
+}
+
+/// What `stats` answers, all of it.
+pub const STATS: &str = "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } meta { engine timeZone from to } } }";
+
+/// POSTs `document` with `$q` = `query` to a dashboard with the reader token; the whole answer.
+pub async fn ask(http: &reqwest::Client, base: &str, document: &str, query: Value) -> Value {
+    http.post(format!("{base}/query"))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .json(&json!({"query": document, "variables": {"q": query}}))
+        .send()
+        .await
+        .expect("asked")
+        .json()
+        .await
+        .expect("json")
 }
 
 pub fn rows(answer: &Value) -> Vec<(Value, Vec<f64>)> {
@@ -199,4 +220,30 @@ pub fn row(value: Value, metrics: &[f64]) -> (Value, Vec<f64>) {
 
 pub async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     testkit::scalar(db, sql).await.expect("a number")
+}
+
+/// Whether the socket is closed (or fails) before it is acknowledged.
+pub async fn ws_refused(
+    ws: &mut (impl futures::StreamExt<
+        Item = Result<
+            tokio_tungstenite::tungstenite::Message,
+            tokio_tungstenite::tungstenite::Error,
+        >,
+    > + Unpin),
+) -> bool {
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None
+                | Some(Err(_))
+                | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return true,
+                Some(Ok(m)) if m.to_text().is_ok_and(|t| t.contains("connection_ack")) => {
+                    return false
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    outcome == Ok(true)
 }
