@@ -208,7 +208,12 @@ try {
       if (step === "signup") {
         await p.evaluate(() => window.pageviews("Signup", { props: { plan: "pro" } }));
       } else {
+        // The page view's POST must be answered before the next step is sent: two requests in
+        // flight at once reach the producer in either order, and a funnel step counts only
+        // after the one before it.
+        const viewed = p.waitForResponse((r) => r.url().includes("/query") && r.request().method() === "POST");
         await p.goto(goalsSite + step);
+        await viewed;
         await until("the tracker ran", 10, () => p.evaluate(() => typeof window.pageviews === "function"));
       }
     }

@@ -178,6 +178,16 @@ async fn assert_rollups_equal_a_recomputation(s: &Setup, events: i64) {
         count(&s.db, stored).await,
         "every stored page view is in the rollups"
     );
+    let in_britain =
+        "SELECT coalesce(sum(pageviews), 0)::bigint FROM rollup_days WHERE dimension = 'country' AND value = 'GB'";
+    let stored_in_britain =
+        "SELECT count(*) FROM kafka_events WHERE event_type = 'PAGE_VIEW' AND country = 'GB'";
+    assert_eq!(
+        count(&s.db, in_britain).await,
+        count(&s.db, stored_in_britain).await,
+        "every page view from GB is under GB"
+    );
+    assert!(count(&s.db, stored_in_britain).await > 0);
     assert_conversions_equal_the_stored_events(&s.db).await;
     let rebuilt = consumer::rebuild::rebuild(
         &s.db,

@@ -48,12 +48,25 @@ pub fn page_view(user: &str, seq: usize) -> PageView {
     testkit::page_view(user, &format!("/page/{seq}"))
 }
 
+/// Places of the test users: a city database's answers, a country database's, and none.
+const PLACES: [(Option<&str>, Option<&str>, Option<&str>); 3] = [
+    (Some("GB"), Some("GB-ENG"), Some("London")),
+    (Some("SE"), None, None),
+    (None, None, None),
+];
+
 /// `n` events of 97 users: page views, and every tenth a custom event `Signup` (every
 /// twentieth for the `pro` plan, the others `free`).
 pub fn views(n: usize, tag: &str) -> Vec<PageView> {
     (0..n)
         .map(|i| {
             let mut view = page_view(&format!("{tag}-user-{}", i % 97), i);
+            // Where each user is, as the producer's lookup would say: the rollups by country,
+            // region and city are checked against a recomputation too.
+            let (country, region, city) = PLACES[i % 97 % PLACES.len()];
+            view.visit.country = country.map(str::to_owned);
+            view.visit.region = region.map(str::to_owned);
+            view.visit.city = city.map(str::to_owned);
             if i % 10 == 9 {
                 let plan = if i % 20 == 19 { "pro" } else { "free" };
                 view.fields.name = Some("Signup".into());
