@@ -55,7 +55,10 @@ impl Reader {
 
     /// Checks a query against the limits, the known sites and the site's goals.
     pub async fn check(&self, q: &StatsQuery) -> async_graphql::Result<Checked> {
-        let zone = self.analytics.time_zone_of(q.site.trim());
+        // The site as `Checked` names it, so that its zone is the one its days are counted in.
+        let zone = self
+            .analytics
+            .time_zone_of(&q.site.trim().to_ascii_lowercase());
         let today = chrono::Utc::now().with_timezone(&zone).date_naive();
         let checked = Checked::new(q, &self.limits, today).map_err(refused)?;
         self.check_site(&checked.site).await?;
