@@ -174,6 +174,8 @@ pub struct DashboardSettings {
     pub realtime_window_s: NonZeroU32,
     /// How often the `currentVisitors` subscription pushes a count.
     pub realtime_push_ms: NonZeroU64,
+    /// How long a WebSocket may stay open before its client sends anything.
+    pub ws_init_timeout_ms: NonZeroU64,
 }
 
 impl DashboardSettings {

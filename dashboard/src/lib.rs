@@ -172,6 +172,7 @@ impl Application {
                 .app_data(web::Data::new(tokens.clone()))
                 .app_data(web::Data::new(db.clone()))
                 .app_data(web::Data::new(body::BodyLimits::of(&limits)))
+                .app_data(web::Data::new(limits.clone()))
                 .route("/query", web::post().to(graphql))
                 .route("/query", web::get().to(subscription))
                 .route("/export.csv", web::get().to(export_csv))
@@ -315,12 +316,47 @@ async fn graphql(
     actix_web::Responder::respond_to(answer, &req).map_into_boxed_body()
 }
 
+/// The client's frames, ended at `deadline` unless `initialized` is set by then: a socket that
+/// has not had its `connection_init` accepted in time is closed, whatever else it sends.
+fn initialized_by(
+    payload: web::Payload,
+    deadline: tokio::time::Instant,
+    initialized: Arc<std::sync::atomic::AtomicBool>,
+) -> impl futures::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> {
+    use futures::StreamExt;
+    use std::sync::atomic::Ordering;
+    futures::stream::unfold(payload, move |mut payload| {
+        let initialized = Arc::clone(&initialized);
+        async move {
+            let next = match initialized.load(Ordering::Acquire) {
+                true => payload.next().await,
+                false => tokio::time::timeout_at(deadline, payload.next())
+                    .await
+                    .ok()?,
+            };
+            // Past the deadline without an accepted init: end the stream, closing the socket.
+            if !initialized.load(Ordering::Acquire) && tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            next.map(|frame| (frame, payload))
+        }
+    })
+}
+
 async fn subscription(
     schema: web::Data<StatsSchema>,
     tokens: web::Data<Tokens>,
+    limits: web::Data<settings::DashboardSettings>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    let wait = std::time::Duration::from_millis(limits.ws_init_timeout_ms.get());
+    let initialized = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let payload = initialized_by(
+        payload,
+        tokio::time::Instant::now() + wait,
+        Arc::clone(&initialized),
+    );
     // Proven by the header's token, or else by the one in `connection_init`.
     let authorized = tokens.accepts(bearer_header(req.headers()));
     let tokens = tokens.get_ref().clone();
@@ -332,6 +368,7 @@ async fn subscription(
                 .and_then(|v| v.as_str())
                 .and_then(bearer);
             if authorized || tokens.accepts(given) {
+                initialized.store(true, std::sync::atomic::Ordering::Release);
                 Ok(Data::default())
             } else {
                 Err(async_graphql::Error::new("unauthorized"))

@@ -197,3 +197,48 @@ async fn a_websocket_with_an_unreadable_authorization_header_still_needs_the_tok
     }
     dashboard.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_without_an_accepted_connection_init_in_time_is_closed() {
+    let url = testkit::fresh_database().await.expect("database");
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    settings.dashboard.ws_init_timeout_ms = testkit::ms(300);
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let connect = || async {
+        let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
+            .into_client_request()
+            .expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connects")
+            .0
+    };
+    // Silent, and chatty without ever sending connection_init: both closed.
+    let mut silent = connect().await;
+    assert!(ws_refused(&mut silent).await, "a silent socket is closed");
+    let mut chatty = connect().await;
+    chatty
+        .send(Message::Ping(b"still here".to_vec()))
+        .await
+        .expect("ping");
+    assert!(
+        ws_refused(&mut chatty).await,
+        "pings do not stand in for init"
+    );
+    // With the token in time, it is acknowledged and kept.
+    let mut welcome = connect().await;
+    let init = json!({"type": "connection_init",
+                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
+    welcome
+        .send(Message::text(init.to_string()))
+        .await
+        .expect("init");
+    assert!(!ws_refused(&mut welcome).await, "acknowledged");
+    dashboard.stop().await.expect("stops");
+}
