@@ -165,6 +165,9 @@ pub struct DashboardSettings {
     pub statement_timeout_ms: NonZeroU64,
     /// The most groups (time buckets × dimension values) one answer may build.
     pub max_groups: NonZeroUsize,
+    /// How many requests of one token run at once, and how long another waits for its turn.
+    pub max_queries_per_token: NonZeroUsize,
+    pub query_queue_ms: NonZeroU64,
     /// The largest request body, and how long it may take to arrive.
     pub body_limit_bytes: usize,
     pub body_read_timeout_ms: NonZeroU64,

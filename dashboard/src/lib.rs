@@ -65,11 +65,14 @@ pub enum StartError {
     },
 }
 
-/// The accepted bearer tokens, compared in constant time.
+/// The accepted bearer tokens, compared in constant time, and each token's query slots
+/// (`dashboard.max_queries_per_token`): one token cannot take every worker and connection.
 #[derive(Clone)]
 struct Tokens {
     readers: Arc<Vec<Vec<u8>>>,
     admins: Arc<Vec<Vec<u8>>>,
+    /// Per token, readers first, then admins.
+    slots: Arc<Vec<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Tokens {
@@ -80,27 +83,50 @@ impl Tokens {
         Arc::new(bytes.collect())
     }
 
-    /// What a bearer token may do, if anything.
-    fn role(&self, token: Option<&str>) -> Option<Role> {
+    fn new(settings: &settings::DashboardSettings) -> Tokens {
+        let (readers, admins) = (
+            Tokens::of(&settings.api_tokens),
+            Tokens::of(&settings.admin_tokens),
+        );
+        let per_token = settings.max_queries_per_token.get();
+        let slots = (0..readers.len() + admins.len())
+            .map(|_| Arc::new(tokio::sync::Semaphore::new(per_token)))
+            .collect();
+        Tokens {
+            readers,
+            admins,
+            slots: Arc::new(slots),
+        }
+    }
+
+    /// What a bearer token may do, if anything, and its query slots.
+    fn identify(&self, token: Option<&str>) -> Option<(Role, Arc<tokio::sync::Semaphore>)> {
+        use subtle::{ConditionallySelectable, ConstantTimeEq};
         let given = token?.trim().as_bytes();
         if given.is_empty() {
             return None;
         }
-        // Every token is compared, and each comparison takes the same time wherever it differs.
-        let any = |tokens: &[Vec<u8>]| -> bool {
-            tokens
-                .iter()
-                .fold(subtle::Choice::from(0), |ok, token| {
-                    ok | subtle::ConstantTimeEq::ct_eq(token.as_slice(), given)
-                })
-                .into()
-        };
-        let (admin, reader) = (any(&self.admins), any(&self.readers));
-        match (admin, reader) {
-            (true, _) => Some(Role::Admin),
-            (false, true) => Some(Role::Reader),
-            (false, false) => None,
+        // Every token is compared, and each comparison takes the same time wherever it differs;
+        // an admin token listed among the readers too is found as the admin one (it comes last).
+        let (mut found, mut index) = (subtle::Choice::from(0), 0u64);
+        for (i, known) in self.readers.iter().chain(self.admins.iter()).enumerate() {
+            let same = known.as_slice().ct_eq(given);
+            index = u64::conditional_select(&index, &(i as u64), same);
+            found |= same;
         }
+        if !bool::from(found) {
+            return None;
+        }
+        let index = usize::try_from(index).ok()?;
+        let role = match index >= self.readers.len() {
+            true => Role::Admin,
+            false => Role::Reader,
+        };
+        Some((role, Arc::clone(self.slots.get(index)?)))
+    }
+
+    fn role(&self, token: Option<&str>) -> Option<Role> {
+        self.identify(token).map(|(role, _)| role)
     }
 
     fn accepts(&self, token: Option<&str>) -> bool {
@@ -144,10 +170,7 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
-        let tokens = Tokens {
-            readers: Tokens::of(&settings.dashboard.api_tokens),
-            admins: Tokens::of(&settings.dashboard.admin_tokens),
-        };
+        let tokens = Tokens::new(&settings.dashboard);
         if tokens.readers.is_empty() {
             return Err(StartError::NoToken);
         }
@@ -289,12 +312,28 @@ async fn graphql(
     schema: web::Data<StatsSchema>,
     tokens: web::Data<Tokens>,
     limits: web::Data<body::BodyLimits>,
+    dashboard: web::Data<settings::DashboardSettings>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(role) = tokens.role(bearer_header(req.headers())) else {
+    let Some((role, slots)) = tokens.identify(bearer_header(req.headers())) else {
         // The middleware lets no such request through; refuse rather than assume.
         return HttpResponse::Unauthorized().finish();
+    };
+    let wait = std::time::Duration::from_millis(dashboard.query_queue_ms.get());
+    let Ok(Ok(_slot)) = tokio::time::timeout(wait, slots.acquire_owned()).await else {
+        let busy = async_graphql::ServerError::new(
+            "this token has dashboard.max_queries_per_token queries running and none ended within dashboard.query_queue_ms; try again",
+            None,
+        );
+        let mut busy = async_graphql::Response::from_errors(vec![busy]);
+        busy.errors[0].extensions = Some({
+            let mut ext = async_graphql::ErrorExtensionValues::default();
+            ext.set("code", "TOO_MANY_QUERIES");
+            ext
+        });
+        return actix_web::Responder::respond_to(GraphQLResponse::from(busy), &req)
+            .map_into_boxed_body();
     };
     let declared = req
         .headers()

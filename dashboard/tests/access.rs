@@ -5,11 +5,13 @@
 
 mod common;
 
+use std::time::Duration;
+
 use chrono::{TimeZone, Utc};
 use common::*;
 use futures::SinkExt;
 use reqwest::header::{HeaderMap, HeaderValue};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
 fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
@@ -241,4 +243,72 @@ async fn a_websocket_without_an_accepted_connection_init_in_time_is_closed() {
         .expect("init");
     assert!(!ws_refused(&mut welcome).await, "acknowledged");
     dashboard.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_runs_its_own_share_of_queries_and_cannot_hold_up_another() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        s.dashboard.max_queries_per_token = std::num::NonZeroUsize::MIN;
+        s.dashboard.query_queue_ms = testkit::ms(100);
+    })
+    .await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.stored(1).await;
+    // Hold the reader token's one query inside PostgreSQL: the rollups it reads are locked.
+    let lock = s.db.begin().await.expect("a transaction");
+    lock.execute_unprepared("LOCK TABLE rollup_days IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("locked");
+    let pages = json!({"site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+                       "metrics": ["VISITORS"], "dimensions": ["PAGE"]});
+    let held = {
+        let (http, base, q) = (s.http.clone(), s.dashboard.base.clone(), pages.clone());
+        tokio::spawn(async move { ask(&http, &base, STATS, q).await })
+    };
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND query LIKE '%rollup_days%'";
+    testkit::poll_until(
+        Duration::from_secs(10),
+        "the first query waits on the lock",
+        || {
+            let db = &s.db;
+            async move { (count(db, waiting).await >= 1).then_some(()) }
+        },
+    )
+    .await
+    .expect("waiting");
+
+    let second = s.ask(STATS, pages.clone()).await;
+    assert_eq!(
+        second["errors"][0]["extensions"]["code"], "TOO_MANY_QUERIES",
+        "the same token's next query waits its turn, then is refused by name: {second}"
+    );
+    let other: Value = s
+        .http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(testkit::ADMIN_TOKEN)
+        .json(&json!({"query": "{ sites { name } }"}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        other["data"]["sites"],
+        json!([{"name": "shop.example"}]),
+        "another token is not held up: {other}"
+    );
+    lock.rollback().await.expect("released");
+    let first = held.await.expect("the held query");
+    assert!(
+        first["errors"].is_null(),
+        "and the first one answers: {first}"
+    );
+    s.stop().await;
 }
