@@ -177,7 +177,7 @@ pub struct DashboardSettings {
     pub realtime_window_s: NonZeroU32,
     /// How often the `currentVisitors` subscription pushes a count.
     pub realtime_push_ms: NonZeroU64,
-    /// How long a WebSocket may stay open before its client sends anything.
+    /// How long a WebSocket may stay open before its `connection_init` is accepted.
     pub ws_init_timeout_ms: NonZeroU64,
 }
 
