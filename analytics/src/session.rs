@@ -192,7 +192,7 @@ pub fn sessionize(
             .filter(|open| hit.at - open.last_seen_at <= timeout);
         match (open, hit.kind) {
             (Some(open), HitKind::PageView) => open.extend(hit),
-            (Some(open), HitKind::Engagement { ms }) => open.engage(hit, ms),
+            (Some(open), HitKind::Engagement { ms }) => open.engage(hit, ms, timeout),
             (Some(open), HitKind::Event) => open.touch(hit),
             (None, HitKind::PageView) => visits.push(Visit::start(hit, day, hour)),
             (None, HitKind::Event) => {

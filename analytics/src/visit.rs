@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -37,7 +37,7 @@ pub const MAX_PROPERTY_VALUE: usize = 2_000;
 
 /// Raise when a rule below changes what a stored visit counts: consumers then rebuild the
 /// visits and rollups from the stored events at start (`analytics::fingerprint`).
-pub const RULES_VERSION: u32 = 2;
+pub const RULES_VERSION: u32 = 3;
 
 /// A visit with at least this much engaged time (visible and focused) is not a bounce, even
 /// with one page view (GA4's "engaged session" threshold).
@@ -223,10 +223,18 @@ impl Visit {
     }
 
     /// Adds an engagement report: the visit lasted at least until it was sent, and at least as
-    /// long as its pages were looked at.
-    pub(crate) fn engage(&mut self, hit: &Hit<'_>, engaged_ms: i32) {
+    /// long as its pages were looked at. A report is sent when its page is left, so a visit's
+    /// looked-at time fits in its span; `leeway` (the visit timeout) is all it may exceed it by
+    /// (a page's clock is not the server's). So reports claiming more time than the visit had
+    /// (25 reports of a day each, sent in a minute) cannot make a 25-day visit.
+    pub(crate) fn engage(&mut self, hit: &Hit<'_>, engaged_ms: i32, leeway: TimeDelta) {
         self.last_seen_at = self.last_seen_at.max(hit.at);
-        self.engaged_ms = self.engaged_ms.saturating_add(engaged_ms.max(0));
+        let possible = (self.last_seen_at - self.started_at + leeway).num_milliseconds();
+        let possible = i32::try_from(possible.max(0)).unwrap_or(i32::MAX);
+        self.engaged_ms = self
+            .engaged_ms
+            .saturating_add(engaged_ms.max(0))
+            .min(possible);
         self.engaged = self.engaged_ms >= ENGAGED_MS;
         self.update_duration();
     }

@@ -731,3 +731,30 @@ async fn an_answer_of_more_groups_than_allowed_is_refused_before_they_are_read()
     assert!(body["errors"].is_null(), "two groups are allowed: {body}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engagement_reports_cannot_make_a_visit_longer_than_it_had_time_to_be() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    // 25 reports of a whole day each, all within the visit's first minute.
+    for _ in 0..25 {
+        s.report(start, 1, CHROME_WINDOWS, "/", 86_400_000).await;
+    }
+    s.stored(26).await;
+    // The visit had 60 s between its page view and its last report, and may exceed that by
+    // one visit timeout (30 min): 1,860 s, not 25 days.
+    let top = s
+        .stats(json!({
+            "site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+            "metrics": ["VISITS", "VISIT_DURATION", "BOUNCE_RATE"],
+        }))
+        .await;
+    assert_eq!(top["results"][0]["metrics"], json!([1.0, 1860.0, 0.0]));
+    let stored = "SELECT max(duration)::bigint FROM visits";
+    assert_eq!(count(&s.db, stored).await, 1860, "as stored");
+    s.stop().await;
+}
