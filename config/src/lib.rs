@@ -191,6 +191,15 @@ impl DashboardSettings {
     pub fn statement_timeout(&self) -> Duration {
         Duration::from_millis(self.statement_timeout_ms.get())
     }
+    pub fn query_queue(&self) -> Duration {
+        Duration::from_millis(self.query_queue_ms.get())
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.get())
+    }
+    pub fn ws_init_timeout(&self) -> Duration {
+        Duration::from_millis(self.ws_init_timeout_ms.get())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -17,7 +17,7 @@ impl BodyLimits {
     pub fn of(settings: &settings::DashboardSettings) -> Self {
         BodyLimits {
             max_bytes: settings.body_limit_bytes,
-            read_timeout: Duration::from_millis(settings.body_read_timeout_ms.get()),
+            read_timeout: settings.body_read_timeout(),
         }
     }
 }

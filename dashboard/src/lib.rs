@@ -39,7 +39,7 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use async_graphql::Data;
+use async_graphql::{Data, ErrorExtensions};
 use async_graphql_actix_web::{GraphQLResponse, GraphQLSubscription};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use settings::{ExposeSecret, Settings};
@@ -320,21 +320,6 @@ async fn graphql(
         // The middleware lets no such request through; refuse rather than assume.
         return HttpResponse::Unauthorized().finish();
     };
-    let wait = std::time::Duration::from_millis(dashboard.query_queue_ms.get());
-    let Ok(Ok(_slot)) = tokio::time::timeout(wait, slots.acquire_owned()).await else {
-        let busy = async_graphql::ServerError::new(
-            "this token has dashboard.max_queries_per_token queries running and none ended within dashboard.query_queue_ms; try again",
-            None,
-        );
-        let mut busy = async_graphql::Response::from_errors(vec![busy]);
-        busy.errors[0].extensions = Some({
-            let mut ext = async_graphql::ErrorExtensionValues::default();
-            ext.set("code", "TOO_MANY_QUERIES");
-            ext
-        });
-        return actix_web::Responder::respond_to(GraphQLResponse::from(busy), &req)
-            .map_into_boxed_body();
-    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -351,8 +336,16 @@ async fn graphql(
                 .body(format!("the body is not a GraphQL request: {e}\n"))
         }
     };
-    let answer = GraphQLResponse::from(schema.execute(request.data(role)).await);
-    actix_web::Responder::respond_to(answer, &req).map_into_boxed_body()
+    // The slot is taken once the body is in: a client slow to send it holds no slot.
+    let answer = match tokio::time::timeout(dashboard.query_queue(), slots.acquire_owned()).await {
+        Ok(Ok(_slot)) => schema.execute(request.data(role)).await,
+        _ => async_graphql::Response::from_errors(vec![async_graphql::Error::new(
+            "this token has dashboard.max_queries_per_token queries running and none ended within dashboard.query_queue_ms; try again",
+        )
+        .extend_with(|_, ext| ext.set("code", "TOO_MANY_QUERIES"))
+        .into_server_error(Default::default())]),
+    };
+    actix_web::Responder::respond_to(GraphQLResponse::from(answer), &req).map_into_boxed_body()
 }
 
 /// The client's frames, ended at `deadline` unless `initialized` is set by then: a socket that
@@ -389,7 +382,7 @@ async fn subscription(
     req: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
-    let wait = std::time::Duration::from_millis(limits.ws_init_timeout_ms.get());
+    let wait = limits.ws_init_timeout();
     let initialized = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let payload = initialized_by(
         payload,
