@@ -163,6 +163,8 @@ pub struct DashboardSettings {
     pub max_limit: NonZeroUsize,
     /// The longest one statement of a Stats query may run in PostgreSQL.
     pub statement_timeout_ms: NonZeroU64,
+    /// The longest one request may take, all its statements together.
+    pub request_timeout_ms: NonZeroU64,
     /// The most groups (time buckets × dimension values) one answer may build.
     pub max_groups: NonZeroUsize,
     /// How many requests of one token run at once, and how long another waits for its turn.
@@ -179,6 +181,8 @@ pub struct DashboardSettings {
     pub realtime_push_ms: NonZeroU64,
     /// How long a WebSocket may stay open before its `connection_init` is accepted.
     pub ws_init_timeout_ms: NonZeroU64,
+    /// On SIGTERM/SIGINT: how long in-flight requests may take to finish.
+    pub shutdown_timeout_ms: NonZeroU64,
 }
 
 impl DashboardSettings {
@@ -191,11 +195,17 @@ impl DashboardSettings {
     pub fn statement_timeout(&self) -> Duration {
         Duration::from_millis(self.statement_timeout_ms.get())
     }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.get())
+    }
     pub fn query_queue(&self) -> Duration {
         Duration::from_millis(self.query_queue_ms.get())
     }
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_millis(self.body_read_timeout_ms.get())
+    }
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms.get())
     }
     pub fn ws_init_timeout(&self) -> Duration {
         Duration::from_millis(self.ws_init_timeout_ms.get())

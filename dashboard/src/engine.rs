@@ -497,7 +497,7 @@ pub(crate) async fn query<C: ConnectionTrait>(
 ) -> Result<Vec<QueryResult>, DbErr> {
     db.query_all_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        sql,
+        crate::cancel::tagged(sql),
         values,
     ))
     .await

@@ -96,7 +96,7 @@ pub async fn run<C: ConnectionTrait>(
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            sql,
+            crate::cancel::tagged(&sql),
             values,
         ))
         .await?

@@ -20,6 +20,8 @@
 
 mod access;
 mod body;
+mod cancel;
+mod departure;
 pub mod engine;
 mod events;
 pub mod export;
@@ -43,6 +45,7 @@ use async_graphql::{Data, ErrorExtensions};
 use async_graphql_actix_web::{GraphQLResponse, GraphQLSubscription};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use settings::{ExposeSecret, Settings};
+use tokio_util::sync::CancellationToken;
 
 use crate::access::Role;
 use crate::schema::{Reader, StatsSchema};
@@ -155,6 +158,8 @@ fn bearer(value: &str) -> Option<&str> {
 pub struct Application {
     port: u16,
     server: Server,
+    /// Cancelled when the server starts to stop: subscriptions end then.
+    stopping: CancellationToken,
 }
 
 impl Application {
@@ -187,6 +192,8 @@ impl Application {
             limits: settings.dashboard.clone(),
         });
         let limits = settings.dashboard.clone();
+        let stopping = CancellationToken::new();
+        let ends = stopping.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(require_token))
@@ -196,6 +203,7 @@ impl Application {
                 .app_data(web::Data::new(db.clone()))
                 .app_data(web::Data::new(body::BodyLimits::of(&limits)))
                 .app_data(web::Data::new(limits.clone()))
+                .app_data(web::Data::new(ends.clone()))
                 .route("/query", web::post().to(graphql))
                 .route("/query", web::get().to(subscription))
                 .route("/export.csv", web::get().to(export_csv))
@@ -211,13 +219,19 @@ impl Application {
                 .route("/readyz", web::get().to(ready))
                 .route("/readyz", web::head().to(ready))
         })
+        .on_connect(departure::remember)
         // A large answer's last partial segment must not wait for the client's delayed ACK.
         .tcp_nodelay(true)
         .listen(listener)
         .map_err(bind_err)?
+        .shutdown_timeout(settings.dashboard.shutdown_timeout().as_secs().max(1))
         .disable_signals()
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            stopping,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -231,6 +245,7 @@ impl Application {
         let result = tokio::select! {
             joined = &mut server => joined,
             () = shutdown => {
+                self.stopping.cancel();
                 handle.stop(true).await;
                 server.await
             }
@@ -246,6 +261,9 @@ async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartError> 
         .connect_timeout(settings.database.connect_timeout())
         .acquire_timeout(settings.database.connect_timeout())
         .statement_timeout(settings.dashboard.statement_timeout())
+        // A statement whose dashboard died (SIGKILL, a lost network) is stopped within a
+        // second instead of running on: PostgreSQL checks that the client is still there.
+        .map_sqlx_postgres_opts(|o| o.options([("client_connection_check_interval", "1000")]))
         .sqlx_logging(false);
     Database::connect(options)
         .await
@@ -313,6 +331,7 @@ async fn graphql(
     tokens: web::Data<Tokens>,
     limits: web::Data<body::BodyLimits>,
     dashboard: web::Data<settings::DashboardSettings>,
+    db: web::Data<DatabaseConnection>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -338,14 +357,33 @@ async fn graphql(
     };
     // The slot is taken once the body is in: a client slow to send it holds no slot.
     let answer = match tokio::time::timeout(dashboard.query_queue(), slots.acquire_owned()).await {
-        Ok(Ok(_slot)) => schema.execute(request.data(role)).await,
-        _ => async_graphql::Response::from_errors(vec![async_graphql::Error::new(
+        Ok(Ok(_slot)) => {
+            let work = schema.execute(request.data(role));
+            match cancel::bounded(&db, dashboard.request_timeout(), &req, work).await {
+                Ok(answer) => answer,
+                Err(cancel::Unfinished::PastDeadline) => request_timeout(),
+                // Nobody reads this answer.
+                Err(cancel::Unfinished::ClientLeft) => return HttpResponse::NoContent().finish(),
+            }
+        }
+        _ => refusal(
+            "TOO_MANY_QUERIES",
             "this token has dashboard.max_queries_per_token queries running and none ended within dashboard.query_queue_ms; try again",
-        )
-        .extend_with(|_, ext| ext.set("code", "TOO_MANY_QUERIES"))
-        .into_server_error(Default::default())]),
+        ),
     };
     actix_web::Responder::respond_to(GraphQLResponse::from(answer), &req).map_into_boxed_body()
+}
+
+/// A whole answer refused with a named error.
+fn refusal(code: &'static str, message: &str) -> async_graphql::Response {
+    let error = async_graphql::Error::new(message).extend_with(|_, ext| ext.set("code", code));
+    async_graphql::Response::from_errors(vec![error.into_server_error(Default::default())])
+}
+
+const REQUEST_TIMEOUT: &str = "the request took longer than dashboard.request_timeout_ms and was stopped; ask for fewer stats at once, fewer days, dimensions or filters";
+
+fn request_timeout() -> async_graphql::Response {
+    refusal("REQUEST_TIMEOUT", REQUEST_TIMEOUT)
 }
 
 /// The client's frames, ended at `deadline` unless `initialized` is set by then: a socket that
@@ -379,16 +417,20 @@ async fn subscription(
     schema: web::Data<StatsSchema>,
     tokens: web::Data<Tokens>,
     limits: web::Data<settings::DashboardSettings>,
+    stopping: web::Data<CancellationToken>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    use futures::StreamExt;
     let wait = limits.ws_init_timeout();
     let initialized = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The socket closes when its frames end: at the init deadline, or when the server stops.
     let payload = initialized_by(
         payload,
         tokio::time::Instant::now() + wait,
         Arc::clone(&initialized),
-    );
+    )
+    .take_until(stopping.get_ref().clone().cancelled_owned());
     // Proven by the header's token, or else by the one in `connection_init`.
     let authorized = tokens.accepts(bearer_header(req.headers()));
     let tokens = tokens.get_ref().clone();
@@ -410,6 +452,23 @@ async fn subscription(
 }
 
 async fn export_csv(
+    reader: web::Data<StatsSchema>,
+    db: web::Data<DatabaseConnection>,
+    dashboard: web::Data<settings::DashboardSettings>,
+    params: web::Query<Vec<(String, String)>>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let work = export(reader, params);
+    match cancel::bounded(&db, dashboard.request_timeout(), &req, work).await {
+        Ok(answer) => answer,
+        Err(cancel::Unfinished::ClientLeft) => HttpResponse::NoContent().finish(),
+        Err(cancel::Unfinished::PastDeadline) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{REQUEST_TIMEOUT}\n")),
+    }
+}
+
+async fn export(
     reader: web::Data<StatsSchema>,
     params: web::Query<Vec<(String, String)>>,
 ) -> HttpResponse {

@@ -86,6 +86,12 @@ async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
         "{base}/export.csv?site=shop.example&from=2026-11-02&to=2026-11-02&dimensions=PAGE&metrics=VISITORS"
     );
     let sites = json!({"query": "{ sites { name } }"}).to_string();
+    // A refusal that leaves the body unread closes the connection; a pooled client could send
+    // the next request on it just as it closes.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a client");
     for (what, disguise) in disguises() {
         for chunked in [false, true] {
             let body = if chunked {
@@ -95,8 +101,7 @@ async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
             } else {
                 reqwest::Body::from(sites.clone())
             };
-            let answer = s
-                .http
+            let answer = http
                 .post(format!("{base}/query"))
                 .headers(disguise.clone())
                 .header("content-type", "application/json")
@@ -112,8 +117,7 @@ async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
             );
             assert_eq!(text, "", "nothing else");
         }
-        let answer = s
-            .http
+        let answer = http
             .get(&csv)
             .headers(disguise.clone())
             .send()
@@ -124,8 +128,7 @@ async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
         assert_eq!(status, 401, "GET /export.csv with {what}: {text}");
         assert!(!text.contains("secret-page"), "{text}");
         // The subscription route answers a handshake or nothing: never data.
-        let answer = s
-            .http
+        let answer = http
             .get(format!(
                 "{base}/query?query=%7B%20sites%20%7B%20name%20%7D%20%7D"
             ))
@@ -142,8 +145,7 @@ async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
         assert!(!text.contains("shop.example"), "{text}");
     }
     // The scheme is case-insensitive (RFC 6750): `bearer` with a valid token reads.
-    let answer = s
-        .http
+    let answer = http
         .post(format!("{base}/query"))
         .header(
             "authorization",
@@ -310,5 +312,61 @@ async fn one_token_runs_its_own_share_of_queries_and_cannot_hold_up_another() {
         first["errors"].is_null(),
         "and the first one answers: {first}"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_client_left_or_whose_deadline_passed_stops_running_in_postgresql() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        // Only a cancellation can end the held statements within the test's deadlines.
+        s.dashboard.statement_timeout_ms = testkit::ms(600_000);
+        s.dashboard.request_timeout_ms = testkit::ms(60_000);
+    })
+    .await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.stored(1).await;
+    let lock = lock_rollups(&s.db).await;
+    let pages = json!({"site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+                       "metrics": ["VISITORS"], "dimensions": ["PAGE"]});
+
+    // A client that gives up: its statement is cancelled, not left to run.
+    let impatient = {
+        let (http, base, q) = (s.http.clone(), s.dashboard.base.clone(), pages.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/query"))
+                .bearer_auth(testkit::DASHBOARD_TOKEN)
+                .json(&json!({"query": STATS, "variables": {"q": q}}))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+        })
+    };
+    held_statements_reach(&s.db, "the impatient client's statement waits", 1).await;
+    let gone = impatient.await.expect("the client task");
+    assert!(gone.is_err_and(|e| e.is_timeout()), "the client gave up");
+    held_statements_reach(&s.db, "its statement is cancelled once it left", 0).await;
+    lock.rollback().await.expect("released");
+    s.stop().await;
+
+    // A request past dashboard.request_timeout_ms is answered by name, and its statement ends.
+    let s = spawn_stack_with(start, |s| {
+        s.dashboard.statement_timeout_ms = testkit::ms(600_000);
+        s.dashboard.request_timeout_ms = testkit::ms(500);
+    })
+    .await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.stored(1).await;
+    let lock = lock_rollups(&s.db).await;
+    let answer = s.ask(STATS, pages).await;
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "REQUEST_TIMEOUT",
+        "a request past its deadline is refused by name: {answer}"
+    );
+    held_statements_reach(&s.db, "the late request's statement is cancelled", 0).await;
+    lock.rollback().await.expect("released");
     s.stop().await;
 }

@@ -173,6 +173,28 @@ pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
         ),
         ("APP__CONSUMER__ON_OFFSET_OUT_OF_RANGE", policy),
         ("APP__LOG__FILTER", "warn,rskafka=error".into()),
+        ("APP__DASHBOARD__HOST", s.dashboard.host.clone()),
+        ("APP__DASHBOARD__PORT", s.dashboard.port.to_string()),
+        (
+            "APP__DASHBOARD__API_TOKENS",
+            secrets(&s.dashboard.api_tokens),
+        ),
+        (
+            "APP__DASHBOARD__ADMIN_TOKENS",
+            secrets(&s.dashboard.admin_tokens),
+        ),
+        (
+            "APP__DASHBOARD__STATEMENT_TIMEOUT_MS",
+            s.dashboard.statement_timeout_ms.to_string(),
+        ),
+        (
+            "APP__DASHBOARD__REQUEST_TIMEOUT_MS",
+            s.dashboard.request_timeout_ms.to_string(),
+        ),
+        (
+            "APP__DASHBOARD__SHUTDOWN_TIMEOUT_MS",
+            s.dashboard.shutdown_timeout_ms.to_string(),
+        ),
         (
             "APP__ANALYTICS__GEOIP_DATABASE",
             geoip_setting(&s.analytics.geoip_database),
@@ -188,6 +210,12 @@ pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
         env.push(("APP__SERVER__TRUSTED_PROXIES", proxies.join(",")));
     }
     env
+}
+
+/// Tokens as their environment variable lists them.
+fn secrets(tokens: &[settings::SecretString]) -> String {
+    let exposed: Vec<&str> = tokens.iter().map(|t| t.expose_secret()).collect();
+    exposed.join(",")
 }
 
 /// `analytics.geoip_database` as its environment variable says it.

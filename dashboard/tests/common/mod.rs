@@ -22,6 +22,8 @@ pub struct Stack {
     pub db: sea_orm::DatabaseConnection,
     pub now: Arc<Mutex<DateTime<Utc>>>,
     pub http: reqwest::Client,
+    /// What the stack runs with, for a process started beside it.
+    pub settings: settings::Settings,
 }
 
 pub async fn spawn_stack(start: DateTime<Utc>) -> Stack {
@@ -47,7 +49,7 @@ pub async fn spawn_stack_with(
     let consumer = testkit::TestConsumer::start(settings.clone())
         .await
         .expect("consumer");
-    let dashboard = testkit::TestDashboard::start(settings)
+    let dashboard = testkit::TestDashboard::start(settings.clone())
         .await
         .expect("dashboard");
     let db = testkit::connect(&url).await.expect("db");
@@ -58,6 +60,7 @@ pub async fn spawn_stack_with(
         db,
         now,
         http: reqwest::Client::new(),
+        settings,
     }
 }
 
@@ -246,4 +249,27 @@ pub async fn ws_refused(
     })
     .await;
     outcome == Ok(true)
+}
+
+/// Statements of a Stats query inside PostgreSQL waiting on a lock of the rollups.
+const HELD: &str = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                    AND wait_event_type = 'Lock' AND query LIKE '%rollup_days%'";
+
+/// Waits until `n` Stats statements wait on the rollups' lock.
+pub async fn held_statements_reach(db: &sea_orm::DatabaseConnection, what: &str, n: i64) {
+    testkit::poll_until(Duration::from_secs(10), what, || async move {
+        (count(db, HELD).await == n).then_some(())
+    })
+    .await
+    .expect(what);
+}
+
+/// Holds every Stats query that reads the day rollups until the transaction ends.
+pub async fn lock_rollups(db: &sea_orm::DatabaseConnection) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let lock = db.begin().await.expect("a transaction");
+    lock.execute_unprepared("LOCK TABLE rollup_days IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("locked");
+    lock
 }

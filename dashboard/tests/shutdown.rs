@@ -1,0 +1,103 @@
+//! The dashboard binary stops on SIGTERM within its shutdown timeout, whatever its clients hold
+//! open: subscriptions are closed, and a query still inside PostgreSQL ends with it.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_dashboard_with_a_subscription_open_and_a_query_held() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        // Nothing but the shutdown can end the held query.
+        s.dashboard.statement_timeout_ms = testkit::ms(600_000);
+        s.dashboard.request_timeout_ms = testkit::ms(600_000);
+        s.dashboard.shutdown_timeout_ms = testkit::ms(1_000);
+    })
+    .await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.stored(1).await;
+    let mut settings = s.settings.clone();
+    settings.dashboard.port = testkit::free_port().expect("a port");
+    let base = format!("http://127.0.0.1:{}", settings.dashboard.port);
+    let mut dashboard =
+        testkit::ChildProcess::spawn(env!("CARGO_BIN_EXE_dashboard"), &settings).expect("starts");
+    testkit::poll_until(Duration::from_secs(30), "the dashboard is ready", || {
+        let url = format!("{base}/readyz");
+        async move {
+            let answer = reqwest::get(url).await.ok()?;
+            answer.status().is_success().then_some(())
+        }
+    })
+    .await
+    .expect("ready");
+
+    let mut socket = subscribed(&base).await;
+    let lock = lock_rollups(&s.db).await;
+    let held = {
+        let (http, base) = (s.http.clone(), base.clone());
+        let q = json!({"site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
+                       "metrics": ["VISITORS"], "dimensions": ["PAGE"]});
+        tokio::spawn(async move { ask(&http, &base, STATS, q).await })
+    };
+    held_statements_reach(&s.db, "the query waits on the lock", 1).await;
+
+    dashboard.terminate().expect("SIGTERM");
+    let status = dashboard
+        .wait(Duration::from_secs(20))
+        .await
+        .expect("the dashboard exits after its shutdown timeout");
+    assert!(status.success(), "a clean exit, got {status}");
+    held_statements_reach(&s.db, "the held query ends with its dashboard", 0).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(frame)) = socket.next().await {
+            if frame.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the subscription's socket is closed");
+    held.abort();
+    lock.rollback().await.expect("released");
+    s.stop().await;
+}
+
+/// A socket acknowledged with the token, subscribed to the current visitors.
+async fn subscribed(
+    base: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut request = format!("{}/query", base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    let init = json!({"type": "connection_init",
+                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
+    socket
+        .send(Message::text(init.to_string()))
+        .await
+        .expect("init");
+    assert!(!ws_refused(&mut socket).await, "acknowledged");
+    let subscribe = json!({"id": "1", "type": "subscribe",
+                           "payload": {"query": "subscription { currentVisitors(site: \"shop.example\") }"}});
+    socket
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .expect("subscribe");
+    socket
+}
