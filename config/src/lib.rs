@@ -36,6 +36,7 @@ const LIST_KEYS: &[&str] = &[
     "analytics.site_time_zones",
     "dashboard.api_tokens",
     "dashboard.admin_tokens",
+    "dashboard.ws_allowed_origins",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +182,10 @@ pub struct DashboardSettings {
     pub realtime_push_ms: NonZeroU64,
     /// How long a WebSocket may stay open before its `connection_init` is accepted.
     pub ws_init_timeout_ms: NonZeroU64,
+    /// Page origins besides the dashboard's own that may open a WebSocket.
+    pub ws_allowed_origins: Vec<String>,
+    /// The most subscriptions one WebSocket may have open at once.
+    pub max_subscriptions_per_socket: NonZeroUsize,
     /// On SIGTERM/SIGINT: how long in-flight requests may take to finish.
     pub shutdown_timeout_ms: NonZeroU64,
 }

@@ -413,6 +413,28 @@ fn initialized_by(
     })
 }
 
+/// Whether a WebSocket handshake comes from the dashboard's own page: browsers send the page's
+/// `Origin`, which must name this host (or be listed); other clients send none.
+fn same_origin(req: &HttpRequest, allowed: &[String]) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
 async fn subscription(
     schema: web::Data<StatsSchema>,
     tokens: web::Data<Tokens>,
@@ -422,6 +444,11 @@ async fn subscription(
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
     use futures::StreamExt;
+    if !same_origin(&req, &limits.ws_allowed_origins) {
+        return Ok(HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("a WebSocket is accepted from the dashboard's own origin or dashboard.ws_allowed_origins\n"));
+    }
     let wait = limits.ws_init_timeout();
     let initialized = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The socket closes when its frames end: at the init deadline, or when the server stops.
@@ -434,6 +461,7 @@ async fn subscription(
     // Proven by the header's token, or else by the one in `connection_init`.
     let authorized = tokens.accepts(bearer_header(req.headers()));
     let tokens = tokens.get_ref().clone();
+    let most = limits.max_subscriptions_per_socket.get();
     GraphQLSubscription::new(schema.get_ref().clone())
         .on_connection_init(move |init| async move {
             let given = init
@@ -443,7 +471,9 @@ async fn subscription(
                 .and_then(bearer);
             if authorized || tokens.accepts(given) {
                 initialized.store(true, std::sync::atomic::Ordering::Release);
-                Ok(Data::default())
+                let mut data = Data::default();
+                data.insert(schema::SocketSubscriptions::new(most));
+                Ok(data)
             } else {
                 Err(async_graphql::Error::new("unauthorized"))
             }

@@ -392,16 +392,66 @@ impl SubscriptionRoot {
         site: String,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<i64>> + 'ctx> {
         let reader = ctx.data::<Reader>()?;
+        // Held as long as the stream lives: ended by the client or with its socket.
+        let slot = match ctx.data_opt::<SocketSubscriptions>() {
+            Some(socket) => Some(socket.take()?),
+            None => None,
+        };
         let every = reader.limits.realtime_push();
-        Ok(futures::stream::unfold(true, move |first| {
-            let site = site.clone();
-            async move {
-                if !first {
-                    tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+        Ok(futures::stream::unfold(
+            (true, slot),
+            move |(first, slot)| {
+                let site = site.clone();
+                async move {
+                    if !first {
+                        tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+                    }
+                    Some((current(reader, &site).await, (false, slot)))
                 }
-                Some((current(reader, &site).await, false))
-            }
-        }))
+            },
+        ))
+    }
+}
+
+/// The subscriptions one WebSocket has open, at most `dashboard.max_subscriptions_per_socket`:
+/// each one queries the database every push, so one socket cannot ask for thousands.
+pub struct SocketSubscriptions {
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most: usize,
+}
+
+/// One open subscription of a socket; closing it frees its place.
+pub struct SubscriptionSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl SocketSubscriptions {
+    pub fn new(most: usize) -> Self {
+        SocketSubscriptions {
+            open: Default::default(),
+            most,
+        }
+    }
+
+    fn take(&self) -> async_graphql::Result<SubscriptionSlot> {
+        use std::sync::atomic::Ordering;
+        let most = self.most;
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < most).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(SubscriptionSlot(std::sync::Arc::clone(&self.open))),
+            Err(_) => Err(async_graphql::Error::new(format!(
+                "this socket has {most} subscriptions open (dashboard.max_subscriptions_per_socket); complete one first"
+            ))
+            .extend_with(|_, ext| ext.set("code", "TOO_MANY_SUBSCRIPTIONS"))),
+        }
+    }
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -370,3 +370,126 @@ async fn a_request_whose_client_left_or_whose_deadline_passed_stops_running_in_p
     lock.rollback().await.expect("released");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_socket_holds_at_most_its_share_of_subscriptions_and_a_completed_one_frees_its_place() {
+    use futures::StreamExt;
+    let url = testkit::fresh_database().await.expect("database");
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    settings.dashboard.max_subscriptions_per_socket = std::num::NonZeroUsize::new(2).expect("2");
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    let init = json!({"type": "connection_init",
+                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("init");
+    assert!(!ws_refused(&mut ws).await, "acknowledged");
+    let subscribe = |id: &str| {
+        let message = json!({"id": id, "type": "subscribe",
+            "payload": {"query": "subscription { currentVisitors(site: \"shop.example\") }"}});
+        Message::text(message.to_string())
+    };
+    // The first answer for a subscription: its first count, or its error.
+    async fn first_for(
+        ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+        id: &str,
+    ) -> Value {
+        let wait = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(Ok(frame)) = ws.next().await {
+                let Ok(text) = frame.to_text() else { continue };
+                let Ok(body) = serde_json::from_str::<Value>(text) else {
+                    continue;
+                };
+                if body["id"] == id && matches!(body["type"].as_str(), Some("next" | "error")) {
+                    return body;
+                }
+            }
+            Value::Null
+        });
+        wait.await.expect("an answer in time")
+    }
+    for id in ["1", "2"] {
+        ws.send(subscribe(id)).await.expect("subscribe");
+        let first = first_for(&mut ws, id).await;
+        assert!(
+            first["type"] == "next" && first["payload"]["errors"].is_null(),
+            "subscription {id} counts: {first}"
+        );
+    }
+    ws.send(subscribe("3")).await.expect("subscribe");
+    let third = first_for(&mut ws, "3").await;
+    assert_eq!(
+        third["payload"]["errors"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS",
+        "a third is refused by name: {third}"
+    );
+    assert!(third["payload"]["data"].is_null(), "with no count: {third}");
+    let complete = json!({"id": "1", "type": "complete"});
+    ws.send(Message::text(complete.to_string()))
+        .await
+        .expect("complete");
+    // Messages are handled in order: the completed one is gone before the next subscribe.
+    ws.send(subscribe("4")).await.expect("subscribe");
+    let fourth = first_for(&mut ws, "4").await;
+    assert!(
+        fourth["type"] == "next" && fourth["payload"]["errors"].is_null(),
+        "a completed subscription frees its place: {fourth}"
+    );
+    dashboard.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_from_another_sites_page_is_refused_at_the_handshake() {
+    let url = testkit::fresh_database().await.expect("database");
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    settings.dashboard.ws_allowed_origins = vec!["https://stats.example.com".into()];
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let own = dashboard.base.clone();
+    let handshake = |origin: Option<&str>| {
+        let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
+            .into_client_request()
+            .expect("request");
+        let headers = request.headers_mut();
+        headers.insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        if let Some(origin) = origin {
+            headers.insert("origin", origin.parse().expect("header"));
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+    for foreign in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let refused = handshake(Some(foreign)).await;
+        assert!(
+            matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+            "Origin {foreign} is refused with 403: {refused:?}"
+        );
+    }
+    for welcome in [Some(own.as_str()), Some("https://stats.example.com"), None] {
+        let (mut ws, _) = handshake(welcome).await.expect("the handshake completes");
+        let init = json!({"type": "connection_init",
+                          "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
+        ws.send(Message::text(init.to_string()))
+            .await
+            .expect("init");
+        assert!(
+            !ws_refused(&mut ws).await,
+            "Origin {welcome:?} is acknowledged"
+        );
+    }
+    dashboard.stop().await.expect("stops");
+}
