@@ -419,6 +419,8 @@ impl Coordinator {
                         "leases expired; stopping all partitions until the database answers"
                     );
                     self.stop_all().await;
+                    // Lag matters most now: it stays on show, marked as waiting.
+                    self.ctx.metrics.unreachable();
                 }
             }
         }
@@ -436,6 +438,9 @@ impl Coordinator {
         for key in owned {
             self.start_worker(key);
         }
+        self.ctx
+            .metrics
+            .keep_only(|key| self.running.contains_key(key));
         Ok(())
     }
 

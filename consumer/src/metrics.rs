@@ -2,8 +2,10 @@
 //!
 //! Counters go through the `metrics` facade (labelled by topic, and by partition where it says
 //! which partition lost or skipped records). The per-partition gauges (offsets, high watermark,
-//! lag) are this instance's own state instead: they exist while this consumer owns the
-//! partition, so a partition handed to another consumer leaves no stale lag behind here.
+//! lag) are this instance's own state instead: each rebalance keeps only the partitions this
+//! consumer owns, so a partition handed to another consumer leaves no stale lag behind here.
+//! While the database cannot be reached nothing is rebalanced: the partitions keep their last
+//! values, marked waiting (`database_unavailable`), for as long as that lasts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,7 +17,8 @@ use crate::store::Committed;
 pub struct PartitionState {
     pub next_offset: i64,
     pub high_watermark: i64,
-    /// Why the partition is not being consumed (`log_replaced`, `beyond_high_watermark`).
+    /// Why the partition is not being consumed (`log_replaced`, `beyond_high_watermark`,
+    /// `database_unavailable`).
     pub waiting: Option<&'static str>,
 }
 
@@ -25,6 +28,9 @@ impl PartitionState {
         self.high_watermark - self.next_offset
     }
 }
+
+/// Why a partition is not consumed while the database cannot be reached.
+pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
 
 #[derive(Default)]
 pub struct Metrics {
@@ -95,9 +101,21 @@ impl Metrics {
         .increment(1);
     }
 
-    pub fn forget(&self, topic: &str, partition: i32) {
+    /// The database cannot be reached and the partitions are stopped: their last state stays
+    /// on show, waiting for `database_unavailable`, until a rebalance decides whose they are.
+    pub fn unreachable(&self) {
         if let Ok(mut map) = self.partitions.lock() {
-            map.remove(&(topic.to_owned(), partition));
+            for state in map.values_mut() {
+                state.waiting = Some(DATABASE_UNAVAILABLE);
+            }
+        }
+    }
+
+    /// After a rebalance: forgets the partitions `ours` does not claim (handed to another
+    /// consumer, or gone from the topic).
+    pub fn keep_only(&self, ours: impl Fn(&(String, i32)) -> bool) {
+        if let Ok(mut map) = self.partitions.lock() {
+            map.retain(|key, _| ours(key));
         }
     }
 
@@ -148,7 +166,7 @@ impl Metrics {
         let name = "pageviews_consumer_waiting";
         let _ = writeln!(
             out,
-            "# HELP {name} 1 while a partition waits for an operator instead of consuming, by reason."
+            "# HELP {name} 1 while a partition is not consumed, by reason: an operator's decision (log_replaced, beyond_high_watermark) or the database (database_unavailable)."
         );
         let _ = writeln!(out, "# TYPE {name} gauge");
         for ((topic, partition), state) in &partitions {

@@ -122,7 +122,6 @@ impl Worker {
         async move {
             tracing::info!("consuming partition");
             self.consume().await;
-            self.ctx.metrics.forget(&self.topic, self.partition);
             tracing::info!("stopped consuming partition");
         }
         .instrument(span)

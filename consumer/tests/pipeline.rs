@@ -380,6 +380,29 @@ async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
 
     pg.stop().await.expect("stop PostgreSQL");
     produce(&s.kafka, &s.topic, &views(3_000, "during")).await;
+    // Once the leases expire the partitions stop; their lag stays on show, marked as waiting.
+    let waiting = testkit::poll_until(
+        Duration::from_secs(30),
+        "every partition shown waiting for the database",
+        || {
+            let consumer = &consumer;
+            async move {
+                let text = consumer.metrics().await.ok()?;
+                let waiting = text
+                    .lines()
+                    .filter(|l| l.contains("reason=\"database_unavailable\"} 1"))
+                    .count();
+                (waiting == PARTITIONS as usize).then_some(text)
+            }
+        },
+    )
+    .await
+    .expect("shown waiting");
+    let lags = waiting
+        .lines()
+        .filter(|l| l.starts_with("pageviews_consumer_lag{"))
+        .count();
+    assert_eq!(lags, PARTITIONS as usize, "with their lag: {waiting}");
     pg.resume().await.expect("start PostgreSQL again");
     produce(&s.kafka, &s.topic, &views(3_000, "after")).await;
 
@@ -391,6 +414,11 @@ async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
     )
     .await;
     assert_no_gaps_and_offsets_at_high_watermark(&s).await;
+    let text = consumer.metrics().await.expect("metrics");
+    assert!(
+        !text.contains("reason=\"database_unavailable\""),
+        "no longer waiting once the database is back: {text}"
+    );
     consumer.stop().await.expect("the consumer stops");
     assert_rollups_equal_a_recomputation(&s, 9_000).await;
 }

@@ -553,9 +553,12 @@ async fn export(
         .body(export::csv(&header, &rows))
 }
 
+/// Ready while the database answers within `READY_WITHIN`: a probe must hear "not ready"
+/// sooner than the pool's connect timeout would say it.
 async fn ready(db: web::Data<DatabaseConnection>) -> HttpResponse {
-    match db.execute_unprepared("SELECT 1").await {
-        Ok(_) => HttpResponse::Ok().body("ready"),
-        Err(_) => HttpResponse::ServiceUnavailable().body("the database does not answer"),
+    const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+    match tokio::time::timeout(READY_WITHIN, db.execute_unprepared("SELECT 1")).await {
+        Ok(Ok(_)) => HttpResponse::Ok().body("ready"),
+        _ => HttpResponse::ServiceUnavailable().body("the database does not answer"),
     }
 }

@@ -1,5 +1,6 @@
 //! The dashboard binary stops on SIGTERM within its shutdown timeout, whatever its clients hold
-//! open: subscriptions are closed, and a query still inside PostgreSQL ends with it.
+//! open: subscriptions are closed, and a query still inside PostgreSQL ends with it. And it
+//! says it is not ready, within a probe's patience, while PostgreSQL is down.
 
 mod common;
 
@@ -100,4 +101,52 @@ async fn subscribed(
         .await
         .expect("subscribe");
     socket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_to_503_within_a_probes_patience_while_postgresql_hangs_or_is_down_and_back_after(
+) {
+    let pg = testkit::Postgres::start().await.expect("own PostgreSQL");
+    let url = testkit::fresh_database_on(&pg.admin_url())
+        .await
+        .expect("database");
+    let settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    // A Kubernetes probe gives up after 1 s by default.
+    let probe = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("a client");
+    let readiness = || {
+        let (probe, url) = (probe.clone(), format!("{}/readyz", dashboard.base));
+        async move { probe.get(url).send().await.map(|a| a.status().as_u16()) }
+    };
+    assert_eq!(readiness().await.expect("answered"), 200, "ready");
+    // Stopped, it refuses connections at once; frozen, it answers nothing, and only a bound on
+    // the check itself answers the probe in time.
+    pg.freeze().expect("PostgreSQL frozen");
+    let frozen = readiness().await;
+    pg.thaw().expect("PostgreSQL thawed");
+    assert_eq!(
+        frozen.expect("answered before the probe gives up"),
+        503,
+        "not ready while the database does not answer"
+    );
+    pg.stop().await.expect("PostgreSQL stops");
+    assert_eq!(
+        readiness()
+            .await
+            .expect("answered before the probe gives up"),
+        503,
+        "not ready while the database is down"
+    );
+    pg.resume().await.expect("PostgreSQL starts again");
+    testkit::poll_until(Duration::from_secs(30), "ready again", || async {
+        (readiness().await.ok()? == 200).then_some(())
+    })
+    .await
+    .expect("ready again");
+    dashboard.stop().await.expect("stops");
 }

@@ -674,8 +674,56 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// SIGSTOP to the whole cluster: it neither answers nor refuses, as behind a lost network.
+    pub fn freeze(&self) -> Result<()> {
+        self.signal_all(nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// SIGCONT: it goes on where it stopped.
+    pub fn thaw(&self) -> Result<()> {
+        self.signal_all(nix::sys::signal::Signal::SIGCONT)
+    }
+
+    /// The postmaster (first line of `postmaster.pid`) and its children.
+    fn signal_all(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid_file = std::fs::read_to_string(self.dir.join("postmaster.pid"))
+            .context("reading postmaster.pid")?;
+        let postmaster: i32 = pid_file
+            .lines()
+            .next()
+            .context("an empty postmaster.pid")?
+            .trim()
+            .parse()?;
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid …": the command may hold spaces, so read after its ')'.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            if parent == Some(postmaster) {
+                pids.extend(
+                    entry
+                        .file_name()
+                        .to_str()
+                        .and_then(|n| n.parse::<i32>().ok()),
+                );
+            }
+        }
+        for pid in pids {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+                .with_context(|| format!("{signal} to {pid}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
+        let _ = self.thaw();
         stack_blocking(&["pg-stop", &path(&self.dir)]);
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(self.dir.with_extension("initdb.log"));
