@@ -13,6 +13,7 @@ export APP__DATABASE__URL=${APP__DATABASE__URL:-postgres://postgres:postgres@loc
 export APP__KAFKA__BROKERS=${APP__KAFKA__BROKERS:-localhost:9092}
 HTTP_PORT=${APP__SERVER__PORT:-8080}
 METRICS_PORT=${APP__CONSUMER__METRICS_PORT:-9100}
+PRODUCER_METRICS_PORT=${APP__SERVER__METRICS_PORT:-9101}
 DASHBOARD_PORT=${APP__DASHBOARD__PORT:-8081}
 # A reverse proxy on this machine may name the client (X-Forwarded-For); nobody else can.
 export APP__SERVER__TRUSTED_PROXIES=${APP__SERVER__TRUSTED_PROXIES:-127.0.0.1,::1}
@@ -58,6 +59,7 @@ The pipeline is up.
   GraphQL:    POST http://localhost:$HTTP_PORT/query
   Health:     http://localhost:$HTTP_PORT/healthz  http://localhost:$HTTP_PORT/readyz
   Metrics:    http://localhost:$METRICS_PORT/metrics  (consumer: events stored, dead letters, lag)
+              http://localhost:$PRODUCER_METRICS_PORT/metrics  (producer: requests, produce latency)
   Dashboard:  http://localhost:$DASHBOARD_PORT/   (asks once for the token below; make demo sends sample traffic)
   Stats API:  POST http://localhost:$DASHBOARD_PORT/query   CSV: http://localhost:$DASHBOARD_PORT/export.csv
   API token:  $TOKEN   (kept in .data/dashboard-token; header "Authorization: Bearer <token>")

@@ -234,6 +234,9 @@ pub struct ServerSettings {
     /// Peers whose `X-Forwarded-For` / `Forwarded` header names the client (IPs or CIDRs).
     pub trusted_proxies: Vec<IpNet>,
     pub shutdown_timeout_ms: u64,
+    /// Where `/metrics` is served: apart from the public port.
+    pub metrics_host: String,
+    pub metrics_port: u16,
 }
 
 /// An IP network: `10.0.0.0/8`, `::1/128`, or one address (`127.0.0.1`).

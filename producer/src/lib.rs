@@ -54,6 +54,9 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics`, apart from the public port.
+    metrics: Server,
+    metrics_port: u16,
     sink: Arc<EventSink>,
     geo: Arc<GeoIp>,
     /// Receive times and the salts' days.
@@ -108,9 +111,12 @@ impl Application {
             Arc::clone(&geo),
         )
         .map_err(bind_err)?;
+        let (metrics, metrics_port) = metrics_server(&settings.server)?;
         Ok(Application {
             port,
             server,
+            metrics,
+            metrics_port,
             sink,
             geo,
             clock,
@@ -121,26 +127,52 @@ impl Application {
         self.port
     }
 
+    /// Where `/metrics` is served.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
     /// Serves until `shutdown` resolves, then shuts down gracefully: no acknowledged event is lost.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics_handle = self.metrics.handle();
         let mut server = tokio::spawn(self.server);
+        let mut metrics = tokio::spawn(self.metrics);
         let salts = tokio::spawn(maintain_salts(Arc::clone(&self.sink), self.clock.clone()));
         let geo = tokio::spawn(reload_geoip(Arc::clone(&self.geo)));
         let result = tokio::select! {
             joined = &mut server => joined,
+            joined = &mut metrics => {
+                tracing::error!("the metrics server stopped; stopping");
+                handle.stop(true).await;
+                server.await.and(joined)
+            }
             () = shutdown => {
                 tracing::info!("shutting down: no new connections, finishing in-flight requests");
                 handle.stop(true).await;
                 server.await
             }
         };
+        metrics_handle.stop(false).await;
         salts.abort();
         geo.abort();
         self.sink.flush().await;
         tracing::info!("producer stopped");
         result.map_err(std::io::Error::other)?
     }
+}
+
+/// Binds `server.metrics_host:metrics_port` and serves `/metrics` there.
+fn metrics_server(settings: &settings::ServerSettings) -> Result<(Server, u16), StartError> {
+    let address = format!("{}:{}", settings.metrics_host, settings.metrics_port);
+    let bind_err = |source| StartError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&address).map_err(bind_err)?;
+    let port = listener.local_addr().map_err(bind_err)?.port();
+    let server = routes::metrics_server(listener).map_err(bind_err)?;
+    Ok((server, port))
 }
 
 /// Makes each day's salt and deletes expired ones even when no page view arrives, so that a

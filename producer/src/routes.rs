@@ -1,5 +1,5 @@
 //! The HTTP surface: routes (`/query`, `/`, `/graphiql.js`, `/tracker.js`, `/healthz`,
-//! `/readyz`, `/metrics`; 405 for other methods), CORS, security headers, the request span, and
+//! `/readyz`; 405 for other methods), CORS, security headers, the request span, and
 //! `TCP_NODELAY` on accepted connections.
 
 use std::net::TcpListener;
@@ -88,7 +88,6 @@ pub(crate) fn http_server(
             ))
             .service(only("/healthz", web::get().to(healthz)))
             .service(only("/readyz", web::get().to(readyz)))
-            .service(only("/metrics", web::get().to(metrics_text)))
     })
     // An answer's last partial segment must not wait for the client's delayed ACK.
     .tcp_nodelay(true)
@@ -131,6 +130,19 @@ pub(crate) fn http_error(
     builder.json(serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code, "retryable": false } }]
     }))
+}
+
+/// `/metrics` and `/healthz` on their own listener (`server.metrics_host:metrics_port`).
+pub(crate) fn metrics_server(listener: TcpListener) -> std::io::Result<Server> {
+    Ok(HttpServer::new(|| {
+        App::new()
+            .service(only("/metrics", web::get().to(metrics_text)))
+            .service(only("/healthz", web::get().to(healthz)))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
 }
 
 /// GET /metrics: requests by outcome, produce latency and batch sizes, events in flight.

@@ -668,7 +668,23 @@ async fn metrics_count_requests_by_outcome_and_time_the_produces() {
     let refused = app.graphql(bad).await;
     assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
 
-    let text = app.get_text("/metrics").await;
+    // Websites reach the public port; the counters are served apart.
+    let public = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(public.status(), 404, "no /metrics on the public port");
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.app.metrics))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
     // Counters are per process and tests share it: at least ours are there.
     let count = |line_start: &str| {
         text.lines()

@@ -109,6 +109,7 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
         .collect();
     s.consumer.metrics_host = "127.0.0.1".into();
     s.consumer.metrics_port = 0;
+    s.server.metrics_port = 0;
     s.consumer.lease_ttl_ms = ms(2000);
     s.consumer.lease_renew_ms = ms(250);
     s.consumer.partition_refresh_ms = ms(1000);
@@ -137,6 +138,11 @@ pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
         ("APP_CONFIG_DIR", "/nonexistent".into()),
         ("APP__SERVER__HOST", s.server.host.clone()),
         ("APP__SERVER__PORT", s.server.port.to_string()),
+        ("APP__SERVER__METRICS_HOST", s.server.metrics_host.clone()),
+        (
+            "APP__SERVER__METRICS_PORT",
+            s.server.metrics_port.to_string(),
+        ),
         ("APP__KAFKA__BROKERS", k.brokers.join(",")),
         ("APP__KAFKA__TOPIC_PREFIX", k.topic_prefix.clone()),
         (
@@ -764,6 +770,8 @@ type BoxedShutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct TestProducer {
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// `http://127.0.0.1:PORT` of its `/metrics`.
+    pub metrics: String,
     serving: Serving,
 }
 
@@ -782,8 +790,13 @@ impl TestProducer {
             .await
             .context("the producer starts")?;
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics = format!("http://127.0.0.1:{}", app.metrics_port());
         let serving = Serving::spawn(|shutdown| app.run_until(shutdown));
-        Ok(TestProducer { base, serving })
+        Ok(TestProducer {
+            base,
+            metrics,
+            serving,
+        })
     }
 
     /// Graceful shutdown: in-flight requests finish and the batch producers are flushed.
