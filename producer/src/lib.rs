@@ -111,7 +111,12 @@ impl Application {
             Arc::clone(&geo),
         )
         .map_err(bind_err)?;
-        let (metrics, metrics_port) = metrics_server(&settings.server)?;
+        let address = format!(
+            "{}:{}",
+            settings.server.metrics_host, settings.server.metrics_port
+        );
+        let (metrics, metrics_port) =
+            metrics_server(&address).map_err(|source| StartError::Bind { address, source })?;
         Ok(Application {
             port,
             server,
@@ -162,17 +167,11 @@ impl Application {
     }
 }
 
-/// Binds `server.metrics_host:metrics_port` and serves `/metrics` there.
-fn metrics_server(settings: &settings::ServerSettings) -> Result<(Server, u16), StartError> {
-    let address = format!("{}:{}", settings.metrics_host, settings.metrics_port);
-    let bind_err = |source| StartError::Bind {
-        address: address.clone(),
-        source,
-    };
-    let listener = TcpListener::bind(&address).map_err(bind_err)?;
-    let port = listener.local_addr().map_err(bind_err)?.port();
-    let server = routes::metrics_server(listener).map_err(bind_err)?;
-    Ok((server, port))
+/// Binds `address` and serves `/metrics` there.
+fn metrics_server(address: &str) -> std::io::Result<(Server, u16)> {
+    let listener = TcpListener::bind(address)?;
+    let port = listener.local_addr()?.port();
+    Ok((routes::metrics_server(listener)?, port))
 }
 
 /// Makes each day's salt and deletes expired ones even when no page view arrives, so that a
