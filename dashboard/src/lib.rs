@@ -19,6 +19,7 @@
 //! knows the tables only through the `analytics` model and the column names of `visits`.
 
 mod access;
+mod attempts;
 mod body;
 mod cancel;
 mod departure;
@@ -193,6 +194,9 @@ impl Application {
         });
         let limits = settings.dashboard.clone();
         let stopping = CancellationToken::new();
+        let wrong = web::Data::new(attempts::WrongTokens::new(
+            settings.dashboard.wrong_tokens_per_minute.get(),
+        ));
         let ends = stopping.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -204,6 +208,7 @@ impl Application {
                 .app_data(web::Data::new(body::BodyLimits::of(&limits)))
                 .app_data(web::Data::new(limits.clone()))
                 .app_data(web::Data::new(ends.clone()))
+                .app_data(wrong.clone())
                 .route("/query", web::post().to(graphql))
                 .route("/query", web::get().to(subscription))
                 .route("/export.csv", web::get().to(export_csv))
@@ -308,20 +313,45 @@ async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let token = bearer_header(req.headers());
-    let tokens = req.app_data::<web::Data<Tokens>>().cloned();
-    let allowed = is_open(&req)
-        || defers_to_connection_init(&req)
-        || tokens.is_some_and(|t| t.accepts(token));
-    if !allowed {
-        let refusal = HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-            .finish();
+    if is_open(&req) || defers_to_connection_init(&req) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let (Some(tokens), Some(wrong)) = (
+        req.app_data::<web::Data<Tokens>>().cloned(),
+        req.app_data::<web::Data<attempts::WrongTokens>>().cloned(),
+    ) else {
+        return Ok(req
+            .into_response(HttpResponse::InternalServerError().finish())
+            .map_into_right_body());
+    };
+    let peer = req.peer_addr().map(|a| a.ip());
+    // Over its budget of wrong tokens, an address is refused before any token is compared.
+    if !wrong.allows(peer) {
+        let refusal = HttpResponse::TooManyRequests()
+            .insert_header((
+                header::RETRY_AFTER,
+                wrong.retry_after().as_secs().to_string(),
+            ))
+            .body("too many wrong tokens from this address (dashboard.wrong_tokens_per_minute)\n");
         return Ok(req.into_response(refusal).map_into_right_body());
     }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
+    if tokens.accepts(bearer_header(req.headers())) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    // A missing header guesses nothing; any other refused one counts.
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        wrong.wrong(peer);
+    }
+    let refusal = HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+        .finish();
+    Ok(req.into_response(refusal).map_into_right_body())
 }
 
 /// A query runs with the role of its token (the middleware let only valid tokens through).
@@ -438,6 +468,7 @@ fn same_origin(req: &HttpRequest, allowed: &[String]) -> bool {
 async fn subscription(
     schema: web::Data<StatsSchema>,
     tokens: web::Data<Tokens>,
+    wrong: web::Data<attempts::WrongTokens>,
     limits: web::Data<settings::DashboardSettings>,
     stopping: web::Data<CancellationToken>,
     req: HttpRequest,
@@ -462,6 +493,7 @@ async fn subscription(
     let authorized = tokens.accepts(bearer_header(req.headers()));
     let tokens = tokens.get_ref().clone();
     let most = limits.max_subscriptions_per_socket.get();
+    let peer = req.peer_addr().map(|a| a.ip());
     GraphQLSubscription::new(schema.get_ref().clone())
         .on_connection_init(move |init| async move {
             let given = init
@@ -469,12 +501,18 @@ async fn subscription(
                 .or_else(|| init.get("Authorization"))
                 .and_then(|v| v.as_str())
                 .and_then(bearer);
+            if !authorized && !wrong.allows(peer) {
+                return Err(async_graphql::Error::new(
+                    "too many wrong tokens from this address (dashboard.wrong_tokens_per_minute)",
+                ));
+            }
             if authorized || tokens.accepts(given) {
                 initialized.store(true, std::sync::atomic::Ordering::Release);
                 let mut data = Data::default();
                 data.insert(schema::SocketSubscriptions::new(most));
                 Ok(data)
             } else {
+                wrong.wrong(peer);
                 Err(async_graphql::Error::new("unauthorized"))
             }
         })

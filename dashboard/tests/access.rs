@@ -493,3 +493,74 @@ async fn a_websocket_from_another_sites_page_is_refused_at_the_handshake() {
     }
     dashboard.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_past_its_wrong_token_budget_is_refused_even_a_right_token_and_others_are_not() {
+    let url = testkit::fresh_database().await.expect("database");
+    let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
+    settings.dashboard.wrong_tokens_per_minute = std::num::NonZeroU32::new(3).expect("3");
+    let dashboard = testkit::TestDashboard::start(settings)
+        .await
+        .expect("dashboard");
+    let from = |address: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(address))
+            .build()
+            .expect("a client")
+    };
+    let (guesser, neighbour) = (from([127, 0, 0, 1]), from([127, 0, 0, 2]));
+    let sites = json!({"query": "{ sites { name } }"});
+    let ask = |http: &reqwest::Client, token: &str| {
+        let request = http
+            .post(format!("{}/query", dashboard.base))
+            .bearer_auth(token)
+            .json(&sites);
+        async move { request.send().await.expect("answered") }
+    };
+    for guess in 0..3 {
+        let answer = ask(&guesser, &format!("wrong-token-number-{guess:06}")).await;
+        assert_eq!(answer.status(), 401, "wrong token {guess} is refused");
+    }
+    let past = ask(&guesser, "wrong-token-number-000004").await;
+    assert_eq!(past.status(), 429, "past the budget");
+    assert_eq!(
+        past.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(b"20".as_slice()),
+        "one wrong token's refill: 60 s / 3"
+    );
+    let right = ask(&guesser, testkit::DASHBOARD_TOKEN).await;
+    assert_eq!(
+        right.status(),
+        429,
+        "a right guess is refused too, so guessing goes no faster than the budget"
+    );
+    let csv = guesser
+        .get(format!("{}/export.csv?site=x&period=TODAY", dashboard.base))
+        .bearer_auth(testkit::DASHBOARD_TOKEN)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(csv.status(), 429, "on every route that needs a token");
+    let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connects");
+    let init = json!({"type": "connection_init",
+                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
+    ws.send(Message::text(init.to_string()))
+        .await
+        .expect("init");
+    assert!(
+        ws_refused(&mut ws).await,
+        "and a WebSocket's connection_init"
+    );
+    let other = ask(&neighbour, testkit::DASHBOARD_TOKEN).await;
+    assert_eq!(other.status(), 200, "another address reads as before");
+    dashboard.stop().await.expect("stops");
+}
