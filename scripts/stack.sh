@@ -11,6 +11,7 @@
 #   stack.sh ensure-geoip                 fetch the pinned IP-to-country database (npm, CC0) once
 #                                         (cached); prints its folder: country.mmdb, LICENSE
 #   stack.sh ensure-geoip-tests           the same, and the tests' databases in its test/ folder
+#   stack.sh ensure-kafka-python          kafka-python once (cached venv), print its python
 #   stack.sh ensure-geoip-city            a city database for the benchmark (DB-IP, 63 MB); prints it
 #   stack.sh kafka-start DIR PORT         one combined broker+controller node on 127.0.0.1:PORT, data
 #                                         in DIR (formatted on first start, kept after); waits until
@@ -140,6 +141,22 @@ ensure_mmdb_writer() {
             || die "cannot create a Python venv in $venv"
         "$venv/bin/pip" install -q "mmdb-writer==$MMDB_WRITER_VERSION" "netaddr==1.3.0" >&2 \
             || die "pip could not install mmdb-writer $MMDB_WRITER_VERSION"
+        touch "$venv/complete"
+    fi
+    echo "$venv/bin/python"
+}
+
+KAFKA_PYTHON_VERSION=3.0.12
+
+# kafka-python (PyPI) in a cached venv: an independent Kafka client for the test that sends a
+# record exactly as the tutorial's producer does (scripts/tutorial/produce.py); prints its python.
+ensure_kafka_python() {
+    local venv=$TOOLS_DIR/kafka-python-$KAFKA_PYTHON_VERSION
+    if [ ! -f "$venv/complete" ]; then
+        python3 -m venv "$venv" >&2 || { apt_install python3-venv && python3 -m venv "$venv" >&2; } \
+            || die "cannot create a Python venv in $venv"
+        "$venv/bin/pip" install -q "kafka-python==$KAFKA_PYTHON_VERSION" >&2 \
+            || die "pip could not install kafka-python $KAFKA_PYTHON_VERSION"
         touch "$venv/complete"
     fi
     echo "$venv/bin/python"
@@ -465,6 +482,7 @@ scratch_up() {
     PAGEVIEWS_PG_OPTIONS="-c track_commit_timestamp=on ${PAGEVIEWS_PG_OPTIONS:-}" pg_start "$dir/pg" "$port"
     echo "export PAGEVIEWS_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$port/postgres"
     echo "export PAGEVIEWS_TEST_GEOIP_DIR=$(ensure_geoip_tests)"
+    echo "export PAGEVIEWS_TEST_KAFKA_PYTHON=$(ensure_kafka_python)"
 }
 
 scratch_down() {
@@ -482,6 +500,7 @@ case "$cmd" in
     ensure-browser) ensure_browser ;;
     ensure-geoip) ensure_geoip ;;
     ensure-geoip-tests) ensure_geoip_tests ;;
+    ensure-kafka-python) ensure_kafka_python ;;
     ensure-geoip-city) ensure_geoip_city ;;
     java) java_bin ;;
     kafka-start) kafka_start "$@" ;;
@@ -500,5 +519,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|ensure-geoip-tests|ensure-geoip-city|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|ensure-geoip-tests|ensure-geoip-city|ensure-kafka-python|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

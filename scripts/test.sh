@@ -20,6 +20,9 @@ $stack ensure-browser >/dev/null
 # The real country database and MaxMind's test databases (testkit::geoip_dir).
 geoip_dir=$($stack ensure-geoip-tests)
 export PAGEVIEWS_TEST_GEOIP_DIR=${PAGEVIEWS_TEST_GEOIP_DIR:-$geoip_dir}
+# An independent Kafka client, to send a record as the tutorial's producer does.
+kafka_python=$($stack ensure-kafka-python)
+export PAGEVIEWS_TEST_KAFKA_PYTHON=${PAGEVIEWS_TEST_KAFKA_PYTHON:-$kafka_python}
 
 run_dir=$(mktemp -d /tmp/pageviews-test.XXXXXX)
 trap '$stack scratch-down "$run_dir"' EXIT

@@ -668,16 +668,14 @@ async fn a_poison_record_delivered_twice_is_one_dead_letter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_in_the_tutorials_own_json_is_stored_once_redelivered_or_not() {
     let s = setup().await;
-    // What the tutorial's Go producer writes: a Unix-seconds id, no key, no receive time.
-    let tutorial = br#"{"id":"1796118828","eventType":"PAGE_VIEW","userId":"some_session_id","path":"/test","search":"?q=foo","title":"Kafka Demo","url":"kafka.demo.com"}"#;
-    let sent_at = chrono::DateTime::from_timestamp(1_796_118_828, 0).expect("a time");
-    let record = Record {
-        key: None,
-        value: Some(tutorial.to_vec()),
-        headers: Default::default(),
-        timestamp: sent_at,
-    };
-    produce_raw(&s.kafka, &s.topic, 1, vec![record]).await;
+    // What the tutorial's Go producer writes, sent by another client (kafka-python): a
+    // Unix-seconds id, no key, no receive time, the client's timestamp on the record.
+    let sent = testkit::produce_as_the_tutorial(&s.settings.kafka.brokers.join(","), &s.topic, 1)
+        .await
+        .expect("kafka-python sends the record");
+    let id = sent["id"].as_str().expect("an id").to_owned();
+    let timestamp_ms = sent["timestamp_ms"].as_i64().expect("a timestamp");
+    assert_eq!(sent["offset"], 0, "the partition's first record: {sent}");
     let consumer = in_process(s.settings.clone()).await;
     assert_no_gaps_after_storing(&s, 1).await;
     consumer.stop().await.expect("the consumer stops");
@@ -693,11 +691,13 @@ async fn a_record_in_the_tutorials_own_json_is_stored_once_redelivered_or_not() 
     consumer.stop().await.expect("the consumer stops");
 
     assert_eq!(count(&s.db, "SELECT count(*) FROM dead_letters").await, 0);
-    let stored = "SELECT count(*) FROM kafka_events WHERE source_id = '1796118828' \
-                  AND user_id = 'some_session_id' AND path = '/test' AND site = 'kafka.demo.com' \
-                  AND received_at = to_timestamp(1796118828) AND visitor_id IS NULL";
+    let stored = format!(
+        "SELECT count(*) FROM kafka_events WHERE source_id = '{id}' \
+         AND user_id = 'some_session_id' AND path = '/test' AND site = 'kafka.demo.com' \
+         AND received_at = to_timestamp({timestamp_ms} / 1000.0) AND visitor_id IS NULL"
+    );
     assert_eq!(
-        count(&s.db, stored).await,
+        count(&s.db, &stored).await,
         1,
         "stored once, its own id kept"
     );

@@ -54,6 +54,33 @@ pub fn geoip_dir() -> PathBuf {
     PathBuf::from(shared_env("PAGEVIEWS_TEST_GEOIP_DIR"))
 }
 
+/// Sends one record exactly as the tutorial's Go producer writes it, with kafka-python (an
+/// independent client; `make test` installs it and passes its python in
+/// `PAGEVIEWS_TEST_KAFKA_PYTHON`). Returns what the script prints: id, partition, offset and
+/// timestamp_ms.
+pub async fn produce_as_the_tutorial(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+) -> Result<serde_json::Value> {
+    let python = shared_env("PAGEVIEWS_TEST_KAFKA_PYTHON");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tutorial/produce.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .args([brokers, topic, &partition.to_string()])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .context("kafka-python did not finish within 60 s")??;
+    anyhow::ensure!(
+        out.status.success(),
+        "kafka-python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 /// The real, free country database `make up` uses (ip-location-db's flat layout).
 pub fn country_database() -> settings::GeoIpDatabase {
     settings::GeoIpDatabase::File(geoip_dir().join("country.mmdb"))
