@@ -238,6 +238,25 @@ async fn the_stats_api_counts_exactly_the_visits_a_known_mix_of_page_views_makes
         csv.text().await.expect("text"),
         "device,visitors,bounce_rate\r\ndesktop,2,67\r\nmobile,1,50\r\n"
     );
+    // A date that is no date is the client's mistake, named as such, not the database's.
+    for (from, to) in [
+        ("2026-13-45", "2026-11-02"),
+        ("+262142-12-31", "2026-11-02"),
+    ] {
+        let bad = s
+            .http
+            .get(format!(
+                "{}/export.csv?site=shop.example&from={from}&to={to}&dimensions=DEVICE&metrics=VISITORS",
+                s.dashboard.base
+            ))
+            .bearer_auth(testkit::DASHBOARD_TOKEN)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(bad.status(), 400, "from={from}");
+        let text = bad.text().await.expect("text");
+        assert!(text.contains("date"), "says what is wrong: {text}");
+    }
 
     s.stop().await;
 }
