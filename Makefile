@@ -21,7 +21,9 @@ bench: ## Ingest, storage and end-to-end latency against the machine's ceilings 
 	@bash scripts/bench.sh $(BENCH_ARGS)
 
 demo: ## Send a burst of realistic traffic (3 sites, ~400 visitors, a few bots) through the producer
-	@python3 scripts/demo.py --producer http://localhost:$${APP__SERVER__PORT:-8080}
+	@python3 scripts/demo.py --producer http://localhost:$${APP__SERVER__PORT:-8080} \
+		--dashboard http://localhost:$${APP__DASHBOARD__PORT:-8081} \
+		--admin-token "$${APP__DASHBOARD__ADMIN_TOKENS:-$$(cat .data/admin-token 2>/dev/null)}"
 	@echo "demo: open http://localhost:$${APP__DASHBOARD__PORT:-8081}/ (token: $$(cat .data/dashboard-token 2>/dev/null || echo '$$APP__DASHBOARD__API_TOKENS'))"
 
 status: ## What `make up` is running

@@ -63,7 +63,10 @@ The pipeline is up.
   Dashboard:  http://localhost:$DASHBOARD_PORT/   (asks once for the token below; make demo sends sample traffic)
   Stats API:  POST http://localhost:$DASHBOARD_PORT/query   CSV: http://localhost:$DASHBOARD_PORT/export.csv
   API token:  $TOKEN   (kept in .data/dashboard-token; header "Authorization: Bearer <token>")
-  Admin token: $ADMIN_TOKEN   (kept in .data/admin-token: reads, and manages goals)
+  Admin token: $ADMIN_TOKEN   (kept in .data/admin-token: reads, and manages sites and goals)
+  Sites:      only registered sites are counted; kafka.demo.com is. Add yours:
+    curl -s http://localhost:$DASHBOARD_PORT/query -H 'content-type: application/json' -H 'authorization: Bearer $ADMIN_TOKEN' \\
+      -d '{"query":"mutation { addSite(domain: \\"example.com\\", timeZone: \\"Europe/Berlin\\") { domain } }"}'
   Tracker:    paste into your site's <head> (set data-site to its domain):
     <script defer src="http://localhost:$HTTP_PORT/tracker.js" data-site="example.com"></script>
   Logs:       .data/logs/   (make logs)      Stop: make down
@@ -79,10 +82,24 @@ Then read it back (today's visitors, visits and page views of kafka.demo.com):
 EOF
 }
 
+# Only registered sites are counted: the tutorial's site is registered here (with the admin
+# token, through the Stats API, as anyone adds a site); one registered already is left alone.
+register_tutorial_site() {
+    local answer
+    answer=$(curl -s "http://127.0.0.1:$DASHBOARD_PORT/query" -H 'content-type: application/json' \
+        -H "authorization: Bearer $ADMIN_TOKEN" \
+        -d '{"query":"mutation { addSite(domain: \"kafka.demo.com\") { domain } }"}') || answer=""
+    case $answer in
+        *'"domain":"kafka.demo.com"'* | *SITE_EXISTS*) echo "== site kafka.demo.com registered" ;;
+        *) echo "warning: could not register kafka.demo.com: $answer" >&2 ;;
+    esac
+}
+
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     echo "== a Docker engine answers: docker compose up (see docker-compose.yaml)"
     docker compose up -d --build --wait
     mkdir -p "$DATA/run" && touch "$DATA/run/compose"
+    register_tutorial_site
     usage
     exit 0
 fi
@@ -150,7 +167,11 @@ start dashboard
 
 for ((i = 0; i < 600; i++)); do
     if curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 &&
-        curl -sf "http://127.0.0.1:$DASHBOARD_PORT/readyz" >/dev/null 2>&1; then usage; exit 0; fi
+        curl -sf "http://127.0.0.1:$DASHBOARD_PORT/readyz" >/dev/null 2>&1; then
+        register_tutorial_site
+        usage
+        exit 0
+    fi
     for name in producer dashboard; do
         if ! alive "$DATA/run/$name.pid"; then
             echo "error: the $name exited; last lines of .data/logs/$name.log:" >&2

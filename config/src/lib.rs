@@ -72,6 +72,8 @@ pub struct AnalyticsSettings {
     pub site_time_zones: Vec<SiteTimeZone>,
     /// The IP-to-location database the producer looks client addresses up in.
     pub geoip_database: GeoIpDatabase,
+    /// Whether a site is registered, and counted, when its first event arrives (development).
+    pub register_sites_on_first_event: bool,
 }
 
 /// `analytics.geoip_database`: the path of an `.mmdb` file, or `off`. Unset is allowed here (the
@@ -136,7 +138,15 @@ impl TryFrom<String> for SiteTimeZone {
 }
 
 impl AnalyticsSettings {
-    /// The time zone a site's days are counted in.
+    /// The time zone of a registered site: its own (`sites.time_zone`), or else the one these
+    /// settings give it.
+    pub fn zone_of_registered(&self, site: &str, stored: Option<&str>) -> chrono_tz::Tz {
+        stored
+            .and_then(|zone| zone.parse().ok())
+            .unwrap_or_else(|| self.time_zone_of(site))
+    }
+
+    /// The time zone these settings give a site (registered sites may have their own).
     pub fn time_zone_of(&self, site: &str) -> chrono_tz::Tz {
         self.site_time_zones
             .iter()

@@ -17,6 +17,7 @@ pub mod leases;
 pub mod metrics;
 pub mod partition;
 pub mod rebuild;
+pub mod sites;
 pub mod store;
 pub mod visits;
 
@@ -161,6 +162,7 @@ impl Consumer {
         let mut server = tokio::spawn(server);
 
         let stop = CancellationToken::new();
+        let mut recounter = tokio::spawn(recount_sites(Arc::clone(&ctx), stop.child_token()));
         let mut coordinator = tokio::spawn(Coordinator::new(ctx, stop.child_token()).run());
         let outcome = tokio::select! {
             () = shutdown => {
@@ -169,8 +171,12 @@ impl Consumer {
             }
             ended = &mut coordinator => Err(died("the partition coordinator", ended.err())),
             ended = &mut server => Err(died("the metrics server", ended.err())),
+            ended = &mut recounter => Err(died("the site recounter", ended.err())),
         };
         stop.cancel();
+        if !recounter.is_finished() {
+            let _ = recounter.await;
+        }
         if !coordinator.is_finished() {
             if let Err(e) = coordinator.await {
                 tracing::error!(error = %e, "the coordinator failed while stopping");
@@ -182,6 +188,36 @@ impl Consumer {
         }
         tracing::info!("consumer stopped");
         outcome
+    }
+}
+
+/// Counts the past of newly registered sites and of sites whose time zone changed, one at a
+/// time, beside the partition workers (`rebuild::recount_next`), until stopped. A recount that
+/// is stopped midway rolls back and is done again.
+async fn recount_sites(ctx: Arc<Context>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(ctx.settings.consumer.lease_renew());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        loop {
+            let counted = tokio::select! {
+                () = stop.cancelled() => return,
+                counted = rebuild::recount_next(&ctx.db, &ctx.settings.analytics) => counted,
+            };
+            match counted {
+                Ok(Some(done)) => {
+                    tracing::info!(site = %done.site, events = done.events, "counted a site's stored events")
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot count a site's stored events; retrying");
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -51,8 +51,12 @@ impl Metrics {
             events,
             dead_letters,
             duplicates,
+            unregistered,
         } = committed;
         let topic = topic.to_owned();
+        // Sites nobody registered: spam, or a site not added yet. Stored, never shown.
+        metrics::counter!("pageviews_unregistered_site_events_total", "topic" => topic.clone())
+            .increment(unregistered);
         // A client's retry of an event already stored: dropped, as an idempotency key promises.
         metrics::counter!("pageviews_duplicate_events_total", "topic" => topic.clone())
             .increment(duplicates);

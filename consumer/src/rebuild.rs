@@ -20,6 +20,8 @@
 use analytics::visit::{hit_kind, Hit, CUSTOM_EVENT_TYPE, ENGAGEMENT_EVENT_TYPE};
 use analytics::{Counts, Dimension, Traits};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use serde::Deserialize;
 use settings::AnalyticsSettings;
@@ -32,6 +34,9 @@ const CHUNK: usize = 20_000;
 /// The columns of a stored event that visits read (the visit dimensions' by their names).
 #[derive(Debug, Deserialize)]
 struct StoredHit {
+    topic: String,
+    partition: i32,
+    offset: i64,
     id: uuid::Uuid,
     event_type: String,
     user_id: String,
@@ -57,6 +62,9 @@ struct StoredProperty {
 impl StoredHit {
     fn columns() -> String {
         let mut columns = vec![
+            "topic",
+            "partition",
+            "\"offset\"",
             "id",
             "event_type",
             "user_id",
@@ -167,7 +175,7 @@ pub async fn rebuild_if_model_changed(
 
 async fn lock<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
     txn.execute_unprepared(
-        "LOCK TABLE visits, rollup_days, rollup_hours, read_model, conversions, goal_days \
+        "LOCK TABLE sites, visits, rollup_days, rollup_hours, read_model, conversions, goal_days \
          IN ACCESS EXCLUSIVE MODE",
     )
     .await?;
@@ -183,8 +191,8 @@ async fn stored_model<C: ConnectionTrait>(conn: &C) -> Result<Option<String>, Db
     row.map(|r| r.try_get("", "fingerprint")).transpose()
 }
 
-/// Empties the read side and replays every stored page view into it, on `txn` (which holds
-/// the lock), and records the model it was built with.
+/// Empties the read side and replays every stored page view of the registered sites into it,
+/// on `txn` (which holds the lock), and records the model it was built with.
 async fn replay<C: ConnectionTrait>(
     txn: &C,
     analytics: &AnalyticsSettings,
@@ -192,62 +200,19 @@ async fn replay<C: ConnectionTrait>(
     let before = digest(txn).await?;
     txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours, conversions, goal_days")
         .await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!(
-            "DECLARE stored_hits NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
-             (SELECT {} FROM kafka_events WHERE event_type IN ($1, $2, $3) \
-              ORDER BY topic, partition, \"offset\") h",
-            StoredHit::columns()
-        ),
-        [
-            analytics.page_view_type.clone().into(),
-            ENGAGEMENT_EVENT_TYPE.into(),
-            CUSTOM_EVENT_TYPE.into(),
-        ],
-    ))
-    .await?;
-    // The tables were just emptied, so the planner's statistics say "empty" while they grow to
-    // millions of rows in this transaction: keep it on the indexes.
-    txn.execute_unprepared("SET LOCAL enable_seqscan = off")
-        .await?;
-    let mut events = 0;
-    let mut moved = 0;
-    loop {
-        let rows = txn
-            .query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                format!("FETCH {CHUNK} FROM stored_hits"),
-            ))
-            .await?;
-        if rows.is_empty() {
-            break;
-        }
-        let mut stored = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let text: String = row.try_get("", "row")?;
-            let hit: StoredHit = serde_json::from_str(&text)
-                .map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
-            stored.push(hit);
-        }
-        events += rows.len() as u64;
-        let hits: Vec<Hit> = stored
-            .iter()
-            .filter_map(|h| h.hit(&analytics.page_view_type))
-            .collect();
-        let placed = visits::apply(txn, &hits, analytics).await?;
-        moved += set_visit_ids(txn, &hits, &placed).await?;
-    }
-    txn.execute_unprepared("CLOSE stored_hits").await?;
-    // Every event is read once here: a scan, not an index lookup per event.
-    txn.execute_unprepared("SET LOCAL enable_seqscan = on")
-        .await?;
+    let zones = registered_zones(txn, analytics).await?;
+    let zone_of = |site: &str| zones.get(site).copied().unwrap_or(chrono_tz::UTC);
+    let registered = "site IN (SELECT domain FROM sites)";
+    let replayed = replay_hits(txn, analytics, registered, Vec::new(), zone_of).await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         analytics::goal::conversions_sql("true"),
         [analytics.page_view_type.clone().into()],
     ))
     .await?;
+    // Every site's past is counted now, those waiting for their recount too.
+    txn.execute_unprepared("UPDATE sites SET counted_at = now() WHERE counted_at IS NULL")
+        .await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO read_model (name, fingerprint) VALUES ('rollups', $1) \
@@ -266,10 +231,249 @@ async fn replay<C: ConnectionTrait>(
         .transpose()?
         .unwrap_or(0);
     Ok(Rebuilt {
-        events,
+        events: replayed.events,
         visits: visits as u64,
-        differed: before != after || moved > 0,
+        differed: before != after || replayed.moved > 0,
     })
+}
+
+/// Every registered site's time zone.
+async fn registered_zones<C: ConnectionTrait>(
+    conn: &C,
+    analytics: &AnalyticsSettings,
+) -> Result<HashMap<String, chrono_tz::Tz>, DbErr> {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT domain, time_zone FROM sites",
+        ))
+        .await?;
+    let mut zones = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let domain: String = row.try_get("", "domain")?;
+        let zone: Option<String> = row.try_get("", "time_zone")?;
+        let zone = analytics.zone_of_registered(&domain, zone.as_deref());
+        zones.insert(domain, zone);
+    }
+    Ok(zones)
+}
+
+/// What a replay read.
+#[derive(Default)]
+struct Replayed {
+    events: u64,
+    /// Hits whose visit changed.
+    moved: u64,
+    /// The last offset replayed, per topic and partition.
+    last: HashMap<(String, i32), i64>,
+}
+
+/// Replays the stored hits that `scope` (SQL over `kafka_events`, its values from `$4` on)
+/// selects into the visits and rollups, in stored order (per partition, by offset).
+async fn replay_hits<C: ConnectionTrait>(
+    txn: &C,
+    analytics: &AnalyticsSettings,
+    scope: &str,
+    values: Vec<sea_orm::Value>,
+    zone_of: impl Fn(&str) -> chrono_tz::Tz + Copy,
+) -> Result<Replayed, DbErr> {
+    let mut all: Vec<sea_orm::Value> = vec![
+        analytics.page_view_type.clone().into(),
+        ENGAGEMENT_EVENT_TYPE.into(),
+        CUSTOM_EVENT_TYPE.into(),
+    ];
+    all.extend(values);
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!(
+            "DECLARE stored_hits NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
+             (SELECT {} FROM kafka_events WHERE event_type IN ($1, $2, $3) AND ({scope}) \
+              ORDER BY topic, partition, \"offset\") h",
+            StoredHit::columns()
+        ),
+        all,
+    ))
+    .await?;
+    // Right after emptying them, the planner's statistics say "empty" while the tables grow to
+    // millions of rows in this transaction: keep it on the indexes.
+    txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+        .await?;
+    let mut replayed = Replayed::default();
+    loop {
+        let rows = txn
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("FETCH {CHUNK} FROM stored_hits"),
+            ))
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut stored = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let text: String = row.try_get("", "row")?;
+            let hit: StoredHit = serde_json::from_str(&text)
+                .map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
+            replayed
+                .last
+                .insert((hit.topic.clone(), hit.partition), hit.offset);
+            stored.push(hit);
+        }
+        replayed.events += rows.len() as u64;
+        let hits: Vec<Hit> = stored
+            .iter()
+            .filter_map(|h| h.hit(&analytics.page_view_type))
+            .collect();
+        let placed = visits::apply(txn, &hits, analytics, zone_of).await?;
+        replayed.moved += set_visit_ids(txn, &hits, &placed).await?;
+    }
+    txn.execute_unprepared("CLOSE stored_hits").await?;
+    // Every event is read once here: a scan, not an index lookup per event.
+    txn.execute_unprepared("SET LOCAL enable_seqscan = on")
+        .await?;
+    Ok(replayed)
+}
+
+/// The advisory lock namespace of recounts (with the site's hash as the second key): one
+/// consumer counts a site at a time.
+const RECOUNT_LOCK: i32 = 0x7265_636e; // "recn"
+
+/// A site's past, counted: what `recount_next` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recounted {
+    pub site: String,
+    pub events: u64,
+}
+
+/// Counts the stored events of one registered site whose past is not counted yet (just
+/// registered, or its time zone changed), if there is one no other consumer is counting.
+///
+/// The consumers store that site's new events meanwhile without counting them. The site's
+/// visits, rollups and conversions are recomputed from its events as they stand; then its row
+/// is locked for update, which waits for the batches in flight, and the events stored since
+/// are counted too, so that none is missed or counted twice; then the site counts again.
+pub async fn recount_next(
+    db: &DatabaseConnection,
+    analytics: &AnalyticsSettings,
+) -> Result<Option<Recounted>, DbErr> {
+    let txn = db.begin().await?;
+    let Some((site, zone)) = claim_pending(&txn).await? else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let zone_of = |_: &str| analytics.zone_of_registered(&site, zone.as_deref());
+    forget_counts(&txn, &site).await?;
+    let only_site = "site = $4";
+    let first = replay_hits(
+        &txn,
+        analytics,
+        only_site,
+        vec![site.clone().into()],
+        zone_of,
+    )
+    .await?;
+    // The row, for update: the batches that stored this site's events meanwhile have ended.
+    let now = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT time_zone FROM sites WHERE domain = $1 AND counted_at IS NULL FOR UPDATE",
+            [site.clone().into()],
+        ))
+        .await?;
+    let unchanged = match now {
+        Some(row) => row.try_get::<Option<String>>("", "time_zone")? == zone,
+        None => false,
+    };
+    if !unchanged {
+        // Deleted, or its zone changed again meanwhile: counted on a later round, if at all.
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let last: Vec<serde_json::Value> = first
+        .last
+        .iter()
+        .map(|((topic, partition), offset)| {
+            serde_json::json!({"topic": topic, "partition": partition, "last": offset})
+        })
+        .collect();
+    let since = "site = $4 AND NOT EXISTS (SELECT 1 FROM json_to_recordset($5::json) \
+                 AS m(topic text, partition int, last bigint) WHERE m.topic = kafka_events.topic \
+                 AND m.partition = kafka_events.partition AND kafka_events.\"offset\" <= m.last)";
+    let last = serde_json::Value::Array(last).to_string();
+    let rest = replay_hits(
+        &txn,
+        analytics,
+        since,
+        vec![site.clone().into(), last.into()],
+        zone_of,
+    )
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        analytics::goal::conversions_sql("e.site = $2"),
+        [analytics.page_view_type.clone().into(), site.clone().into()],
+    ))
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE sites SET counted_at = now() WHERE domain = $1",
+        [site.clone().into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(Some(Recounted {
+        site,
+        events: first.events + rest.events,
+    }))
+}
+
+/// The first site waiting for its count whose recount lock this transaction could take.
+async fn claim_pending<C: ConnectionTrait>(
+    txn: &C,
+) -> Result<Option<(String, Option<String>)>, DbErr> {
+    let rows = txn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT domain, time_zone FROM sites WHERE counted_at IS NULL \
+             ORDER BY created_at, domain LIMIT 16",
+        ))
+        .await?;
+    for row in rows {
+        let domain: String = row.try_get("", "domain")?;
+        let claimed = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("SELECT pg_try_advisory_xact_lock({RECOUNT_LOCK}, hashtext($1)) AS got"),
+                [domain.clone().into()],
+            ))
+            .await?
+            .map(|r| r.try_get::<bool>("", "got"))
+            .transpose()?
+            .unwrap_or(false);
+        if claimed {
+            return Ok(Some((domain, row.try_get("", "time_zone")?)));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes what was counted of a site: its visits, rollups and conversions.
+async fn forget_counts<C: ConnectionTrait>(txn: &C, site: &str) -> Result<(), DbErr> {
+    for sql in [
+        "DELETE FROM conversions WHERE site = $1",
+        "DELETE FROM goal_days WHERE goal_id IN (SELECT id FROM goals WHERE site = $1)",
+        "DELETE FROM visits WHERE site = $1",
+        "DELETE FROM rollup_days WHERE site = $1",
+        "DELETE FROM rollup_hours WHERE site = $1",
+    ] {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [site.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Notes on each replayed hit the visit it is placed in now; returns how many changed.

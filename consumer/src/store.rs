@@ -4,9 +4,10 @@
 
 use chrono::Utc;
 use entity::{consumer_offset, dead_letter};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
+use crate::sites::{Registry, Standing};
 use crate::visits;
 use analytics::visit::{hit_kind, stored_event_type, Hit, Shape};
 use analytics::Traits;
@@ -163,6 +164,8 @@ pub struct Committed {
     pub dead_letters: u64,
     /// Events whose id was stored already with the same content (a client's retry).
     pub duplicates: u64,
+    /// Stored events of sites that are not registered: kept, not counted.
+    pub unregistered: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -306,6 +309,7 @@ pub async fn commit(
         events: 0,
         dead_letters: 0,
         duplicates: 0,
+        unregistered: 0,
     };
     let (fresh, fresh_repeats) =
         judge_known(
@@ -319,7 +323,7 @@ pub async fn commit(
         )
         .await?;
     let mut fresh = fresh;
-    place_in_visits(&txn, &mut fresh, analytics).await?;
+    committed.unregistered = place_in_visits(&txn, &mut fresh, analytics).await?;
     committed.events = insert_fresh(&txn, &fresh, &topic, partition).await?;
     record_conversions(&txn, &fresh, &analytics.page_view_type).await?;
     // Later events of an id first seen in this batch are judged against that first one.
@@ -344,18 +348,34 @@ pub async fn commit(
     Ok(committed)
 }
 
-/// Places the events that are hits into visits (writing the visits and rollups), and notes on
-/// each the visit it went to.
+/// Places the events that are hits of counted sites into visits (writing the visits and
+/// rollups), and notes on each the visit it went to. Returns how many events belong to sites
+/// that are not registered.
 async fn place_in_visits<C: ConnectionTrait>(
     conn: &C,
     fresh: &mut [StoredEvent],
     analytics: &settings::AnalyticsSettings,
-) -> Result<(), DbErr> {
+) -> Result<u64, DbErr> {
+    let sites: BTreeSet<&str> = fresh
+        .iter()
+        .filter_map(|e| e.enrichment.site.as_deref())
+        .collect();
+    let registry = Registry::for_batch(conn, &sites, analytics).await?;
+    let unregistered = fresh
+        .iter()
+        .filter(|e| {
+            e.enrichment
+                .site
+                .as_deref()
+                .is_some_and(|s| registry.standing(s) == Standing::Unknown)
+        })
+        .count() as u64;
     let hits: Vec<Hit> = fresh
         .iter()
         .filter_map(|e| e.hit(&analytics.page_view_type))
+        .filter(|h| matches!(registry.standing(h.site), Standing::Counted(_)))
         .collect();
-    let placed = visits::apply(conn, &hits, analytics).await?;
+    let placed = visits::apply(conn, &hits, analytics, |s| registry.zone_of(s)).await?;
     let visit_of: HashMap<uuid::Uuid, uuid::Uuid> = hits
         .iter()
         .zip(placed)
@@ -365,7 +385,7 @@ async fn place_in_visits<C: ConnectionTrait>(
     for event in fresh.iter_mut() {
         event.visit_id = visit_of.get(&event.view.id).copied();
     }
-    Ok(())
+    Ok(unregistered)
 }
 
 /// Records the goals the batch's hits completed, after taking the goals lock shared (see

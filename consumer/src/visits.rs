@@ -18,18 +18,18 @@ use settings::AnalyticsSettings;
 /// Rows per statement: each statement carries its rows as one JSON array.
 const ROWS_PER_STATEMENT: usize = 5000;
 
-/// Reads the visits of the visitor-days `hits` fall on, places the hits, and writes the changed
+/// Reads the visits of the visitor-days `hits` fall on (each site's days in `zone_of` it), places the hits, and writes the changed
 /// visits and the rollup deltas, all on `conn` (the batch's transaction). Returns the visit each
 /// hit was placed in, in the order of the hits.
 pub async fn apply<C: ConnectionTrait>(
     conn: &C,
     hits: &[Hit<'_>],
     settings: &AnalyticsSettings,
+    zone_of: impl Fn(&str) -> chrono_tz::Tz + Copy,
 ) -> Result<Vec<Option<uuid::Uuid>>, DbErr> {
     if hits.is_empty() {
         return Ok(Vec::new());
     }
-    let zone_of = |site: &str| settings.time_zone_of(site);
     let keys = analytics::session::visitor_days(hits, zone_of);
     let state = load(conn, &keys).await?;
     let changes = analytics::sessionize(&state, hits, settings.visit_timeout(), zone_of);

@@ -503,23 +503,6 @@ pub(crate) async fn query<C: ConnectionTrait>(
     .await
 }
 
-/// The sites seen, in name order.
-pub async fn sites<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr> {
-    let rows = query(
-        db,
-        "SELECT DISTINCT site FROM rollup_hours ORDER BY site",
-        [],
-    )
-    .await?;
-    rows.iter().map(|r| r.try_get("", "site")).collect()
-}
-
-pub async fn site_exists<C: ConnectionTrait>(db: &C, site: &str) -> Result<bool, DbErr> {
-    let sql = "SELECT EXISTS (SELECT 1 FROM rollup_hours WHERE site = $1) AS seen";
-    let rows = query(db, sql, [site.into()]).await?;
-    rows.first().map_or(Ok(false), |r| r.try_get("", "seen"))
-}
-
 /// Distinct visitors of a site seen within the last `window_s` seconds.
 pub async fn current_visitors<C: ConnectionTrait>(
     db: &C,

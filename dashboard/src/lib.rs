@@ -15,7 +15,8 @@
 //! does nothing but a WebSocket handshake, and that socket must then send the token as
 //! `{"authorization": "Bearer <token>"}` in its `connection_init` payload, or is closed.
 //!
-//! Architecture Invariant: the dashboard never touches Kafka and never writes to PostgreSQL; it
+//! Architecture Invariant: the dashboard never touches Kafka, and writes to PostgreSQL only what
+//! an admin token changes (sites, goals; a deleted site's rows); it never counts visits, and
 //! knows the tables only through the `analytics` model and the column names of `visits`.
 
 mod access;
@@ -30,6 +31,7 @@ pub mod funnel;
 pub mod goals;
 mod pages;
 pub mod schema;
+pub mod sites;
 pub mod stats;
 mod ui;
 

@@ -16,6 +16,7 @@ use crate::access::require_admin;
 use crate::engine::{self, Engine};
 use crate::funnel::{Funnel, FunnelQuery};
 use crate::goals::{self, GoalChangeError, GoalInfo, GoalInput};
+use crate::sites::{self, SiteError, SiteInfo};
 use crate::stats::{self, Checked, QueryError, StatsQuery, StatsRow};
 
 pub type StatsSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -45,7 +46,8 @@ impl Reader {
                 site: q.site.clone(),
                 from: q.from.to_string(),
                 to: q.to.to_string(),
-                time_zone: self.analytics.time_zone_of(&q.site).name().to_owned(),
+                time_zone: q.zone.name().to_owned(),
+                counting: q.counting,
                 engine,
                 compared_from: q.compare.map(|_| q.previous_period().from.to_string()),
                 compared_to: q.compare.map(|_| q.previous_period().to.to_string()),
@@ -55,13 +57,11 @@ impl Reader {
 
     /// Checks a query against the limits, the known sites and the site's goals.
     pub async fn check(&self, q: &StatsQuery) -> async_graphql::Result<Checked> {
-        // The site as `Checked` names it, so that its zone is the one its days are counted in.
-        let zone = self
-            .analytics
-            .time_zone_of(&q.site.trim().to_ascii_lowercase());
-        let today = chrono::Utc::now().with_timezone(&zone).date_naive();
-        let checked = Checked::new(q, &self.limits, today).map_err(refused)?;
-        self.check_site(&checked.site).await?;
+        // The site as `Checked` names it; its days are counted in its registered zone.
+        let site = self.registered(&q.site.trim().to_ascii_lowercase()).await?;
+        let today = chrono::Utc::now().with_timezone(&site.zone).date_naive();
+        let mut checked = Checked::new(q, &self.limits, today).map_err(refused)?;
+        (checked.zone, checked.counting) = (site.zone, site.counting);
         let named: Vec<String> = checked
             .filters
             .iter()
@@ -74,13 +74,14 @@ impl Reader {
         Ok(checked)
     }
 
-    async fn check_site(&self, site: &str) -> async_graphql::Result<()> {
-        match engine::site_exists(&self.db, site)
+    /// The registered site of that name, or `UNKNOWN_SITE`.
+    async fn registered(&self, site: &str) -> async_graphql::Result<SiteInfo> {
+        match sites::find(&self.db, &self.analytics, site)
             .await
             .map_err(database)?
         {
-            true => Ok(()),
-            false => Err(refused(QueryError::UnknownSite(site.to_owned()))),
+            Some(found) => Ok(found),
+            None => Err(refused(QueryError::UnknownSite(site.to_owned()))),
         }
     }
 
@@ -185,6 +186,9 @@ pub struct Meta {
     pub to: String,
     /// The zone the site's days are counted in.
     pub time_zone: String,
+    /// The site's stored events are being counted (just added, or its zone changed): these
+    /// numbers are not complete yet.
+    pub counting: bool,
     /// Which tables answered: the rollups, or the visits aggregated at query time.
     pub engine: Engine,
     pub compared_from: Option<String>,
@@ -218,12 +222,6 @@ pub struct MetricInfo {
     pub of_goals: bool,
 }
 
-#[derive(SimpleObject)]
-pub struct Site {
-    pub name: String,
-    pub time_zone: String,
-}
-
 pub struct QueryRoot;
 
 #[Object]
@@ -252,17 +250,12 @@ impl QueryRoot {
         goals::list(&reader.db, &site).await.map_err(database)
     }
 
-    /// The sites that have page views.
-    async fn sites(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Site>> {
+    /// The registered sites, by domain.
+    async fn sites(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SiteInfo>> {
         let reader = ctx.data::<Reader>()?;
-        let names = engine::sites(&reader.db).await.map_err(database)?;
-        Ok(names
-            .into_iter()
-            .map(|name| Site {
-                time_zone: reader.analytics.time_zone_of(&name).name().to_owned(),
-                name,
-            })
-            .collect())
+        sites::list(&reader.db, &reader.analytics)
+            .await
+            .map_err(database)
     }
 
     /// Every dimension, in the order the dashboard shows them.
@@ -308,13 +301,11 @@ impl QueryRoot {
 }
 
 async fn current(reader: &Reader, site: &str) -> async_graphql::Result<i64> {
-    let site = site.trim().to_ascii_lowercase();
-    let today = Utc::now()
-        .with_timezone(&reader.analytics.time_zone_of(&site))
-        .date_naive();
+    let site = reader.registered(&site.trim().to_ascii_lowercase()).await?;
+    let today = Utc::now().with_timezone(&site.zone).date_naive();
     engine::current_visitors(
         &reader.db,
-        &site,
+        &site.domain,
         today,
         reader.limits.realtime_window_s.get(),
     )
@@ -336,8 +327,10 @@ impl MutationRoot {
     ) -> async_graphql::Result<GoalInfo> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        let site = site.trim().to_ascii_lowercase();
-        reader.check_site(&site).await?;
+        let site = reader
+            .registered(&site.trim().to_ascii_lowercase())
+            .await?
+            .domain;
         let checked = goal.checked().map_err(|e| bad_input(e.to_string()))?;
         match goals::create(
             &reader.db,
@@ -374,6 +367,50 @@ impl MutationRoot {
         goals::delete(&reader.db, &site, &name)
             .await
             .map_err(database)
+    }
+
+    /// Registers a site (an admin token): only registered sites are counted and shown. Events
+    /// stored for it before are counted in the background (`counting` says while).
+    async fn add_site(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        time_zone: Option<String>,
+    ) -> async_graphql::Result<SiteInfo> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        let added = sites::add(&reader.db, &reader.analytics, &domain, time_zone.as_deref())
+            .await
+            .map_err(SiteError::into_graphql)?;
+        tracing::info!(site = %added.domain, "site registered");
+        Ok(added)
+    }
+
+    /// Moves a site to another time zone (an admin token); its visits and rollups are counted
+    /// again in it, in the background.
+    async fn update_site(
+        &self,
+        ctx: &Context<'_>,
+        domain: String,
+        time_zone: String,
+    ) -> async_graphql::Result<SiteInfo> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        sites::update(&reader.db, &reader.analytics, &domain, &time_zone)
+            .await
+            .map_err(SiteError::into_graphql)
+    }
+
+    /// Deletes a site with its events, visits, rollups and goals, in one transaction (an admin
+    /// token).
+    async fn delete_site(&self, ctx: &Context<'_>, domain: String) -> async_graphql::Result<bool> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        sites::delete(&reader.db, &domain)
+            .await
+            .map_err(SiteError::into_graphql)?;
+        tracing::info!(site = %domain.trim(), "site deleted with its data");
+        Ok(true)
     }
 }
 

@@ -215,7 +215,7 @@ pub enum QueryError {
     Filters(String),
     #[error("orderBy: {0}")]
     OrderBy(String),
-    #[error("site: {0:?} is not a site this system has seen")]
+    #[error("site: {0:?} is not a registered site (an admin registers one with addSite)")]
     UnknownSite(String),
     #[error("{0}")]
     Events(String),
@@ -260,6 +260,10 @@ pub struct Checked {
     pub compare: Option<Compare>,
     /// `dashboard.max_groups`: the most groups an answer may be built from.
     pub max_groups: usize,
+    /// The zone the site's days are counted in, and whether its past is still being counted
+    /// (both the registry's: set by `Reader::check`).
+    pub zone: chrono_tz::Tz,
+    pub counting: bool,
 }
 
 impl Checked {
@@ -369,6 +373,8 @@ impl Checked {
             offset: q.offset as usize,
             compare: q.compare,
             max_groups: limits.max_groups.get(),
+            zone: chrono_tz::UTC,
+            counting: false,
         })
     }
 

@@ -19,6 +19,7 @@ mod m20261201_000011_add_custom_events_to_kafka_events;
 mod m20261201_000012_create_goals_and_conversions;
 mod m20261201_000013_add_places;
 mod m20261201_000014_add_source_id_to_kafka_events;
+mod m20261201_000015_create_sites;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_create_goals_and_conversions::Migration),
             Box::new(m20261201_000013_add_places::Migration),
             Box::new(m20261201_000014_add_source_id_to_kafka_events::Migration),
+            Box::new(m20261201_000015_create_sites::Migration),
         ]
     }
 }

@@ -136,6 +136,8 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
         .collect();
     s.consumer.metrics_host = "127.0.0.1".into();
     s.consumer.metrics_port = 0;
+    // Sites count from their first event, as in development; the registry's tests turn it off.
+    s.analytics.register_sites_on_first_event = true;
     s.server.metrics_port = 0;
     s.consumer.lease_ttl_ms = ms(2000);
     s.consumer.lease_renew_ms = ms(250);
@@ -205,6 +207,10 @@ pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
             c.fetch_max_wait_ms.to_string(),
         ),
         ("APP__CONSUMER__ON_OFFSET_OUT_OF_RANGE", policy),
+        (
+            "APP__ANALYTICS__REGISTER_SITES_ON_FIRST_EVENT",
+            s.analytics.register_sites_on_first_event.to_string(),
+        ),
         ("APP__LOG__FILTER", "warn,rskafka=error".into()),
         ("APP__DASHBOARD__HOST", s.dashboard.host.clone()),
         ("APP__DASHBOARD__PORT", s.dashboard.port.to_string()),

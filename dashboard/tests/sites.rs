@@ -1,0 +1,329 @@
+//! The site registry end to end: events of an unregistered site are stored but shown nowhere,
+//! and counted once the site is added; a time-zone change recounts the site's days; deleting a
+//! site leaves no row of it in any table. Every count is compared with the stored events.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use common::*;
+use serde_json::{json, Value};
+
+async fn graphql(s: &Stack, token: &str, query: &str, variables: Value) -> Value {
+    s.http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("asked")
+        .json()
+        .await
+        .expect("json")
+}
+
+const SITES: &str = "{ sites { domain timeZone counting } }";
+
+async fn sites(s: &Stack) -> Value {
+    graphql(s, testkit::DASHBOARD_TOKEN, SITES, json!({})).await["data"]["sites"].clone()
+}
+
+/// Waits until no site is being counted any more.
+async fn counted(s: &Stack) {
+    testkit::poll_until(Duration::from_secs(30), "every site counted", || async {
+        let all = sites(s).await;
+        let list = all.as_array()?;
+        list.iter()
+            .all(|site| site["counting"] == false)
+            .then_some(())
+    })
+    .await
+    .expect("counted");
+}
+
+fn page_views_of_the_day(site: &str, day: &str) -> Value {
+    json!({"site": site, "dateRange": {"from": day, "to": day},
+           "metrics": ["VISITORS", "PAGEVIEWS"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_sites_events_are_stored_unshown_and_counted_once_it_is_registered() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        s.analytics.register_sites_on_first_event = false;
+    })
+    .await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.view(start, 1, CHROME_WINDOWS, ("/pricing", "", None))
+        .await;
+    s.view(start, 2, FIREFOX_LINUX, ("/", "", None)).await;
+    s.stored(3).await;
+
+    assert_eq!(sites(&s).await, json!([]), "not listed");
+    let refused = s
+        .ask(STATS, page_views_of_the_day("shop.example", "2026-11-02"))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "UNKNOWN_SITE",
+        "not answered: {refused}"
+    );
+    let counted_rows = "SELECT (SELECT count(*) FROM visits) + (SELECT count(*) FROM rollup_days) \
+                        + (SELECT count(*) FROM rollup_hours)";
+    assert_eq!(count(&s.db, counted_rows).await, 0, "not counted");
+    let metrics = s.consumer.metrics().await.expect("metrics");
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("pageviews_unregistered_site_events_total{") && l.ends_with(" 3")
+        ),
+        "counted as unregistered: {metrics}"
+    );
+
+    let added = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "mutation { addSite(domain: \"Shop.Example\", timeZone: \"Europe/Berlin\") { domain timeZone counting } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        added["data"]["addSite"],
+        json!({"domain": "shop.example", "timeZone": "Europe/Berlin", "counting": true}),
+        "registered, its past being counted: {added}"
+    );
+    // More views while the consumer counts the site's past: each is counted once, whether
+    // its batch comes before the count, during it, or after.
+    let agents = [CHROME_WINDOWS, FIREFOX_LINUX, SAFARI_IPHONE];
+    for minute in 3..13 {
+        let agent = agents[minute as usize % agents.len()];
+        s.view(start, minute, agent, ("/", "", None)).await;
+    }
+    s.stored(13).await;
+    counted(&s).await;
+    let raw = "SELECT count(*) * 1000 + count(DISTINCT visitor_id) FROM kafka_events \
+               WHERE site = 'shop.example' AND event_type = 'PAGE_VIEW'";
+    assert_eq!(
+        count(&s.db, raw).await,
+        13_003,
+        "13 page views of 3 visitors stored"
+    );
+    testkit::poll_until(
+        Duration::from_secs(20),
+        "every view counted once",
+        || async {
+            let answer = s
+                .stats(page_views_of_the_day("shop.example", "2026-11-02"))
+                .await;
+            (answer["results"][0]["metrics"] == json!([3.0, 13.0])).then_some(())
+        },
+    )
+    .await
+    .expect("the API equals the stored events");
+    let answer = s
+        .stats(page_views_of_the_day("shop.example", "2026-11-02"))
+        .await;
+    assert_eq!(answer["meta"]["timeZone"], "Europe/Berlin");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_are_managed_by_admins_with_checked_names_and_zones() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        s.analytics.register_sites_on_first_event = false;
+    })
+    .await;
+    let add = |domain: &str, zone: &str| {
+        format!("mutation {{ addSite(domain: {domain:?}, timeZone: {zone:?}) {{ domain }} }}")
+    };
+    let code = |answer: &Value| answer["errors"][0]["extensions"]["code"].clone();
+    let by_reader = graphql(
+        &s,
+        testkit::DASHBOARD_TOKEN,
+        &add("shop.example", "UTC"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        code(&by_reader),
+        "FORBIDDEN",
+        "a read token adds nothing: {by_reader}"
+    );
+    for bad in [
+        "=1+1.test",
+        "x'onmouseover=alert(1)'.test",
+        "sum(1+1)",
+        "shop.example/path",
+    ] {
+        let answer = graphql(&s, testkit::ADMIN_TOKEN, &add(bad, "UTC"), json!({})).await;
+        assert_eq!(code(&answer), "INVALID_DOMAIN", "{bad}: {answer}");
+    }
+    let zone = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        &add("shop.example", "Mars/Olympus"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&zone), "INVALID_TIME_ZONE", "{zone}");
+    let first = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        &add("shop.example", "UTC"),
+        json!({}),
+    )
+    .await;
+    assert!(first["errors"].is_null(), "{first}");
+    let again = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        &add("shop.example", "UTC"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&again), "SITE_EXISTS", "{again}");
+    let delete = "mutation { deleteSite(domain: \"nowhere.example\") }";
+    let unknown = graphql(&s, testkit::ADMIN_TOKEN, delete, json!({})).await;
+    assert_eq!(code(&unknown), "UNKNOWN_SITE", "{unknown}");
+    counted(&s).await;
+    assert_eq!(
+        sites(&s).await,
+        json!([{"domain": "shop.example", "timeZone": "UTC", "counting": false}])
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_zone_change_recounts_the_sites_days_in_the_new_zone() {
+    // 23:30 in UTC is 08:30 the next day in Tokyo.
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 23, 30, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.view(start, 5, CHROME_WINDOWS, ("/pricing", "", None))
+        .await;
+    s.stored(2).await;
+    let days = json!({"site": "shop.example", "dateRange": {"from": "2026-11-01", "to": "2026-11-04"},
+                      "metrics": ["PAGEVIEWS"], "dimensions": ["TIME_DAY"]});
+    let counted_on = |answer: &Value| -> Vec<String> {
+        answer["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["metrics"][0].as_f64().unwrap_or(0.0) > 0.0)
+            .map(|row| row["dimensions"][0].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    testkit::poll_until(Duration::from_secs(20), "counted in UTC", || async {
+        (counted_on(&s.stats(days.clone()).await) == vec!["2026-11-02"]).then_some(())
+    })
+    .await
+    .expect("on the UTC day");
+
+    let moved = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "mutation { updateSite(domain: \"shop.example\", timeZone: \"Asia/Tokyo\") { timeZone counting } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        moved["data"]["updateSite"],
+        json!({"timeZone": "Asia/Tokyo", "counting": true}),
+        "{moved}"
+    );
+    counted(&s).await;
+    let answer = s.stats(days.clone()).await;
+    assert_eq!(
+        counted_on(&answer),
+        vec!["2026-11-03"],
+        "on Tokyo's day: {answer}"
+    );
+    let stored_days = "SELECT count(*) FROM rollup_days WHERE site = 'shop.example' \
+                       AND day = '2026-11-03' AND dimension = 'page' AND pageviews > 0";
+    assert_eq!(
+        count(&s.db, stored_days).await,
+        2,
+        "both pages, on the new day"
+    );
+    let old_days = "SELECT count(*) FROM rollup_days WHERE site = 'shop.example' \
+                    AND day = '2026-11-02' AND pageviews <> 0";
+    assert_eq!(
+        count(&s.db, old_days).await,
+        0,
+        "nothing left on the old one"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_site_leaves_no_row_of_it_in_any_table() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    s.view(start, 1, CHROME_WINDOWS, ("/pricing", "", None))
+        .await;
+    s.report(start, 2, CHROME_WINDOWS, "/pricing", 5_000).await;
+    s.stored(3).await;
+    counted(&s).await;
+    let goal = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "mutation { createGoal(site: \"shop.example\", goal: {name: \"Pricing\", page: \"/pricing\"}) { name } }",
+        json!({}),
+    )
+    .await;
+    assert!(goal["errors"].is_null(), "{goal}");
+    let rows_of_the_site = every_row_of(&s.db, "shop.example").await;
+    assert!(
+        rows_of_the_site > 5,
+        "the site has rows in several tables first ({rows_of_the_site})"
+    );
+
+    let deleted = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "mutation { deleteSite(domain: \"shop.example\") }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(deleted["data"]["deleteSite"], true, "{deleted}");
+    assert_eq!(every_row_of(&s.db, "shop.example").await, 0, "no row left");
+    assert_eq!(count(&s.db, "SELECT count(*) FROM goals").await, 0);
+    assert_eq!(count(&s.db, "SELECT count(*) FROM conversions").await, 0);
+    assert_eq!(count(&s.db, "SELECT count(*) FROM goal_days").await, 0);
+    assert_eq!(sites(&s).await, json!([]), "and not listed");
+    s.stop().await;
+}
+
+/// Rows that name `site` in any column called `site` or `domain`, over every table.
+async fn every_row_of(db: &sea_orm::DatabaseConnection, site: &str) -> i64 {
+    let columns = "SELECT string_agg(format('(SELECT count(*) FROM %I WHERE %I = %L)', \
+                   table_name, column_name, $1::text), ' + ') AS q FROM information_schema.columns \
+                   WHERE table_schema = 'public' AND column_name IN ('site', 'domain') \
+                   AND table_name IN (SELECT table_name FROM information_schema.tables \
+                   WHERE table_schema = 'public' AND table_type = 'BASE TABLE')";
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            columns,
+            [site.into()],
+        ))
+        .await
+        .expect("the tables")
+        .expect("a row");
+    let sum: String = row.try_get("", "q").expect("a query");
+    count(db, &format!("SELECT {sum}")).await
+}
