@@ -246,6 +246,8 @@ pub struct ServerSettings {
     /// Peers whose `X-Forwarded-For` / `Forwarded` header names the client (IPs or CIDRs).
     pub trusted_proxies: Vec<IpNet>,
     pub shutdown_timeout_ms: u64,
+    /// Events one client address may send per minute; 0 is no limit.
+    pub rate_limit_events_per_minute: u32,
     /// Where `/metrics` is served: apart from the public port.
     pub metrics_host: String,
     pub metrics_port: u16,

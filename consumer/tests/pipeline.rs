@@ -378,6 +378,20 @@ async fn a_database_restart_mid_run_loses_nothing_and_duplicates_nothing() {
     .await
     .unwrap();
 
+    // Every partition consumed a first time, so that each has a lag to keep on show.
+    testkit::poll_until(Duration::from_secs(30), "every partition observed", || {
+        let consumer = &consumer;
+        async move {
+            let text = consumer.metrics().await.ok()?;
+            let lags = text
+                .lines()
+                .filter(|l| l.starts_with("pageviews_consumer_lag{"))
+                .count();
+            (lags == PARTITIONS as usize).then_some(())
+        }
+    })
+    .await
+    .expect("observed");
     pg.stop().await.expect("stop PostgreSQL");
     produce(&s.kafka, &s.topic, &views(3_000, "during")).await;
     // Once the leases expire the partitions stop; their lag stays on show, marked as waiting.

@@ -57,10 +57,16 @@ impl Reader {
 
     /// Checks a query against the limits, the known sites and the site's goals.
     pub async fn check(&self, q: &StatsQuery) -> async_graphql::Result<Checked> {
-        // The site as `Checked` names it; its days are counted in its registered zone.
-        let site = self.registered(&q.site.trim().to_ascii_lowercase()).await?;
-        let today = chrono::Utc::now().with_timezone(&site.zone).date_naive();
-        let mut checked = Checked::new(q, &self.limits, today).map_err(refused)?;
+        // The limits first, with no database, then the site (as `Checked` names it); a period
+        // ends on the site's today in its registered zone.
+        let today = |zone: chrono_tz::Tz| chrono::Utc::now().with_timezone(&zone).date_naive();
+        let name = q.site.trim().to_ascii_lowercase();
+        let settings_zone = self.analytics.time_zone_of(&name);
+        let mut checked = Checked::new(q, &self.limits, today(settings_zone)).map_err(refused)?;
+        let site = self.registered(&checked.site).await?;
+        if site.zone != settings_zone {
+            checked = Checked::new(q, &self.limits, today(site.zone)).map_err(refused)?;
+        }
         (checked.zone, checked.counting) = (site.zone, site.counting);
         let named: Vec<String> = checked
             .filters

@@ -377,6 +377,14 @@ async fn one_socket_holds_at_most_its_share_of_subscriptions_and_a_completed_one
     let url = testkit::fresh_database().await.expect("database");
     let mut settings = testkit::settings(&testkit::brokers(), &url, &testkit::unique_prefix());
     settings.dashboard.max_subscriptions_per_socket = std::num::NonZeroUsize::new(2).expect("2");
+    // A registered site to subscribe to.
+    let db = testkit::connect(&url).await.expect("db");
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &db,
+        "INSERT INTO sites (domain, counted_at) VALUES ('shop.example', now())",
+    )
+    .await
+    .expect("registered");
     let dashboard = testkit::TestDashboard::start(settings)
         .await
         .expect("dashboard");

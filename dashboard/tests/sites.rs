@@ -327,3 +327,79 @@ async fn every_row_of(db: &sea_orm::DatabaseConnection, site: &str) -> i64 {
     let sum: String = row.try_get("", "q").expect("a query");
     count(db, &format!("SELECT {sum}")).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_flooding_a_site_is_cut_by_the_rate_limit_while_another_lands_whole() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack_with(start, |s| {
+        s.server.rate_limit_events_per_minute = 20;
+        s.server.trusted_proxies = vec!["127.0.0.1".to_owned().try_into().expect("a network")];
+    })
+    .await;
+    let send = |address: &'static str, agent: String| {
+        let request = s
+            .http
+            .post(format!("{}/query", s.producer.base))
+            .header("x-forwarded-for", address)
+            .header("user-agent", agent)
+            .json(&json!({
+                "query": "mutation($e: RegisterKafkaEventInput!) { register_kafka_event(event: $e) { id } }",
+                "variables": {"e": {"eventType": "PAGE_VIEW", "userId": "", "path": "/", "search": "",
+                                    "title": "Shop", "url": "https://shop.example/"}},
+            }));
+        async move {
+            let answer: Value = request
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("json");
+            answer
+        }
+    };
+    // The flood rotates its user agent, as one did to pass for 400 visitors.
+    let mut refused = 0;
+    for n in 0..60 {
+        let answer = send("203.0.113.7", format!("{CHROME_WINDOWS} flood/{n}")).await;
+        if answer["errors"].is_null() {
+            continue;
+        }
+        let error = &answer["errors"][0]["extensions"];
+        assert_eq!(error["code"], "RATE_LIMITED", "{answer}");
+        assert_eq!(error["retryable"], true, "{answer}");
+        assert!(error["retryAfterSeconds"].as_u64() >= Some(1), "{answer}");
+        refused += 1;
+    }
+    assert!(
+        (30..=40).contains(&refused),
+        "60 sent with 20 a minute allowed (and what refilled meanwhile): {refused} refused"
+    );
+    for n in 0..15 {
+        let answer = send("198.51.100.9", format!("{FIREFOX_LINUX} reader/{n}")).await;
+        assert!(
+            answer["errors"].is_null(),
+            "another address lands: {answer}"
+        );
+    }
+    s.stored(60 - refused + 15).await;
+    let metrics = reqwest::get(format!("{}/metrics", s.producer.metrics))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pageviews_rate_limited_events_total "))
+        .and_then(|n| n.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    assert!(
+        counted >= refused,
+        "refusals counted in /metrics: {counted}"
+    );
+    s.stop().await;
+}

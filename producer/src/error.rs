@@ -23,6 +23,8 @@ pub enum IngestError {
     KafkaUnavailable { reason: String, ids: Vec<Uuid> },
     #[error("too many events in flight, try again shortly")]
     Overloaded,
+    #[error("this address sent more than server.rate_limit_events_per_minute events; try again in {retry_after_s} s")]
+    RateLimited { retry_after_s: u64 },
 }
 
 impl IngestError {
@@ -36,13 +38,16 @@ impl IngestError {
             | IngestError::RepeatedId(_) => "BAD_USER_INPUT",
             IngestError::KafkaUnavailable { .. } => "KAFKA_UNAVAILABLE",
             IngestError::Overloaded => "OVERLOADED",
+            IngestError::RateLimited { .. } => "RATE_LIMITED",
         }
     }
 
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            IngestError::KafkaUnavailable { .. } | IngestError::Overloaded
+            IngestError::KafkaUnavailable { .. }
+                | IngestError::Overloaded
+                | IngestError::RateLimited { .. }
         )
     }
 }
@@ -56,6 +61,9 @@ impl ErrorExtensions for IngestError {
                 IngestError::InvalidField(f) => e.set("field", f.field),
                 IngestError::UnknownEventType(..) => e.set("field", "eventType"),
                 IngestError::InvalidId(_) | IngestError::RepeatedId(_) => e.set("field", "id"),
+                IngestError::RateLimited { retry_after_s } => {
+                    e.set("retryAfterSeconds", *retry_after_s)
+                }
                 IngestError::KafkaUnavailable { ids, .. } => {
                     // Retrying with these ids cannot store an event twice.
                     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();

@@ -110,6 +110,10 @@ pub(crate) async fn graphql(
         };
         return respond(refused(&request, &refusal), &http);
     }
+    // Refused whole, before anything is produced: nothing half-written.
+    if let Err(limited) = clients.rate.spend(context.client, events) {
+        return respond(refused(&request, &limited), &http);
+    }
     respond(execute(&schema, request).await, &http)
 }
 
@@ -140,10 +144,45 @@ async fn execute(
     }
 }
 
-/// What tells who a client is and where: `server.trusted_proxies` and the IP database.
+/// What tells who a client is and where (`server.trusted_proxies`, the IP database), and how
+/// much it may send.
 pub(crate) struct Clients {
     pub(crate) proxies: Vec<settings::IpNet>,
     pub(crate) geo: std::sync::Arc<GeoIp>,
+    pub(crate) rate: RateLimit,
+}
+
+/// Addresses held in memory at most by the rate limit (`throttle` keeps to it).
+const MAX_ADDRESSES: usize = 100_000;
+
+/// `server.rate_limit_events_per_minute`, per client address.
+pub(crate) enum RateLimit {
+    Off,
+    PerAddress(throttle::Buckets<std::net::IpAddr>),
+}
+
+impl RateLimit {
+    pub(crate) fn of(per_minute: u32) -> Self {
+        match per_minute {
+            0 => RateLimit::Off,
+            n => RateLimit::PerAddress(throttle::Buckets::new(n, MAX_ADDRESSES)),
+        }
+    }
+
+    /// Spends `events` of the client's budget, or says when to come back.
+    fn spend(&self, client: Option<std::net::IpAddr>, events: usize) -> Result<(), IngestError> {
+        let (RateLimit::PerAddress(buckets), Some(client)) = (self, client) else {
+            return Ok(());
+        };
+        let units = u32::try_from(events).unwrap_or(u32::MAX);
+        if buckets.try_spend(&client, units) {
+            return Ok(());
+        }
+        metrics::counter!("pageviews_rate_limited_events_total").increment(events as u64);
+        Err(IngestError::RateLimited {
+            retry_after_s: buckets.retry_after().as_secs(),
+        })
+    }
 }
 
 /// The most events one HTTP request may produce (`server.max_batch_size`).

@@ -54,6 +54,7 @@ pub(crate) fn http_server(
     let clients = web::Data::new(Clients {
         proxies: settings.server.trusted_proxies.clone(),
         geo,
+        rate: crate::ingest::RateLimit::of(settings.server.rate_limit_events_per_minute),
     });
     let workers = settings.server.workers;
     let server = HttpServer::new(move || {

@@ -136,6 +136,9 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
         .collect();
     s.consumer.metrics_host = "127.0.0.1".into();
     s.consumer.metrics_port = 0;
+    // Tests and the benchmark send thousands of events a minute from one address; the rate
+    // limit's own test turns it on.
+    s.server.rate_limit_events_per_minute = 0;
     // Sites count from their first event, as in development; the registry's tests turn it off.
     s.analytics.register_sites_on_first_event = true;
     s.server.metrics_port = 0;
@@ -168,6 +171,10 @@ pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
         ("APP__SERVER__HOST", s.server.host.clone()),
         ("APP__SERVER__PORT", s.server.port.to_string()),
         ("APP__SERVER__METRICS_HOST", s.server.metrics_host.clone()),
+        (
+            "APP__SERVER__RATE_LIMIT_EVENTS_PER_MINUTE",
+            s.server.rate_limit_events_per_minute.to_string(),
+        ),
         (
             "APP__SERVER__METRICS_PORT",
             s.server.metrics_port.to_string(),
