@@ -19,7 +19,7 @@
 //! an admin token changes (sites, goals; a deleted site's rows); it never counts visits, and
 //! knows the tables only through the `analytics` model and the column names of `visits`.
 
-mod access;
+pub mod access;
 mod attempts;
 mod body;
 mod cancel;
@@ -29,10 +29,12 @@ mod events;
 pub mod export;
 pub mod funnel;
 pub mod goals;
+mod identity;
 mod pages;
 pub mod schema;
 pub mod sites;
 pub mod stats;
+mod tokens;
 mod ui;
 
 use std::future::Future;
@@ -43,7 +45,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer};
 use async_graphql::{Data, ErrorExtensions};
 use async_graphql_actix_web::{GraphQLResponse, GraphQLSubscription};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
@@ -51,6 +53,7 @@ use settings::{ExposeSecret, Settings};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Role;
+use crate::identity::{bearer, bearer_header, Identity, Tokens};
 use crate::schema::{Reader, StatsSchema};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,93 +72,6 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// The accepted bearer tokens, compared in constant time, and each token's query slots
-/// (`dashboard.max_queries_per_token`): one token cannot take every worker and connection.
-#[derive(Clone)]
-struct Tokens {
-    readers: Arc<Vec<Vec<u8>>>,
-    admins: Arc<Vec<Vec<u8>>>,
-    /// Per token, readers first, then admins.
-    slots: Arc<Vec<Arc<tokio::sync::Semaphore>>>,
-}
-
-impl Tokens {
-    fn of(tokens: &[settings::SecretString]) -> Arc<Vec<Vec<u8>>> {
-        let bytes = tokens
-            .iter()
-            .map(|t| t.expose_secret().trim().as_bytes().to_vec());
-        Arc::new(bytes.collect())
-    }
-
-    fn new(settings: &settings::DashboardSettings) -> Tokens {
-        let (readers, admins) = (
-            Tokens::of(&settings.api_tokens),
-            Tokens::of(&settings.admin_tokens),
-        );
-        let per_token = settings.max_queries_per_token.get();
-        let slots = (0..readers.len() + admins.len())
-            .map(|_| Arc::new(tokio::sync::Semaphore::new(per_token)))
-            .collect();
-        Tokens {
-            readers,
-            admins,
-            slots: Arc::new(slots),
-        }
-    }
-
-    /// What a bearer token may do, if anything, and its query slots.
-    fn identify(&self, token: Option<&str>) -> Option<(Role, Arc<tokio::sync::Semaphore>)> {
-        use subtle::{ConditionallySelectable, ConstantTimeEq};
-        let given = token?.trim().as_bytes();
-        if given.is_empty() {
-            return None;
-        }
-        // Every token is compared, and each comparison takes the same time wherever it differs;
-        // an admin token listed among the readers too is found as the admin one (it comes last).
-        let (mut found, mut index) = (subtle::Choice::from(0), 0u64);
-        for (i, known) in self.readers.iter().chain(self.admins.iter()).enumerate() {
-            let same = known.as_slice().ct_eq(given);
-            index = u64::conditional_select(&index, &(i as u64), same);
-            found |= same;
-        }
-        if !bool::from(found) {
-            return None;
-        }
-        let index = usize::try_from(index).ok()?;
-        let role = match index >= self.readers.len() {
-            true => Role::Admin,
-            false => Role::Reader,
-        };
-        Some((role, Arc::clone(self.slots.get(index)?)))
-    }
-
-    fn role(&self, token: Option<&str>) -> Option<Role> {
-        self.identify(token).map(|(role, _)| role)
-    }
-
-    fn accepts(&self, token: Option<&str>) -> bool {
-        self.role(token).is_some()
-    }
-}
-
-/// The token of a request's `Authorization` header. Exactly one header, valid UTF-8, scheme
-/// `Bearer` in any case (RFC 6750): anything else (none, two, unreadable, another scheme) is
-/// no token at all.
-fn bearer_header(headers: &header::HeaderMap) -> Option<&str> {
-    let mut all = headers.get_all(header::AUTHORIZATION);
-    let only = all.next()?;
-    if all.next().is_some() {
-        return None;
-    }
-    bearer(only.to_str().ok()?)
-}
-
-/// The token of an `Authorization` value (`Bearer <token>`).
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 pub struct Application {
@@ -178,11 +94,11 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
-        let tokens = Tokens::new(&settings.dashboard);
-        if tokens.readers.is_empty() {
+        if settings.dashboard.api_tokens.is_empty() {
             return Err(StartError::NoToken);
         }
         let db = connect(&settings).await?;
+        let tokens = Tokens::new(&settings.dashboard, db.clone());
         let address = settings.dashboard.address();
         let bind_err = |source| StartError::Bind {
             address: address.clone(),
@@ -340,7 +256,8 @@ async fn require_token(
             .body("too many wrong tokens from this address (dashboard.wrong_tokens_per_minute)\n");
         return Ok(req.into_response(refusal).map_into_right_body());
     }
-    if tokens.accepts(bearer_header(req.headers())) {
+    if let Some(identity) = tokens.identify(bearer_header(req.headers())).await {
+        req.extensions_mut().insert(identity);
         return next
             .call(req)
             .await
@@ -350,24 +267,21 @@ async fn require_token(
     if req.headers().contains_key(header::AUTHORIZATION) {
         wrong.wrong(peer);
     }
-    let refusal = HttpResponse::Unauthorized()
-        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-        .finish();
-    Ok(req.into_response(refusal).map_into_right_body())
+    Ok(req.into_response(unauthorized()).map_into_right_body())
 }
 
 /// A query runs with the role of its token (the middleware let only valid tokens through).
 /// The body is read within its limits first; then it must be one GraphQL request as JSON.
 async fn graphql(
     schema: web::Data<StatsSchema>,
-    tokens: web::Data<Tokens>,
+    wrong: web::Data<attempts::WrongTokens>,
     limits: web::Data<body::BodyLimits>,
     dashboard: web::Data<settings::DashboardSettings>,
     db: web::Data<DatabaseConnection>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some((role, slots)) = tokens.identify(bearer_header(req.headers())) else {
+    let Some(Identity { role, slots }) = identity_of(&req) else {
         // The middleware lets no such request through; refuse rather than assume.
         return HttpResponse::Unauthorized().finish();
     };
@@ -403,7 +317,29 @@ async fn graphql(
             "this token has dashboard.max_queries_per_token queries running and none ended within dashboard.query_queue_ms; try again",
         ),
     };
+    // A site this token may not read: the same 401 a wrong token gets, nothing else said.
+    if answer.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == async_graphql::Value::from(access::NOT_YOURS))
+    }) {
+        wrong.wrong(req.peer_addr().map(|a| a.ip()));
+        return unauthorized();
+    }
     actix_web::Responder::respond_to(GraphQLResponse::from(answer), &req).map_into_boxed_body()
+}
+
+/// What the middleware found the request's token to be.
+fn identity_of(req: &HttpRequest) -> Option<Identity> {
+    req.extensions().get::<Identity>().cloned()
+}
+
+/// The refusal of a request without a valid token: 401, an empty body.
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+        .finish()
 }
 
 /// A whole answer refused with a named error.
@@ -492,7 +428,7 @@ async fn subscription(
     )
     .take_until(stopping.get_ref().clone().cancelled_owned());
     // Proven by the header's token, or else by the one in `connection_init`.
-    let authorized = tokens.accepts(bearer_header(req.headers()));
+    let by_header = tokens.identify(bearer_header(req.headers())).await;
     let tokens = tokens.get_ref().clone();
     let most = limits.max_subscriptions_per_socket.get();
     let peer = req.peer_addr().map(|a| a.ip());
@@ -503,20 +439,24 @@ async fn subscription(
                 .or_else(|| init.get("Authorization"))
                 .and_then(|v| v.as_str())
                 .and_then(bearer);
-            if !authorized && !wrong.allows(peer) {
+            if by_header.is_none() && !wrong.allows(peer) {
                 return Err(async_graphql::Error::new(
                     "too many wrong tokens from this address (dashboard.wrong_tokens_per_minute)",
                 ));
             }
-            if authorized || tokens.accepts(given) {
-                initialized.store(true, std::sync::atomic::Ordering::Release);
-                let mut data = Data::default();
-                data.insert(schema::SocketSubscriptions::new(most));
-                Ok(data)
-            } else {
+            let identity = match by_header {
+                Some(identity) => Some(identity),
+                None => tokens.identify(given).await,
+            };
+            let Some(identity) = identity else {
                 wrong.wrong(peer);
-                Err(async_graphql::Error::new("unauthorized"))
-            }
+                return Err(async_graphql::Error::new("unauthorized"));
+            };
+            initialized.store(true, std::sync::atomic::Ordering::Release);
+            let mut data = Data::default();
+            data.insert(schema::SocketSubscriptions::new(most));
+            data.insert(identity.role);
+            Ok(data)
         })
         .start(&req, payload)
 }
@@ -528,7 +468,10 @@ async fn export_csv(
     params: web::Query<Vec<(String, String)>>,
     req: HttpRequest,
 ) -> HttpResponse {
-    let work = export(reader, params);
+    let Some(identity) = identity_of(&req) else {
+        return unauthorized();
+    };
+    let work = export(reader, params, identity.role);
     match cancel::bounded(&db, dashboard.request_timeout(), &req, work).await {
         Ok(answer) => answer,
         Err(cancel::Unfinished::ClientLeft) => HttpResponse::NoContent().finish(),
@@ -541,6 +484,7 @@ async fn export_csv(
 async fn export(
     reader: web::Data<StatsSchema>,
     params: web::Query<Vec<(String, String)>>,
+    role: Role,
 ) -> HttpResponse {
     let refuse = |message: String| {
         HttpResponse::BadRequest()
@@ -554,6 +498,9 @@ async fn export(
         Ok(q) => q,
         Err(e) => return refuse(e.to_string()),
     };
+    if !role.may_read(&query.site.trim().to_ascii_lowercase()) {
+        return unauthorized();
+    }
     let checked = match reader.check(&query).await {
         Ok(c) => c,
         Err(e) => return refuse(e.message),

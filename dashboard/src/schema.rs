@@ -12,12 +12,13 @@ use settings::{AnalyticsSettings, DashboardSettings};
 
 use analytics::{Better, Dimension, Metric, Unit};
 
-use crate::access::require_admin;
+use crate::access::{require_admin, require_site, Role};
 use crate::engine::{self, Engine};
 use crate::funnel::{Funnel, FunnelQuery};
 use crate::goals::{self, GoalChangeError, GoalInfo, GoalInput};
 use crate::sites::{self, SiteError, SiteInfo};
 use crate::stats::{self, Checked, QueryError, StatsQuery, StatsRow};
+use crate::tokens::{self, CreatedToken, TokenInfo, TokenScope};
 
 pub type StatsSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -237,6 +238,7 @@ impl QueryRoot {
     /// queries into one request.
     #[graphql(complexity = "50 + child_complexity")]
     async fn stats(&self, ctx: &Context<'_>, query: StatsQuery) -> async_graphql::Result<Answer> {
+        require_site(ctx, &query.site)?;
         let reader = ctx.data::<Reader>()?;
         let checked = reader.check(&query).await?;
         reader.run(&checked, None).await
@@ -246,22 +248,36 @@ impl QueryRoot {
     /// step, drop-off from the one before.
     #[graphql(complexity = "50 + child_complexity")]
     async fn funnel(&self, ctx: &Context<'_>, query: FunnelQuery) -> async_graphql::Result<Funnel> {
+        require_site(ctx, &query.site)?;
         ctx.data::<Reader>()?.funnel(&query).await
     }
 
     /// The goals of a site, by name.
     async fn goals(&self, ctx: &Context<'_>, site: String) -> async_graphql::Result<Vec<GoalInfo>> {
+        require_site(ctx, &site)?;
         let reader = ctx.data::<Reader>()?;
         let site = site.trim().to_ascii_lowercase();
         goals::list(&reader.db, &site).await.map_err(database)
     }
 
-    /// The registered sites, by domain.
+    /// The registered sites this token may read, by domain.
     async fn sites(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SiteInfo>> {
         let reader = ctx.data::<Reader>()?;
-        sites::list(&reader.db, &reader.analytics)
+        let all = sites::list(&reader.db, &reader.analytics)
             .await
-            .map_err(database)
+            .map_err(database)?;
+        let role = ctx.data_opt::<Role>();
+        Ok(all
+            .into_iter()
+            .filter(|site| role.is_some_and(|r| r.may_read(&site.domain)))
+            .collect())
+    }
+
+    /// The tokens made with `createToken`, newest first (an admin token).
+    async fn tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TokenInfo>> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        tokens::list(&reader.db).await.map_err(database)
     }
 
     /// Every dimension, in the order the dashboard shows them.
@@ -302,6 +318,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         site: String,
     ) -> async_graphql::Result<i64> {
+        require_site(ctx, &site)?;
         current(ctx.data::<Reader>()?, &site).await
     }
 }
@@ -418,6 +435,45 @@ impl MutationRoot {
         tracing::info!(site = %domain.trim(), "site deleted with its data");
         Ok(true)
     }
+
+    /// Makes a token (an admin token): `READ` reads the listed sites only, `ADMIN` does
+    /// everything. The token is in this answer only; just its SHA-256 is stored.
+    async fn create_token(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        scope: TokenScope,
+        #[graphql(default)] sites: Vec<String>,
+    ) -> async_graphql::Result<CreatedToken> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        let mut listed = Vec::with_capacity(sites.len());
+        for site in &sites {
+            listed.push(
+                reader
+                    .registered(&site.trim().to_ascii_lowercase())
+                    .await?
+                    .domain,
+            );
+        }
+        if scope == TokenScope::Read && listed.is_empty() {
+            return Err(bad_input(
+                "sites: a READ token reads at least one site".into(),
+            ));
+        }
+        let created = tokens::create(&reader.db, &name, scope, &listed)
+            .await
+            .map_err(database)?;
+        tracing::info!(token = %created.info.id, name = %created.info.name, "token created");
+        Ok(created)
+    }
+
+    /// Ends a token made with `createToken` at once; whether it was in use (an admin token).
+    async fn revoke_token(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        tokens::revoke(&reader.db, &id).await.map_err(database)
+    }
 }
 
 fn bad_input(message: String) -> async_graphql::Error {
@@ -434,6 +490,7 @@ impl SubscriptionRoot {
         ctx: &Context<'ctx>,
         site: String,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<i64>> + 'ctx> {
+        require_site(ctx, &site)?;
         let reader = ctx.data::<Reader>()?;
         // Held as long as the stream lives: ended by the client or with its socket.
         let slot = match ctx.data_opt::<SocketSubscriptions>() {

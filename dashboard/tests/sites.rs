@@ -403,3 +403,123 @@ async fn one_address_flooding_a_site_is_cut_by_the_rate_limit_while_another_land
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_token_sees_only_its_sites_changes_nothing_and_ends_when_revoked() {
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a time");
+    let s = spawn_stack(start).await;
+    s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
+    let blog = json!({"eventType": "PAGE_VIEW", "userId": "", "path": "/", "search": "",
+                      "title": "Blog", "url": "https://blog.example/"});
+    s.post(FIREFOX_LINUX, blog).await;
+    s.stored(2).await;
+    counted(&s).await;
+
+    let made = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "mutation { createToken(name: \"client\", scope: READ, sites: [\"shop.example\"]) { token info { id name scope sites revoked } } }",
+        json!({}),
+    )
+    .await;
+    let created = &made["data"]["createToken"];
+    let token = created["token"]
+        .as_str()
+        .expect("the token, shown once")
+        .to_owned();
+    let id = created["info"]["id"].as_str().expect("an id").to_owned();
+    assert_eq!(
+        created["info"],
+        json!({"id": id, "name": "client", "scope": "READ", "sites": ["shop.example"], "revoked": false})
+    );
+    // Only its hash is stored.
+    let stored = format!(
+        "SELECT count(*) FROM api_tokens WHERE hash = sha256('{token}'::bytea) \
+         AND position('{token}' IN api_tokens::text) = 0"
+    );
+    assert_eq!(
+        count(&s.db, &stored).await,
+        1,
+        "stored as its SHA-256 alone"
+    );
+
+    let as_client = |query: &'static str| {
+        let (http, base, token) = (s.http.clone(), s.dashboard.base.clone(), token.clone());
+        async move {
+            http.post(format!("{base}/query"))
+                .bearer_auth(token)
+                .json(&json!({"query": query}))
+                .send()
+                .await
+                .expect("answered")
+        }
+    };
+    let own = as_client(SITES).await.json::<Value>().await.expect("json");
+    assert_eq!(
+        own["data"]["sites"],
+        json!([{"domain": "shop.example", "timeZone": "UTC", "counting": false}]),
+        "its own site only: {own}"
+    );
+    let shop = "{ stats(query: {site: \"shop.example\", dateRange: {from: \"2026-11-02\", to: \"2026-11-02\"}, metrics: [PAGEVIEWS]}) { results { metrics } } }";
+    let read = as_client(shop).await.json::<Value>().await.expect("json");
+    assert_eq!(
+        read["data"]["stats"]["results"][0]["metrics"],
+        json!([1.0]),
+        "{read}"
+    );
+    // Another site, registered or not, is answered as a wrong token is.
+    for other in [
+        "{ stats(query: {site: \"blog.example\", dateRange: {from: \"2026-11-02\", to: \"2026-11-02\"}, metrics: [PAGEVIEWS]}) { results { metrics } } }",
+        "{ stats(query: {site: \"nowhere.example\", dateRange: {from: \"2026-11-02\", to: \"2026-11-02\"}, metrics: [PAGEVIEWS]}) { results { metrics } } }",
+        "{ goals(site: \"blog.example\") { name } }",
+        "{ currentVisitors(site: \"blog.example\") }",
+    ] {
+        let refused = as_client(other).await;
+        assert_eq!(refused.status(), 401, "{other}");
+        assert_eq!(refused.text().await.expect("body"), "", "nothing said: {other}");
+    }
+    let csv = s
+        .http
+        .get(format!(
+            "{}/export.csv?site=blog.example&from=2026-11-02&to=2026-11-02&dimensions=PAGE&metrics=PAGEVIEWS",
+            s.dashboard.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(csv.status(), 401, "nor through the CSV");
+    for change in [
+        "mutation { createGoal(site: \"shop.example\", goal: {name: \"x\", page: \"/\"}) { name } }",
+        "mutation { addSite(domain: \"mine.example\") { domain } }",
+        "mutation { createToken(name: \"more\", scope: ADMIN) { token } }",
+        "{ tokens { id } }",
+    ] {
+        let answer = as_client(change).await.json::<Value>().await.expect("json");
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "a read token changes nothing: {change} {answer}"
+        );
+    }
+
+    let revoke = format!("mutation {{ revokeToken(id: {id:?}) }}");
+    let revoked = graphql(&s, testkit::ADMIN_TOKEN, &revoke, json!({})).await;
+    assert_eq!(revoked["data"]["revokeToken"], true, "{revoked}");
+    let after = as_client(shop).await;
+    assert_eq!(after.status(), 401, "a revoked token reads nothing");
+    let listed = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "{ tokens { id revoked } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        listed["data"]["tokens"],
+        json!([{"id": id, "revoked": true}])
+    );
+    s.stop().await;
+}

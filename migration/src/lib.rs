@@ -20,6 +20,7 @@ mod m20261201_000012_create_goals_and_conversions;
 mod m20261201_000013_add_places;
 mod m20261201_000014_add_source_id_to_kafka_events;
 mod m20261201_000015_create_sites;
+mod m20261201_000016_create_api_tokens;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_add_places::Migration),
             Box::new(m20261201_000014_add_source_id_to_kafka_events::Migration),
             Box::new(m20261201_000015_create_sites::Migration),
+            Box::new(m20261201_000016_create_api_tokens::Migration),
         ]
     }
 }
