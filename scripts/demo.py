@@ -37,13 +37,19 @@ REFERRERS = [None, None, "https://www.google.com/", "https://www.google.com/", "
 CAMPAIGNS = ["?utm_source=newsletter&utm_medium=email&utm_campaign=november",
              "?utm_source=twitter&utm_medium=social&utm_campaign=launch",
              "?utm_source=google&utm_medium=cpc&utm_campaign=brand&gclid=x"]
+FIRST_OCTETS = [2, 5, 24, 31, 37, 41, 46, 62, 66, 77, 81, 85, 89, 91, 95, 103, 109, 151, 176, 177, 185,
+                188, 193, 195, 200, 201, 212, 213, 217]
 MUTATION = "mutation($e:RegisterKafkaEventInput!){register_kafka_event(event:$e){id}}"
 
 
-def post(producer, agent, event):
+def post(producer, agent, address, event):
     body = json.dumps({"query": MUTATION, "variables": {"e": event}}).encode()
+    # `make up` trusts a proxy on this machine to name the client: each visitor has an address
+    # of its own, as on the web (it places the visitor on the map, and the producer's
+    # per-address rate limit applies to each alone).
     request = urllib.request.Request(producer + "/query", data=body,
-                                     headers={"content-type": "text/plain", "user-agent": agent})
+                                     headers={"content-type": "text/plain", "user-agent": agent,
+                                              "x-forwarded-for": address})
     with urllib.request.urlopen(request, timeout=10) as answer:
         result = json.load(answer)
     if result.get("errors"):
@@ -54,6 +60,8 @@ def visitor(producer, rng, n):
     site, pages, _ = rng.choices(SITES, weights=[s[2] for s in SITES])[0]
     bot = rng.random() < 0.03
     agent = rng.choice(BOTS) if bot else rng.choice(AGENTS).format(n=n)
+    # Public IPv4 blocks of several registries, so that the country database places them.
+    address = f"{rng.choice(FIRST_OCTETS)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
     sent = 0
     for _ in range(1 if bot or rng.random() < 0.8 else 2):
         referrer = rng.choice(REFERRERS)
@@ -63,11 +71,11 @@ def visitor(producer, rng, n):
             event = {"eventType": "PAGE_VIEW", "userId": "", "path": path, "search": search if i == 0 else "",
                      "title": f"{site} {path}", "url": f"https://{site}{path}{search if i == 0 else ''}",
                      "referrer": referrer if i == 0 else f"https://{site}/"}
-            post(producer, agent, event)
+            post(producer, agent, address, event)
             sent += 1
             if not bot and rng.random() < 0.6:
                 report = dict(event, engagedMs=rng.randint(2_000, 90_000), scrollDepth=rng.randint(10, 100))
-                post(producer, agent, report)
+                post(producer, agent, address, report)
             path = rng.choice(pages)
     return sent
 
