@@ -12,7 +12,7 @@ use common::*;
 use futures::SinkExt;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -170,7 +170,6 @@ async fn a_websocket_with_an_unreadable_authorization_header_still_needs_the_tok
     let dashboard = testkit::TestDashboard::start(settings)
         .await
         .expect("dashboard");
-    let ws_url = format!("{}/query", dashboard.base.replace("http://", "ws://"));
     for (header, init) in [
         (b"Bearer \xff\xfe".as_slice(), json!({})),
         (b"Bearer wrong-token-0123456789abcdef".as_slice(), json!({})),
@@ -179,11 +178,7 @@ async fn a_websocket_with_an_unreadable_authorization_header_still_needs_the_tok
             json!({"authorization": "Bearer wrong-token-0123456789abcdef"}),
         ),
     ] {
-        let mut request = ws_url.clone().into_client_request().expect("request");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().expect("header"),
-        );
+        let mut request = ws_request(&dashboard.base);
         request.headers_mut().insert(
             "authorization",
             tokio_tungstenite::tungstenite::http::HeaderValue::from_bytes(header).expect("value"),
@@ -211,13 +206,7 @@ async fn a_websocket_without_an_accepted_connection_init_in_time_is_closed() {
         .await
         .expect("dashboard");
     let connect = || async {
-        let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
-            .into_client_request()
-            .expect("request");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().expect("header"),
-        );
+        let request = ws_request(&dashboard.base);
         tokio_tungstenite::connect_async(request)
             .await
             .expect("connects")
@@ -237,12 +226,7 @@ async fn a_websocket_without_an_accepted_connection_init_in_time_is_closed() {
     );
     // With the token in time, it is acknowledged and kept.
     let mut welcome = connect().await;
-    let init = json!({"type": "connection_init",
-                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
-    welcome
-        .send(Message::text(init.to_string()))
-        .await
-        .expect("init");
+    ws_init(&mut welcome).await;
     assert!(!ws_refused(&mut welcome).await, "acknowledged");
     dashboard.stop().await.expect("stops");
 }
@@ -388,21 +372,11 @@ async fn one_socket_holds_at_most_its_share_of_subscriptions_and_a_completed_one
     let dashboard = testkit::TestDashboard::start(settings)
         .await
         .expect("dashboard");
-    let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
+    let request = ws_request(&dashboard.base);
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connects");
-    let init = json!({"type": "connection_init",
-                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("init");
+    ws_init(&mut ws).await;
     assert!(!ws_refused(&mut ws).await, "acknowledged");
     let subscribe = |id: &str| {
         let message = json!({"id": id, "type": "subscribe",
@@ -467,15 +441,9 @@ async fn a_websocket_from_another_sites_page_is_refused_at_the_handshake() {
         .expect("dashboard");
     let own = dashboard.base.clone();
     let handshake = |origin: Option<&str>| {
-        let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
-            .into_client_request()
-            .expect("request");
-        let headers = request.headers_mut();
-        headers.insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().expect("header"),
-        );
+        let mut request = ws_request(&dashboard.base);
         if let Some(origin) = origin {
+            let headers = request.headers_mut();
             headers.insert("origin", origin.parse().expect("header"));
         }
         tokio_tungstenite::connect_async(request)
@@ -489,11 +457,7 @@ async fn a_websocket_from_another_sites_page_is_refused_at_the_handshake() {
     }
     for welcome in [Some(own.as_str()), Some("https://stats.example.com"), None] {
         let (mut ws, _) = handshake(welcome).await.expect("the handshake completes");
-        let init = json!({"type": "connection_init",
-                          "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
-        ws.send(Message::text(init.to_string()))
-            .await
-            .expect("init");
+        ws_init(&mut ws).await;
         assert!(
             !ws_refused(&mut ws).await,
             "Origin {welcome:?} is acknowledged"
@@ -549,21 +513,11 @@ async fn an_address_past_its_wrong_token_budget_is_refused_even_a_right_token_an
         .await
         .expect("answered");
     assert_eq!(csv.status(), 429, "on every route that needs a token");
-    let mut request = format!("{}/query", dashboard.base.replace("http://", "ws://"))
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
+    let request = ws_request(&dashboard.base);
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connects");
-    let init = json!({"type": "connection_init",
-                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("init");
+    ws_init(&mut ws).await;
     assert!(
         ws_refused(&mut ws).await,
         "and a WebSocket's connection_init"

@@ -21,19 +21,6 @@ async fn send(s: &Stack, start: DateTime<Utc>, minute: i64, agent: &str, name: &
     s.post(agent, event).await;
 }
 
-async fn graphql(s: &Stack, token: &str, query: &str, variables: Value) -> Value {
-    s.http
-        .post(format!("{}/query", s.dashboard.base))
-        .bearer_auth(token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .expect("asked")
-        .json()
-        .await
-        .expect("json")
-}
-
 async fn create_goal(s: &Stack, goal: Value) -> Value {
     graphql(
         s,

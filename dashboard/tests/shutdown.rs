@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_dashboard_with_a_subscription_open_and_a_query_held() {
@@ -77,22 +77,11 @@ async fn sigterm_stops_the_dashboard_with_a_subscription_open_and_a_query_held()
 async fn subscribed(
     base: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut request = format!("{}/query", base.replace("http://", "ws://"))
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
+    let request = ws_request(base);
     let (mut socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connects");
-    let init = json!({"type": "connection_init",
-                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
-    socket
-        .send(Message::text(init.to_string()))
-        .await
-        .expect("init");
+    ws_init(&mut socket).await;
     assert!(!ws_refused(&mut socket).await, "acknowledged");
     let subscribe = json!({"id": "1", "type": "subscribe",
                            "payload": {"query": "subscription { currentVisitors(site: \"shop.example\") }"}});

@@ -10,19 +10,6 @@ use chrono::{TimeZone, Utc};
 use common::*;
 use serde_json::{json, Value};
 
-async fn graphql(s: &Stack, token: &str, query: &str, variables: Value) -> Value {
-    s.http
-        .post(format!("{}/query", s.dashboard.base))
-        .bearer_auth(token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .expect("asked")
-        .json()
-        .await
-        .expect("json")
-}
-
 const SITES: &str = "{ sites { domain timeZone counting } }";
 
 async fn sites(s: &Stack) -> Value {

@@ -470,27 +470,18 @@ async fn query_limits_are_refused_with_named_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn current_visitors_are_pushed_over_the_websocket_subscription() {
     use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    use tokio_tungstenite::tungstenite::Message;
 
     let s = spawn_stack(Utc::now()).await;
     s.view(Utc::now(), 0, FIREFOX_LINUX, ("/", "", None)).await;
     s.view(Utc::now(), 0, SAFARI_IPHONE, ("/live", "", None))
         .await;
 
-    let ws_url = format!("{}/query", s.dashboard.base.replace("http://", "ws://"));
-    let mut request = ws_url.into_client_request().expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
+    let request = ws_request(&s.dashboard.base);
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connects");
-    let init = json!({"type": "connection_init",
-                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
-    ws.send(Message::text(init.to_string()))
-        .await
-        .expect("init");
+    ws_init(&mut ws).await;
     let subscribe = json!({"id": "1", "type": "subscribe",
                            "payload": {"query": "subscription { currentVisitors(site: \"shop.example\") }"}});
     ws.send(Message::text(subscribe.to_string()))
@@ -513,13 +504,7 @@ async fn current_visitors_are_pushed_over_the_websocket_subscription() {
     assert_eq!(pushed, Ok(true), "two current visitors pushed");
 
     // Without the token in connection_init the socket is refused.
-    let mut request = format!("{}/query", s.dashboard.base.replace("http://", "ws://"))
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
+    let request = ws_request(&s.dashboard.base);
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("connects");

@@ -273,3 +273,44 @@ pub async fn lock_rollups(db: &sea_orm::DatabaseConnection) -> sea_orm::Database
         .expect("locked");
     lock
 }
+
+/// POSTs a GraphQL document with `token`; the whole answer.
+pub async fn graphql(s: &Stack, token: &str, query: &str, variables: Value) -> Value {
+    s.http
+        .post(format!("{}/query", s.dashboard.base))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": variables}))
+        .send()
+        .await
+        .expect("asked")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// A WebSocket handshake request to a dashboard's `/query`, speaking graphql-transport-ws.
+pub fn ws_request(base: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}/query", base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    request
+}
+
+/// Sends `connection_init` with the reader token.
+pub async fn ws_init(
+    ws: &mut (impl futures::SinkExt<tokio_tungstenite::tungstenite::Message> + Unpin),
+) {
+    let init = json!({"type": "connection_init",
+                      "payload": {"authorization": format!("Bearer {}", testkit::DASHBOARD_TOKEN)}});
+    let sent = ws
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            init.to_string(),
+        ))
+        .await;
+    assert!(sent.is_ok(), "connection_init sent");
+}
