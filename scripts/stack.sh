@@ -133,33 +133,30 @@ GEOIP_TEST_SHA256=d28e0073fd1dd637c8b95947bc864b5625eca9f8f2db1538145e33b2a1cd4b
 
 MMDB_WRITER_VERSION=0.2.7
 
-# mmdb-writer (PyPI) in a cached venv, to write the flat-layout test database; prints its python.
-ensure_mmdb_writer() {
-    local venv=$TOOLS_DIR/mmdb-writer-$MMDB_WRITER_VERSION
+# A cached venv (in the tools cache) with the given PyPI packages; prints its python.
+ensure_venv() {
+    local venv=$TOOLS_DIR/$1
+    shift
     if [ ! -f "$venv/complete" ]; then
         python3 -m venv "$venv" >&2 || { apt_install python3-venv && python3 -m venv "$venv" >&2; } \
             || die "cannot create a Python venv in $venv"
-        "$venv/bin/pip" install -q "mmdb-writer==$MMDB_WRITER_VERSION" "netaddr==1.3.0" >&2 \
-            || die "pip could not install mmdb-writer $MMDB_WRITER_VERSION"
+        "$venv/bin/pip" install -q "$@" >&2 || die "pip could not install $* into $venv"
         touch "$venv/complete"
     fi
     echo "$venv/bin/python"
 }
 
+# mmdb-writer, to write the flat-layout test database.
+ensure_mmdb_writer() {
+    ensure_venv "mmdb-writer-$MMDB_WRITER_VERSION" "mmdb-writer==$MMDB_WRITER_VERSION" "netaddr==1.3.0"
+}
+
 KAFKA_PYTHON_VERSION=3.0.12
 
-# kafka-python (PyPI) in a cached venv: an independent Kafka client for the test that sends a
-# record exactly as the tutorial's producer does (scripts/tutorial/produce.py); prints its python.
+# kafka-python: an independent Kafka client for the test that sends a record exactly as the
+# tutorial's producer does (scripts/tutorial/produce.py).
 ensure_kafka_python() {
-    local venv=$TOOLS_DIR/kafka-python-$KAFKA_PYTHON_VERSION
-    if [ ! -f "$venv/complete" ]; then
-        python3 -m venv "$venv" >&2 || { apt_install python3-venv && python3 -m venv "$venv" >&2; } \
-            || die "cannot create a Python venv in $venv"
-        "$venv/bin/pip" install -q "kafka-python==$KAFKA_PYTHON_VERSION" >&2 \
-            || die "pip could not install kafka-python $KAFKA_PYTHON_VERSION"
-        touch "$venv/complete"
-    fi
-    echo "$venv/bin/python"
+    ensure_venv "kafka-python-$KAFKA_PYTHON_VERSION" "kafka-python==$KAFKA_PYTHON_VERSION"
 }
 
 geoip_home() { echo "$TOOLS_DIR/geoip-$GEOIP_COUNTRY_VERSION"; }
