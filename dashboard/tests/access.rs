@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use common::*;
 use futures::SinkExt;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -73,10 +72,7 @@ fn disguises() -> Vec<(&'static str, HeaderMap)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_header_stands_in_for_a_token_on_any_route_that_serves_data() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack(start).await;
     s.view(start, 0, CHROME_WINDOWS, ("/secret-page", "", None))
         .await;
@@ -233,11 +229,7 @@ async fn a_websocket_without_an_accepted_connection_init_in_time_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_token_runs_its_own_share_of_queries_and_cannot_hold_up_another() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.dashboard.max_queries_per_token = std::num::NonZeroUsize::MIN;
         s.dashboard.query_queue_ms = testkit::ms(100);
@@ -246,28 +238,14 @@ async fn one_token_runs_its_own_share_of_queries_and_cannot_hold_up_another() {
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
     s.stored(1).await;
     // Hold the reader token's one query inside PostgreSQL: the rollups it reads are locked.
-    let lock = s.db.begin().await.expect("a transaction");
-    lock.execute_unprepared("LOCK TABLE rollup_days IN ACCESS EXCLUSIVE MODE")
-        .await
-        .expect("locked");
+    let lock = lock_rollups(&s.db).await;
     let pages = json!({"site": "shop.example", "dateRange": {"from": "2026-11-02", "to": "2026-11-02"},
                        "metrics": ["VISITORS"], "dimensions": ["PAGE"]});
     let held = {
         let (http, base, q) = (s.http.clone(), s.dashboard.base.clone(), pages.clone());
         tokio::spawn(async move { ask(&http, &base, STATS, q).await })
     };
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                   AND wait_event_type = 'Lock' AND query LIKE '%rollup_days%'";
-    testkit::poll_until(
-        Duration::from_secs(10),
-        "the first query waits on the lock",
-        || {
-            let db = &s.db;
-            async move { (count(db, waiting).await >= 1).then_some(()) }
-        },
-    )
-    .await
-    .expect("waiting");
+    held_statements_reach(&s.db, "the first query waits on the lock", 1).await;
 
     let second = s.ask(STATS, pages.clone()).await;
     assert_eq!(
@@ -301,10 +279,7 @@ async fn one_token_runs_its_own_share_of_queries_and_cannot_hold_up_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_client_left_or_whose_deadline_passed_stops_running_in_postgresql() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         // Only a cancellation can end the held statements within the test's deadlines.
         s.dashboard.statement_timeout_ms = testkit::ms(600_000);

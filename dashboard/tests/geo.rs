@@ -5,7 +5,7 @@
 
 mod common;
 
-use chrono::{TimeDelta, TimeZone, Utc};
+use chrono::{TimeDelta, Utc};
 use common::*;
 use serde_json::{json, Value};
 
@@ -18,10 +18,7 @@ const VISITORS: &[(&str, &str, i64)] = &[
 ];
 
 async fn geolocated_stack() -> (Stack, chrono::DateTime<Utc>) {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.server.trusted_proxies =
             vec![settings::IpNet::try_from("127.0.0.1".to_owned()).expect("a network")];

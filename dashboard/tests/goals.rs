@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
 use serde_json::{json, Value};
 
@@ -60,10 +60,7 @@ async fn funnel(s: &Stack, steps: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goals_created_afterwards_count_the_past_and_the_consumer_counts_what_follows() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 10, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(10, 0);
     let s = spawn_stack(start).await;
     // One visitor views / and /pricing and signs up for pro; one views both; one views /.
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
@@ -281,10 +278,7 @@ async fn report(s: &Stack, start: DateTime<Utc>, minute: i64, agent: &str, ms: i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pages_scroll_depth_and_time_on_page_come_from_each_visits_reports() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 10, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(10, 0);
     let s = spawn_stack(start).await;
     // One visit reads /docs twice over (80 % then 50 %, 40 s in all); another 20 s at 40 %.
     s.view(start, 0, CHROME_WINDOWS, ("/docs", "", None)).await;
@@ -351,10 +345,7 @@ async fn funnel_from_stored_hits(s: &Stack) -> (i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goal_created_while_events_stream_in_counts_each_completion_once() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 10, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(10, 0);
     let s = spawn_stack(start).await;
     const EVENTS: i64 = 1_200;
     let post_all = async {

@@ -6,7 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
@@ -14,10 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_dashboard_with_a_subscription_open_and_a_query_held() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         // Nothing but the shutdown can end the held query.
         s.dashboard.statement_timeout_ms = testkit::ms(600_000);

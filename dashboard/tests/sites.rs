@@ -6,7 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use common::*;
 use serde_json::{json, Value};
 
@@ -36,10 +35,7 @@ fn page_views_of_the_day(site: &str, day: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unregistered_sites_events_are_stored_unshown_and_counted_once_it_is_registered() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.analytics.register_sites_on_first_event = false;
     })
@@ -118,10 +114,7 @@ async fn an_unregistered_sites_events_are_stored_unshown_and_counted_once_it_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sites_are_managed_by_admins_with_checked_names_and_zones() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.analytics.register_sites_on_first_event = false;
     })
@@ -189,10 +182,7 @@ async fn sites_are_managed_by_admins_with_checked_names_and_zones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_time_zone_change_recounts_the_sites_days_in_the_new_zone() {
     // 23:30 in UTC is 08:30 the next day in Tokyo.
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 23, 30, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(23, 30);
     let s = spawn_stack(start).await;
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
     s.view(start, 5, CHROME_WINDOWS, ("/pricing", "", None))
@@ -253,10 +243,7 @@ async fn a_time_zone_change_recounts_the_sites_days_in_the_new_zone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_site_leaves_no_row_of_it_in_any_table() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack(start).await;
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
     s.view(start, 1, CHROME_WINDOWS, ("/pricing", "", None))
@@ -317,10 +304,7 @@ async fn every_row_of(db: &sea_orm::DatabaseConnection, site: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_flooding_a_site_is_cut_by_the_rate_limit_while_another_lands_whole() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.server.rate_limit_events_per_minute = 20;
         s.server.trusted_proxies = vec!["127.0.0.1".to_owned().try_into().expect("a network")];
@@ -393,10 +377,7 @@ async fn one_address_flooding_a_site_is_cut_by_the_rate_limit_while_another_land
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_token_sees_only_its_sites_changes_nothing_and_ends_when_revoked() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack(start).await;
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
     let blog = json!({"eventType": "PAGE_VIEW", "userId": "", "path": "/", "search": "",

@@ -5,16 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use common::*;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_reports() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack(start).await;
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
     s.report(start, 1, CHROME_WINDOWS, "/", 15_000).await;
@@ -57,10 +54,7 @@ async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_repor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_time_series_over_two_years_carries_every_day_and_a_breakdown_its_first_hundred_rows() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack(start).await;
     for minute in 0..101 {
         let path = format!("/p{minute}");
@@ -86,10 +80,7 @@ async fn a_time_series_over_two_years_carries_every_day_and_a_breakdown_its_firs
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stats_api_counts_exactly_the_visits_a_known_mix_of_page_views_makes() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack(start).await;
     let google = Some("https://www.google.com/search?q=shop");
     let hn = Some("https://news.ycombinator.com/item?id=1");
@@ -592,10 +583,7 @@ async fn the_readmes_stats_example_answers_todays_page_view_on_any_day_through_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_longer_than_the_statement_timeout_is_stopped_with_a_named_error() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.dashboard.statement_timeout_ms = testkit::ms(20);
     })
@@ -703,10 +691,7 @@ async fn a_body_over_the_limit_or_too_slow_to_arrive_is_refused_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_of_more_groups_than_allowed_is_refused_before_they_are_read() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.dashboard.max_groups = std::num::NonZeroUsize::new(2).expect("two");
     })
@@ -738,10 +723,7 @@ async fn an_answer_of_more_groups_than_allowed_is_refused_before_they_are_read()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engagement_reports_cannot_make_a_visit_longer_than_it_had_time_to_be() {
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("a time");
+    let start = on_nov_2(9, 0);
     let s = spawn_stack(start).await;
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
     // 25 reports of a whole day each, all within the visit's first minute.

@@ -314,3 +314,11 @@ pub async fn ws_init(
         .await;
     assert!(sent.is_ok(), "connection_init sent");
 }
+
+/// The tests' day, 2026-11-02 (a Monday), at `hour:minute` UTC.
+pub fn on_nov_2(hour: u32, minute: u32) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(2026, 11, 2, hour, minute, 0)
+        .single()
+        .expect("a time")
+}
