@@ -194,6 +194,8 @@ pub struct DashboardSettings {
     pub ws_init_timeout_ms: NonZeroU64,
     /// Wrong tokens one client address may present per minute before it is refused (429).
     pub wrong_tokens_per_minute: NonZeroU32,
+    /// Wrong passwords one client address may try per shared link per minute (then 429).
+    pub share_password_attempts_per_minute: NonZeroU32,
     /// Page origins besides the dashboard's own that may open a WebSocket.
     pub ws_allowed_origins: Vec<String>,
     /// The most subscriptions one WebSocket may have open at once.

@@ -3,17 +3,41 @@
 //! tokens); one in `dashboard.api_tokens` reads every site; a read token from `createToken`
 //! reads only its sites. A resolver that changes anything calls `require_admin` first; one that
 //! reads a site calls `require_site`, whose refusal the HTTP layer turns into the same 401 a
-//! wrong token gets, so a read token cannot learn which other sites exist.
+//! wrong token gets, so a read token cannot learn which other sites exist. A shared link
+//! (`/share/<id>`) reads its one site, within its dates (`Role::bound`), and changes nothing.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions};
+use chrono::NaiveDate;
 
-/// The role of the request's token.
+use crate::stats::{Checked, QueryError};
+
+/// The role of the request's token, or of the shared link it came through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Reader(Sites),
     Admin,
+    Shared(Arc<Shared>),
+}
+
+/// What a shared link shows: one site, from and to its dates if it has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shared {
+    pub site: String,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl Shared {
+    fn shows(&self, day: NaiveDate) -> bool {
+        self.from.is_none_or(|f| f <= day) && self.to.is_none_or(|t| day <= t)
+    }
+
+    fn described(&self) -> String {
+        let day = |d: Option<NaiveDate>| d.map_or("…".to_owned(), |d| d.to_string());
+        format!("{} to {}", day(self.from), day(self.to))
+    }
 }
 
 /// The sites a reader may read.
@@ -28,6 +52,34 @@ impl Role {
         match self {
             Role::Admin | Role::Reader(Sites::All) => true,
             Role::Reader(Sites::Only(sites)) => sites.iter().any(|s| s == site),
+            Role::Shared(shared) => shared.site == site,
+        }
+    }
+
+    /// Narrows a query to the days this role shows: a shared link's dates (a range partly
+    /// outside them is cut to them; one wholly outside is refused, as is a comparison with days
+    /// before them).
+    pub fn bound(&self, checked: &mut Checked) -> Result<(), QueryError> {
+        let Role::Shared(shared) = self else {
+            return Ok(());
+        };
+        let from = shared.from.map_or(checked.from, |f| checked.from.max(f));
+        let to = shared.to.map_or(checked.to, |t| checked.to.min(t));
+        if from > to {
+            return Err(QueryError::OutsideSharedRange(shared.described()));
+        }
+        (checked.from, checked.to) = (from, to);
+        if checked.compare.is_some() && !shared.shows(checked.previous_period().from) {
+            checked.compare = None;
+        }
+        Ok(())
+    }
+
+    /// Whether this role may see what happens on `today` (current visitors).
+    pub fn sees(&self, today: NaiveDate) -> bool {
+        match self {
+            Role::Shared(shared) => shared.shows(today),
+            _ => true,
         }
     }
 }

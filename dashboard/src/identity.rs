@@ -72,7 +72,7 @@ impl Tokens {
         match crate::tokens::find(&self.db, token).await {
             Ok(Some((id, role))) => Some(Identity {
                 role,
-                slots: self.stored_slots_of(&id),
+                slots: self.slots_of(&id),
             }),
             Ok(None) => None,
             Err(e) => {
@@ -82,7 +82,8 @@ impl Tokens {
         }
     }
 
-    fn stored_slots_of(&self, id: &str) -> Arc<Semaphore> {
+    /// The query slots of a stored token (by id) or a shared link (`share:<id>`).
+    pub(crate) fn slots_of(&self, id: &str) -> Arc<Semaphore> {
         let Ok(mut slots) = self.stored_slots.lock() else {
             return Arc::new(Semaphore::new(self.per_token));
         };

@@ -30,8 +30,10 @@ pub mod export;
 pub mod funnel;
 pub mod goals;
 mod identity;
+pub mod links;
 mod pages;
 pub mod schema;
+mod share;
 pub mod sites;
 pub mod stats;
 mod tokens;
@@ -115,6 +117,9 @@ impl Application {
         let wrong = web::Data::new(attempts::WrongTokens::new(
             settings.dashboard.wrong_tokens_per_minute.get(),
         ));
+        let attempts = web::Data::new(share::PasswordAttempts::new(
+            settings.dashboard.share_password_attempts_per_minute.get(),
+        ));
         let ends = stopping.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -127,12 +132,20 @@ impl Application {
                 .app_data(web::Data::new(limits.clone()))
                 .app_data(web::Data::new(ends.clone()))
                 .app_data(wrong.clone())
+                .app_data(attempts.clone())
+                // A password, nothing more.
+                .app_data(web::JsonConfig::default().limit(4096))
                 .route("/query", web::post().to(graphql))
                 .route("/query", web::get().to(subscription))
                 .route("/export.csv", web::get().to(export_csv))
                 .route("/", web::get().to(ui::page))
                 .route("/app.js", web::get().to(ui::script))
                 .route("/app.css", web::get().to(ui::style))
+                .route("/share/{id}", web::get().to(share::page))
+                .route("/share/{id}/unlock", web::post().to(share::unlock))
+                .route("/share/{id}/query", web::post().to(graphql))
+                .route("/share/{id}/query", web::get().to(subscription))
+                .route("/share/{id}/export.csv", web::get().to(export_csv))
                 .route(
                     "/healthz",
                     web::get().to(|| async { HttpResponse::Ok().body("ok") }),
@@ -210,12 +223,13 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
         .map_err(|e| anyhow::Error::new(e).context("serving"))
 }
 
-/// The health checks, and the dashboard page itself (it asks for the token, then sends it).
+/// The health checks, and the dashboard page itself (it asks for the token, then sends it);
+/// a shared link's page and `unlock`, which check the link themselves.
 fn is_open(req: &ServiceRequest) -> bool {
     matches!(
         req.path(),
         "/healthz" | "/readyz" | "/" | "/app.js" | "/app.css"
-    )
+    ) || share::is_open(req.path())
 }
 
 /// The subscription route, whose handler only ever completes a WebSocket handshake (anything
@@ -256,18 +270,39 @@ async fn require_token(
             .body("too many wrong tokens from this address (dashboard.wrong_tokens_per_minute)\n");
         return Ok(req.into_response(refusal).map_into_right_body());
     }
-    if let Some(identity) = tokens.identify(bearer_header(req.headers())).await {
-        req.extensions_mut().insert(identity);
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    // A missing header guesses nothing; any other refused one counts.
-    if req.headers().contains_key(header::AUTHORIZATION) {
-        wrong.wrong(peer);
-    }
-    Ok(req.into_response(unauthorized()).map_into_right_body())
+    let identity = match share::data_route(req.path()) {
+        // A shared link's data routes: the link's role, never a token's.
+        Some(id) => {
+            let Some(db) = req.app_data::<web::Data<DatabaseConnection>>() else {
+                return Ok(req
+                    .into_response(HttpResponse::InternalServerError().finish())
+                    .map_into_right_body());
+            };
+            match share::identify(db, &tokens, id, req.headers()).await {
+                share::Through::Open(identity) => Some(identity),
+                share::Through::Locked => None,
+                share::Through::Unknown => {
+                    wrong.wrong(peer);
+                    None
+                }
+            }
+        }
+        None => {
+            let found = tokens.identify(bearer_header(req.headers())).await;
+            // A missing header guesses nothing; any other refused one counts.
+            if found.is_none() && req.headers().contains_key(header::AUTHORIZATION) {
+                wrong.wrong(peer);
+            }
+            found
+        }
+    };
+    let Some(identity) = identity else {
+        return Ok(req.into_response(unauthorized()).map_into_right_body());
+    };
+    req.extensions_mut().insert(identity);
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// A query runs with the role of its token (the middleware let only valid tokens through).
@@ -301,6 +336,11 @@ async fn graphql(
                 .body(format!("the body is not a GraphQL request: {e}\n"))
         }
     };
+    if matches!(role, Role::Shared(_)) && !share::only_queries(&request) {
+        return HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("a shared link reads; it changes nothing\n");
+    }
     // The slot is taken once the body is in: a client slow to send it holds no slot.
     let answer = match tokio::time::timeout(dashboard.query_queue(), slots.acquire_owned()).await {
         Ok(Ok(_slot)) => {
@@ -427,8 +467,12 @@ async fn subscription(
         Arc::clone(&initialized),
     )
     .take_until(stopping.get_ref().clone().cancelled_owned());
-    // Proven by the header's token, or else by the one in `connection_init`.
-    let by_header = tokens.identify(bearer_header(req.headers())).await;
+    // Proven by a shared link's cookie (the middleware found it), or the header's token, or
+    // else by the one in `connection_init`.
+    let by_header = match identity_of(&req) {
+        Some(identity) => Some(identity),
+        None => tokens.identify(bearer_header(req.headers())).await,
+    };
     let tokens = tokens.get_ref().clone();
     let most = limits.max_subscriptions_per_socket.get();
     let peer = req.peer_addr().map(|a| a.ip());
@@ -501,7 +545,7 @@ async fn export(
     if !role.may_read(&query.site.trim().to_ascii_lowercase()) {
         return unauthorized();
     }
-    let checked = match reader.check(&query).await {
+    let checked = match reader.check(&query, &role).await {
         Ok(c) => c,
         Err(e) => return refuse(e.message),
     };

@@ -1,6 +1,6 @@
-//! The Stats GraphQL schema: `stats`, `funnel`, `goals`, `sites`, `currentVisitors`, the
-//! `currentVisitors` subscription, and the goal mutations (`createGoal`, `deleteGoal`, with an
-//! admin token).
+//! The Stats GraphQL schema: `stats`, `funnel`, `goals`, `sites`, `currentVisitors`, `viewer`,
+//! the `currentVisitors` subscription, and, with an admin token, `tokens`, `sharedLinks` and the
+//! mutations of goals, sites, tokens and shared links.
 
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::access::{require_admin, require_site, Role};
 use crate::engine::{self, Engine};
 use crate::funnel::{Funnel, FunnelQuery};
 use crate::goals::{self, GoalChangeError, GoalInfo, GoalInput};
+use crate::links::{self, SharedLink};
 use crate::sites::{self, SiteError, SiteInfo};
 use crate::stats::{self, Checked, QueryError, StatsQuery, StatsRow};
 use crate::tokens::{self, CreatedToken, TokenInfo, TokenScope};
@@ -56,8 +57,9 @@ impl Reader {
         })
     }
 
-    /// Checks a query against the limits, the known sites and the site's goals.
-    pub async fn check(&self, q: &StatsQuery) -> async_graphql::Result<Checked> {
+    /// Checks a query against the limits, the known sites, the site's goals and the days the
+    /// role shows.
+    pub async fn check(&self, q: &StatsQuery, role: &Role) -> async_graphql::Result<Checked> {
         // The limits first, with no database, then the site (as `Checked` names it); a period
         // ends on the site's today in its registered zone.
         let today = |zone: chrono_tz::Tz| chrono::Utc::now().with_timezone(&zone).date_naive();
@@ -69,6 +71,7 @@ impl Reader {
             checked = Checked::new(q, &self.limits, today(site.zone)).map_err(refused)?;
         }
         (checked.zone, checked.counting) = (site.zone, site.counting);
+        role.bound(&mut checked).map_err(refused)?;
         let named: Vec<String> = checked
             .filters
             .iter()
@@ -101,7 +104,7 @@ impl Reader {
     }
 
     /// A funnel's counts.
-    pub async fn funnel(&self, q: &FunnelQuery) -> async_graphql::Result<Funnel> {
+    pub async fn funnel(&self, q: &FunnelQuery, role: &Role) -> async_graphql::Result<Funnel> {
         let steps = analytics::goal::FUNNEL_STEPS;
         let names: Vec<String> = q.steps.iter().map(|s| s.trim().to_owned()).collect();
         if !steps.contains(&names.len()) {
@@ -133,7 +136,7 @@ impl Reader {
             offset: 0,
             compare: None,
         };
-        let checked = self.check(&stats).await?;
+        let checked = self.check(&stats, role).await?;
         let ids = self.goal_ids(&checked.site, &names).await?;
         let mut values: Vec<sea_orm::Value> = vec![
             checked.site.clone().into(),
@@ -240,7 +243,7 @@ impl QueryRoot {
     async fn stats(&self, ctx: &Context<'_>, query: StatsQuery) -> async_graphql::Result<Answer> {
         require_site(ctx, &query.site)?;
         let reader = ctx.data::<Reader>()?;
-        let checked = reader.check(&query).await?;
+        let checked = reader.check(&query, ctx.data::<Role>()?).await?;
         reader.run(&checked, None).await
     }
 
@@ -249,7 +252,9 @@ impl QueryRoot {
     #[graphql(complexity = "50 + child_complexity")]
     async fn funnel(&self, ctx: &Context<'_>, query: FunnelQuery) -> async_graphql::Result<Funnel> {
         require_site(ctx, &query.site)?;
-        ctx.data::<Reader>()?.funnel(&query).await
+        ctx.data::<Reader>()?
+            .funnel(&query, ctx.data::<Role>()?)
+            .await
     }
 
     /// The goals of a site, by name.
@@ -319,13 +324,70 @@ impl QueryRoot {
         site: String,
     ) -> async_graphql::Result<i64> {
         require_site(ctx, &site)?;
-        current(ctx.data::<Reader>()?, &site).await
+        current(ctx.data::<Reader>()?, ctx.data::<Role>()?, &site).await
+    }
+
+    /// What the request's token (or shared link) may do.
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
+        Ok(Viewer::of(ctx.data::<Role>()?))
+    }
+
+    /// A site's shared links, newest first (an admin token).
+    async fn shared_links(
+        &self,
+        ctx: &Context<'_>,
+        site: String,
+    ) -> async_graphql::Result<Vec<SharedLink>> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        links::list(&reader.db, &site.trim().to_ascii_lowercase())
+            .await
+            .map_err(database)
     }
 }
 
-async fn current(reader: &Reader, site: &str) -> async_graphql::Result<i64> {
+/// What a request may do: the dashboard shows what it offers by it.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    pub scope: ViewerScope,
+    /// The days a shared link is limited to, if it is.
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerScope {
+    /// Reads and changes everything.
+    Admin,
+    /// Reads its sites.
+    Read,
+    /// A shared link: reads its one site.
+    Shared,
+}
+
+impl Viewer {
+    fn of(role: &Role) -> Viewer {
+        let (scope, from, to) = match role {
+            Role::Admin => (ViewerScope::Admin, None, None),
+            Role::Reader(_) => (ViewerScope::Read, None, None),
+            Role::Shared(shared) => (ViewerScope::Shared, shared.from, shared.to),
+        };
+        Viewer {
+            scope,
+            from: from.map(|d| d.to_string()),
+            to: to.map(|d| d.to_string()),
+        }
+    }
+}
+
+async fn current(reader: &Reader, role: &Role, site: &str) -> async_graphql::Result<i64> {
     let site = reader.registered(&site.trim().to_ascii_lowercase()).await?;
     let today = Utc::now().with_timezone(&site.zone).date_naive();
+    if !role.sees(today) {
+        return Err(refused(QueryError::OutsideSharedRange(
+            "its own dates, not today,".into(),
+        )));
+    }
     engine::current_visitors(
         &reader.db,
         &site.domain,
@@ -468,6 +530,54 @@ impl MutationRoot {
         Ok(created)
     }
 
+    /// Makes a shared link of a site (an admin token): `/share/<id>` opens the dashboard
+    /// read-only for that site, behind `password` if given (8 characters at least), showing
+    /// only the days from `from` to `to` if given.
+    async fn create_shared_link(
+        &self,
+        ctx: &Context<'_>,
+        site: String,
+        name: String,
+        password: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> async_graphql::Result<SharedLink> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        let site = reader
+            .registered(&site.trim().to_ascii_lowercase())
+            .await?
+            .domain;
+        let days =
+            links::dates(from.as_deref(), to.as_deref()).map_err(|e| bad_input(e.to_string()))?;
+        let hash = match password.filter(|p| !p.is_empty()) {
+            None => None,
+            // argon2id takes its 19 MiB and tens of milliseconds: not on the async threads.
+            Some(password) => Some(
+                tokio::task::spawn_blocking(move || links::hash_password(&password))
+                    .await
+                    .map_err(|e| async_graphql::Error::new(e.to_string()))?
+                    .map_err(|e| bad_input(e.to_string()))?,
+            ),
+        };
+        let link = links::create(&reader.db, &site, &name, hash, days)
+            .await
+            .map_err(database)?;
+        tracing::info!(site, link = %link.name, protected = link.protected, "shared link created");
+        Ok(link)
+    }
+
+    /// Ends a shared link at once; whether it was open (an admin token).
+    async fn revoke_shared_link(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> async_graphql::Result<bool> {
+        require_admin(ctx)?;
+        let reader = ctx.data::<Reader>()?;
+        links::revoke(&reader.db, &id).await.map_err(database)
+    }
+
     /// Ends a token made with `createToken` at once; whether it was in use (an admin token).
     async fn revoke_token(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
         require_admin(ctx)?;
@@ -492,6 +602,7 @@ impl SubscriptionRoot {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<i64>> + 'ctx> {
         require_site(ctx, &site)?;
         let reader = ctx.data::<Reader>()?;
+        let role = ctx.data::<Role>()?;
         // Held as long as the stream lives: ended by the client or with its socket.
         let slot = match ctx.data_opt::<SocketSubscriptions>() {
             Some(socket) => Some(socket.take()?),
@@ -506,7 +617,7 @@ impl SubscriptionRoot {
                     if !first {
                         tokio::time::sleep(every.max(Duration::from_millis(100))).await;
                     }
-                    Some((current(reader, &site).await, (false, slot)))
+                    Some((current(reader, role, &site).await, (false, slot)))
                 }
             },
         ))

@@ -217,6 +217,7 @@ pub async fn delete(db: &DatabaseConnection, domain: &str) -> Result<(), SiteErr
     for sql in [
         "DELETE FROM conversions WHERE site = $1",
         "DELETE FROM goals WHERE site = $1",
+        "DELETE FROM shared_links WHERE site = $1",
         "DELETE FROM visits WHERE site = $1",
         "DELETE FROM rollup_days WHERE site = $1",
         "DELETE FROM rollup_hours WHERE site = $1",

@@ -221,6 +221,8 @@ pub enum QueryError {
     Events(String),
     #[error("goal: {0:?} is not a goal of this site")]
     UnknownGoal(String),
+    #[error("dateRange: this shared link shows {0} only")]
+    OutsideSharedRange(String),
 }
 
 impl QueryError {
@@ -236,6 +238,7 @@ impl QueryError {
             }
             QueryError::UnknownSite(_) => "UNKNOWN_SITE",
             QueryError::UnknownGoal(_) => "UNKNOWN_GOAL",
+            QueryError::OutsideSharedRange(_) => "OUTSIDE_SHARED_RANGE",
             _ => "BAD_USER_INPUT",
         }
     }

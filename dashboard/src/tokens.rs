@@ -91,7 +91,7 @@ pub async fn create<C: ConnectionTrait>(
     scope: TokenScope,
     sites: &[String],
 ) -> Result<CreatedToken, DbErr> {
-    let token = format!("pvt_{}", random_hex());
+    let token = format!("pvt_{}", random_hex::<32>());
     let scope_name = match scope {
         TokenScope::Read => "read",
         TokenScope::Admin => "admin",
@@ -144,8 +144,8 @@ pub async fn list<C: ConnectionTrait>(db: &C) -> Result<Vec<TokenInfo>, DbErr> {
     rows.iter().map(info).collect()
 }
 
-/// 256 bits from rand's thread-local CSPRNG (seeded by the operating system), as hex.
-fn random_hex() -> String {
-    let bytes: [u8; 32] = rand::random();
+/// `N` bytes from rand's thread-local CSPRNG (seeded by the operating system), as hex.
+pub(crate) fn random_hex<const N: usize>() -> String {
+    let bytes: [u8; N] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -21,6 +21,7 @@ mod m20261201_000013_add_places;
 mod m20261201_000014_add_source_id_to_kafka_events;
 mod m20261201_000015_create_sites;
 mod m20261201_000016_create_api_tokens;
+mod m20261201_000017_create_shared_links;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_add_source_id_to_kafka_events::Migration),
             Box::new(m20261201_000015_create_sites::Migration),
             Box::new(m20261201_000016_create_api_tokens::Migration),
+            Box::new(m20261201_000017_create_shared_links::Migration),
         ]
     }
 }
