@@ -141,6 +141,7 @@ impl Application {
                 .route("/", web::get().to(ui::page))
                 .route("/app.js", web::get().to(ui::script))
                 .route("/app.css", web::get().to(ui::style))
+                .route("/manage.js", web::get().to(ui::manage_script))
                 .route("/share/{id}", web::get().to(share::page))
                 .route("/share/{id}/unlock", web::post().to(share::unlock))
                 .route("/share/{id}/query", web::post().to(graphql))
@@ -228,7 +229,7 @@ pub async fn serve(settings: Settings, shutdown: impl Future<Output = ()>) -> an
 fn is_open(req: &ServiceRequest) -> bool {
     matches!(
         req.path(),
-        "/healthz" | "/readyz" | "/" | "/app.js" | "/app.css"
+        "/healthz" | "/readyz" | "/" | "/app.js" | "/manage.js" | "/app.css"
     ) || share::is_open(req.path())
 }
 

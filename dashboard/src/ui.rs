@@ -28,6 +28,13 @@ pub async fn script() -> HttpResponse {
     file("text/javascript; charset=utf-8", include_str!("ui/app.js"))
 }
 
+pub async fn manage_script() -> HttpResponse {
+    file(
+        "text/javascript; charset=utf-8",
+        include_str!("ui/manage.js"),
+    )
+}
+
 pub async fn style() -> HttpResponse {
     file("text/css; charset=utf-8", include_str!("ui/app.css"))
 }

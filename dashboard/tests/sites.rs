@@ -259,6 +259,14 @@ async fn deleting_a_site_leaves_no_row_of_it_in_any_table() {
     )
     .await;
     assert!(goal["errors"].is_null(), "{goal}");
+    let link = graphql(
+        &s,
+        testkit::ADMIN_TOKEN,
+        "mutation { createSharedLink(site: \"shop.example\", name: \"Board\", password: \"a long password\") { id } }",
+        json!({}),
+    )
+    .await;
+    assert!(link["errors"].is_null(), "{link}");
     let rows_of_the_site = every_row_of(&s.db, "shop.example").await;
     assert!(
         rows_of_the_site > 5,
@@ -277,6 +285,7 @@ async fn deleting_a_site_leaves_no_row_of_it_in_any_table() {
     assert_eq!(count(&s.db, "SELECT count(*) FROM goals").await, 0);
     assert_eq!(count(&s.db, "SELECT count(*) FROM conversions").await, 0);
     assert_eq!(count(&s.db, "SELECT count(*) FROM goal_days").await, 0);
+    assert_eq!(count(&s.db, "SELECT count(*) FROM shared_links").await, 0);
     assert_eq!(sites(&s).await, json!([]), "and not listed");
     s.stop().await;
 }

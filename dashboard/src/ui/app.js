@@ -3,18 +3,23 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const KEY = "pageviews_token";
+// Under /share/<id> the page is a shared link's: its routes are the link's, the link's cookie
+// (HttpOnly: never seen here) is its proof, and it only reads.
+const SHARE = location.pathname.match(/^\/share\/([0-9a-f]+)\/?$/)?.[1];
+const BASE = SHARE ? `/share/${SHARE}` : "";
+const auth = () => (SHARE ? {} : { authorization: "Bearer " + localStorage.getItem(KEY) });
 // The metrics and the panels (one per breakdown dimension) come from the API's registry.
-const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [], goals: [], property: "", funnel: [] };
-const MODEL = "{ sites { name timeZone } metrics { metric label unit better ofGoals } dimensions { dimension label isTime ofEvents } }";
+const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [], goals: [], property: "", funnel: [], viewer: {} };
+const MODEL = "{ viewer { scope from to } sites { name timeZone counting } metrics { metric label unit better ofGoals } dimensions { dimension label isTime ofEvents } }";
 const GOALS = "query($s: String!) { goals(site: $s) { name event page properties { key value } } }";
 const FUNNEL = "query($q: FunnelQuery!) { funnel(query: $q) { steps { goal visitors conversionRate dropOff dropOffRate } } }";
 
 class Unauthorized extends Error {}
 
 async function gql(query, variables) {
-  const response = await fetch("/query", {
+  const response = await fetch(BASE + "/query", {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer " + localStorage.getItem(KEY) },
+    headers: { "content-type": "application/json", ...auth() },
     body: JSON.stringify({ query, variables }),
   });
   if (response.status === 401) throw new Unauthorized();
@@ -31,7 +36,15 @@ function showLogin(message) {
   $("token").focus();
 }
 
+function showUnlock(message) {
+  $("app").hidden = true;
+  $("unlock").hidden = false;
+  $("unlock-message").textContent = message;
+  $("password").focus();
+}
+
 function showError(error) {
+  if (error instanceof Unauthorized && SHARE) return showUnlock("This dashboard is protected: enter the password of this shared link.");
   if (error instanceof Unauthorized) {
     localStorage.removeItem(KEY);
     showLogin("That token was refused (HTTP 401). Paste the token make up printed; it is kept in .data/dashboard-token.");
@@ -175,7 +188,7 @@ async function download(dimension) {
   for (const f of state.filters) params.append("filter", `${f.dimension}:${f.op}:${f.values.join("|")}`);
   const property = dimension === "PROPERTY" ? state.property : state.filters.find((f) => f.property)?.property;
   if (property) params.set("property", property);
-  const response = await fetch("/export.csv?" + params, { headers: { authorization: "Bearer " + localStorage.getItem(KEY) } });
+  const response = await fetch(BASE + "/export.csv?" + params, { headers: auth() });
   if (!response.ok) return showError(response.status === 401 ? new Unauthorized() : new Error(await response.text()));
   const a = document.createElement("a");
   a.href = URL.createObjectURL(await response.blob());
@@ -263,7 +276,7 @@ function renderGoals(rows) {
     if (key.trim()) goal.properties = [{ key: key.trim(), value: value.join("=") }];
     changeGoal("mutation($s: String!, $g: GoalInput!) { createGoal(site: $s, goal: $g) { name } }", { s: state.site, g: goal });
   });
-  panel.append(element("details", { className: "goals" }, element("summary", { textContent: "Manage goals (admin token)" }), list, form));
+  if (state.viewer.scope === "ADMIN") panel.append(element("details", { className: "goals" }, element("summary", { textContent: "Manage goals" }), list, form));
   return panel;
 }
 
@@ -334,6 +347,7 @@ async function load() {
       renderGoals(goals.stats.results),
       renderEvents(names.stats.results, values?.stats.results),
       renderFunnel(funnel?.funnel.steps));
+    if (state.viewer.scope === "ADMIN") await renderManage();
     $("app").hidden = false;
     document.body.dataset.goalFilter = goalFilter ? "yes" : "no";
     document.body.dataset.loaded = "yes";
@@ -344,11 +358,12 @@ async function load() {
 
 function live() {
   state.socket?.close();
-  const url = location.origin.replace(/^http/, "ws") + "/query";
+  if (!state.viewer.sees_today) return;
+  const url = location.origin.replace(/^http/, "ws") + BASE + "/query";
   const socket = new WebSocket(url, "graphql-transport-ws");
   state.socket = socket;
   socket.onopen = () => {
-    socket.send(JSON.stringify({ type: "connection_init", payload: { authorization: "Bearer " + localStorage.getItem(KEY) } }));
+    socket.send(JSON.stringify({ type: "connection_init", payload: SHARE ? {} : { authorization: "Bearer " + localStorage.getItem(KEY) } }));
     socket.send(JSON.stringify({ id: "live", type: "subscribe", payload: { query: "subscription($s: String!) { currentVisitors(site: $s) }", variables: { s: state.site } } }));
   };
   socket.onmessage = (m) => {
@@ -357,11 +372,30 @@ function live() {
   };
 }
 
+/** A shared link limited to dates opens on them; the picker offers its own days only. */
+function keepToSharedDays({ from, to }) {
+  if (!from && !to) return;
+  const last = to || today();
+  $("range").value = "custom";
+  $("custom").hidden = false;
+  $("from").value = from || shift(last, -29);
+  $("to").value = last;
+  for (const input of [$("from"), $("to")]) {
+    if (from) input.min = from;
+    if (to) input.max = to;
+  }
+  $("shared-days").hidden = false;
+  $("shared-days").textContent = `Shared for ${from || "…"} to ${to || "…"}`;
+}
+
 async function start() {
-  if (!localStorage.getItem(KEY)) return showLogin($("login-message").textContent);
+  if (!SHARE && !localStorage.getItem(KEY)) return showLogin($("login-message").textContent);
   $("login").hidden = true;
+  $("unlock").hidden = true;
+  $("logout").hidden = !!SHARE;
   try {
     const model = await gql(MODEL);
+    state.viewer = model.viewer;
     state.sites = model.sites;
     state.metrics = model.metrics;
     state.panels = model.dimensions.filter((d) => !d.isTime);
@@ -372,11 +406,19 @@ async function start() {
   select.replaceChildren(...state.sites.map((s) => new Option(s.name, s.name)));
   if (!state.sites.length) {
     $("error").hidden = false;
-    $("error").textContent = "No page views yet: add the tracker to a site, or run make demo.";
+    $("error").textContent = "No site is registered yet: an admin adds one under Sites below (or run make demo).";
+    if (state.viewer.scope === "ADMIN") {
+      await renderManage();
+      $("manage").open = true;
+      $("app").hidden = false;
+    }
     return;
   }
   state.site = new URLSearchParams(location.search).get("site") || state.sites[0].name;
   select.value = state.site;
+  if (SHARE) keepToSharedDays(state.viewer);
+  const day = today();
+  state.viewer.sees_today = (!state.viewer.from || state.viewer.from <= day) && (!state.viewer.to || day <= state.viewer.to);
   live();
   load();
 }
@@ -385,6 +427,20 @@ $("login-form").addEventListener("submit", (e) => {
   e.preventDefault();
   localStorage.setItem(KEY, $("token").value.trim());
   start();
+});
+$("unlock-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const response = await fetch(BASE + "/unlock", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ password: $("password").value }),
+  });
+  $("password").value = "";
+  if (response.ok) return start();
+  const wait = response.headers.get("retry-after");
+  showUnlock(response.status === 429 ? `Too many wrong passwords: try again in ${wait} s.`
+    : response.status === 401 ? "That is not the password of this link."
+    : response.status === 404 ? "This shared link does not exist or was revoked." : `The server answered HTTP ${response.status}.`);
 });
 $("logout").addEventListener("click", () => { localStorage.removeItem(KEY); location.reload(); });
 $("site").addEventListener("change", (e) => { state.site = e.target.value; state.filters = []; live(); load(); });
