@@ -277,6 +277,72 @@ try {
   check(true, "clicking a goal filters the page to the 1 visitor who converted");
   await owner.close();
 
+  // 8. The admin's own section: a site added, and goals.test shared behind a password. A
+  //    stranger opens the link: a wrong password shows nothing, the right one the dashboard of
+  //    that one site, and from that page no other site and no mutation can be reached.
+  const keeper = await browser.newContext();
+  const manage = await keeper.newPage();
+  manage.on("dialog", (d) => d.accept());
+  await manage.setViewportSize({ width: 1280, height: 1600 });
+  await manage.goto(`${cfg.dashboard}/?site=goals.test`);
+  await manage.fill("#token", cfg.adminToken);
+  await manage.click("#login-form button");
+  await manage.waitForSelector("body[data-loaded=yes]");
+  await manage.click("#manage > summary");
+  await manage.fill('.site-form input[name="domain"]', "Added.Test");
+  await manage.fill('.site-form input[name="zone"]', "Europe/Berlin");
+  await manage.click(".site-form button");
+  await until("the added site in the picker", 10, async () => (await manage.$$eval("#site option", (os) => os.map((o) => o.value))).includes("added.test"));
+  check(true, "an admin adds a site from the dashboard (its domain normalised)");
+  await manage.fill('.link-form input[name="name"]', "Board");
+  await manage.fill('.link-form input[name="password"]', "a board password");
+  await manage.click(".link-form button");
+  const shareUrl = await until("the link listed", 10, () => manage.$eval(".links li", (li) => li.dataset.link).catch(() => null));
+  check(/\/share\/[0-9a-f]{32}$/.test(shareUrl), `the admin's section lists the new link (${shareUrl})`);
+  await manage.screenshot({ path: `${cfg.screenshots}/manage.png`, fullPage: true });
+  await keeper.close();
+
+  const guest = await browser.newContext();
+  const shared = await guest.newPage();
+  await shared.setViewportSize({ width: 1280, height: 1400 });
+  const sent = [];
+  shared.on("request", (r) => sent.push({ url: r.url(), method: r.method(), body: r.postData() || "" }));
+  shared.on("websocket", (w) => sent.push({ url: w.url(), method: "WS", body: "" }));
+  await shared.goto(shareUrl);
+  await shared.waitForSelector("#unlock:not([hidden])");
+  await shared.fill("#password", "not the password");
+  await shared.click("#unlock-form button");
+  await until("the refusal", 10, async () => (await shared.textContent("#unlock-message")).includes("not the password"));
+  check(await shared.isHidden("#app"), "a wrong password is refused and nothing is shown");
+  await shared.fill("#password", "a board password");
+  await shared.click("#unlock-form button");
+  await shared.waitForSelector("body[data-loaded=yes]");
+  const guestTotal = (metric) => shared.textContent(`.total[data-metric="${metric}"] b`);
+  check((await guestTotal("VISITORS")) === "3", `the right password opens the dashboard: 3 visitors (shown: ${await guestTotal("VISITORS")})`);
+  const offered = await shared.$$eval("#site option", (os) => os.map((o) => o.value));
+  check(offered.length === 1 && offered[0] === "goals.test", `the link shows its one site (offered: ${offered.join(", ")})`);
+  check((await shared.evaluate(() => document.cookie)) === "", "its cookie is HttpOnly: the page's script cannot read it");
+  check(await shared.isHidden("#manage") && (await shared.$$(".goals")).length === 0 && await shared.isHidden("#logout"), "no management and no token on the shared page");
+  await until("the live count", 10, async () => /● [1-9]/.test(await shared.textContent("#live")));
+  check(true, "the shared page's live count arrived over its own subscription");
+  await shared.screenshot({ path: `${cfg.screenshots}/shared.png`, fullPage: true });
+  const own = new URL(shareUrl).pathname;
+  const reads = sent.filter((r) => r.method === "POST" && r.url.startsWith(cfg.dashboard));
+  const strays = reads.filter((r) => !r.url.startsWith(shareUrl + "/") || r.body.includes("mutation"));
+  check(reads.length > 0 && strays.length === 0, `the page sent only read queries, through its link (${reads.length}; others: ${strays.map((r) => r.url).join(", ")})`);
+  check(sent.every((r) => new URL(r.url).host === new URL(cfg.dashboard).host), "and asked nothing of anyone else");
+  const probe = await shared.evaluate(async (base) => {
+    const ask = (path, query) => fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) }).then((r) => r.status);
+    return {
+      other: await ask(`${base}/query`, '{ stats(query: {site: "shop.test", dateRange: {period: ALL}, metrics: [VISITORS]}) { results { metrics } } }'),
+      mutation: await ask(`${base}/query`, 'mutation { deleteSite(domain: "goals.test") }'),
+      tokenRoute: await ask("/query", "{ sites { domain } }"),
+    };
+  }, own);
+  check(probe.other === 401 && probe.mutation === 403 && probe.tokenRoute === 401,
+    `from the shared page, another site (${probe.other}), a mutation (${probe.mutation}) and the token route (${probe.tokenRoute}) are refused`);
+  await guest.close();
+
   // 7. Where visitors are: three page views of world.test came through the trusted proxy from
   //    addresses of the City test database; the dashboard names their countries and cities.
   const atlas = await browser.newContext();

@@ -374,6 +374,8 @@ function live() {
 
 /** A shared link limited to dates opens on them; the picker offers its own days only. */
 function keepToSharedDays({ from, to }) {
+  $("shared-days").hidden = false;
+  $("shared-days").textContent = "Shared, read-only";
   if (!from && !to) return;
   const last = to || today();
   $("range").value = "custom";
@@ -384,8 +386,7 @@ function keepToSharedDays({ from, to }) {
     if (from) input.min = from;
     if (to) input.max = to;
   }
-  $("shared-days").hidden = false;
-  $("shared-days").textContent = `Shared for ${from || "…"} to ${to || "…"}`;
+  $("shared-days").textContent = `Shared, read-only: ${from || "…"} to ${to || "…"}`;
 }
 
 async function start() {
