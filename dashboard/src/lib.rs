@@ -5,8 +5,11 @@
 //! - `GET /export.csv?…`: any breakdown as CSV (see `export`).
 //! - `GET /`: the dashboard page (`ui/`, embedded), which asks for the token and keeps it in
 //!   the browser.
-//! - `GET /healthz` (alive), `GET /readyz` (the database answers); these and the page's three
-//!   files are the only routes without a token.
+//! - `GET /share/<id>`: the page as a shared link's, read-only for one site; its data routes
+//!   (`/share/<id>/query`, `/share/<id>/export.csv`) take the link (and, for a password, the
+//!   cookie `POST /share/<id>/unlock` gave) instead of a token (see `share`).
+//! - `GET /healthz` (alive), `GET /readyz` (the database answers); these, the page's files and
+//!   a link's page and `unlock` are the only routes without a token.
 //!
 //! Every other request needs `Authorization: Bearer <token>` with one of
 //! `dashboard.api_tokens`; anything else gets HTTP 401 with an empty body. A request is
