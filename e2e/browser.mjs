@@ -299,6 +299,17 @@ try {
   await manage.click(".link-form button");
   const shareUrl = await until("the link listed", 10, () => manage.$eval(".links li", (li) => li.dataset.link).catch(() => null));
   check(/\/share\/[0-9a-f]{32}$/.test(shareUrl), `the admin's section lists the new link (${shareUrl})`);
+  await manage.fill('.token-form input[name="name"]', "Goals reader");
+  await manage.selectOption('.token-form select[name="sites"]', ["goals.test"]);
+  await manage.click(".token-form button");
+  const made = await until("the new token shown", 10, async () => (await manage.textContent(".new-token")).match(/pvt_[0-9a-f]{64}/)?.[0]);
+  const readsAs = async (site) => (await fetch(`${cfg.dashboard}/query`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${made}` },
+    body: JSON.stringify({ query: `{ stats(query: {site: "${site}", dateRange: {period: ALL}, metrics: [VISITORS]}) { results { metrics } } }` }),
+  })).status;
+  const [mine, theirs] = [await readsAs("goals.test"), await readsAs("shop.test")];
+  check(mine === 200 && theirs === 401, `a read token made in the dashboard is shown once and reads its site only (${mine}, ${theirs})`);
   await manage.screenshot({ path: `${cfg.screenshots}/manage.png`, fullPage: true });
   await keeper.close();
 
