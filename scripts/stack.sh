@@ -25,12 +25,16 @@
 #   stack.sh pg-start DIR PORT [PASSWORD] init (if needed) and start a PostgreSQL cluster in DIR; its
 #                                         superuser postgres signs in with PASSWORD (scram-sha-256,
 #                                         default "postgres"), never by trust
+#   stack.sh pg-standby-start DIR PORT PRIMARY_PORT [PASSWORD]
+#                                         a streaming replica of the cluster on PRIMARY_PORT
+#                                         (pg_basebackup -R into DIR on first start), read-only
 #   stack.sh pg-stop DIR                  fast shutdown of that cluster
 #   stack.sh stop-pid FILE                SIGTERM the process whose pid is in FILE, wait for it
 #   stack.sh kill-pid FILE                SIGKILL it and wait until it is gone
-#   stack.sh scratch-up DIR               Kafka and PostgreSQL (commit timestamps on) on free ports in DIR; prints the
+#   stack.sh scratch-up DIR               Kafka, PostgreSQL (commit timestamps on) and a streaming
+#                                         replica of it on free ports in DIR; prints the
 #                                         PAGEVIEWS_TEST_* exports for them and for the IP databases
-#   stack.sh scratch-down DIR             stop both and remove DIR
+#   stack.sh scratch-down DIR             stop them and remove DIR
 #   stack.sh ensure-go-anchor             build the benchmark's Go peer (bench/anchors/go-producer:
 #                                         gqlgen + confluent-kafka-go) when its sources changed;
 #                                         prints the binary's path
@@ -430,6 +434,30 @@ pg_start() {
     say "PostgreSQL on 127.0.0.1:$port, data $dir, log $dir/postgres.log"
 }
 
+# A streaming replica of the PostgreSQL on 127.0.0.1:$3 (superuser postgres, password $4 or
+# "postgres"), read-only, on port $2: a base backup with -R, so it follows the primary at once.
+# hot_standby_feedback keeps the primary from vacuuming rows a long read still needs, so a
+# dashboard's query on the replica is not cancelled by a conflict.
+pg_standby_start() {
+    local dir=$1 port=$2 primary=$3
+    [ -x "$PG_BIN/initdb" ] || install_postgres
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown nobody:nogroup "$dir"
+    chmod 700 "$dir"
+    if [ ! -f "$dir/PG_VERSION" ]; then
+        PGPASSWORD=${4:-postgres} as_pg_user "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres \
+            -D "$dir" -R -X stream -c fast >"$dir.basebackup.log" 2>&1 \
+            || die "pg_basebackup from 127.0.0.1:$primary failed; see $dir.basebackup.log"
+        # The primary's own log came along in the backup.
+        rm -f "$dir/postgres.log"
+    fi
+    if port_open "$port"; then die "port $port is already in use; cannot start the standby there"; fi
+    as_pg_user "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/postgres.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c hot_standby=on -c hot_standby_feedback=on -c fsync=${PAGEVIEWS_PG_FSYNC:-on}" \
+        start >/dev/null || die "the standby did not start; see $dir/postgres.log"
+    say "PostgreSQL standby of 127.0.0.1:$primary on 127.0.0.1:$port, data $dir, log $dir/postgres.log"
+}
+
 pg_stop() {
     local dir=$1
     [ -f "$dir/postmaster.pid" ] || return 0
@@ -478,6 +506,10 @@ scratch_up() {
     # Commit times of rows: the benchmark's end-to-end latency ends at the row's commit.
     PAGEVIEWS_PG_OPTIONS="-c track_commit_timestamp=on ${PAGEVIEWS_PG_OPTIONS:-}" pg_start "$dir/pg" "$port"
     echo "export PAGEVIEWS_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$port/postgres"
+    # A streaming replica of it, for the dashboard's reads (dashboard/tests/replica.rs).
+    local standby; standby=$(free_port)
+    pg_standby_start "$dir/pg-standby" "$standby" "$port"
+    echo "export PAGEVIEWS_TEST_STANDBY_URL=postgres://postgres:postgres@127.0.0.1:$standby/postgres"
     echo "export PAGEVIEWS_TEST_GEOIP_DIR=$(ensure_geoip_tests)"
     echo "export PAGEVIEWS_TEST_KAFKA_PYTHON=$(ensure_kafka_python)"
 }
@@ -485,6 +517,7 @@ scratch_up() {
 scratch_down() {
     local dir=$1
     stop_pid "$dir/kafka/kafka.pid" || true
+    pg_stop "$dir/pg-standby" || true
     pg_stop "$dir/pg" || true
     rm -rf "$dir"
 }
@@ -506,6 +539,7 @@ case "$cmd" in
     kafka-ready) kafka_ready "$@" ;;
     kafka-leader) kafka_leader "$@" ;;
     pg-start) pg_start "$@" ;;
+    pg-standby-start) pg_standby_start "$@" ;;
     pg-bin) pg_bin ;;
     pg-stop) pg_stop "$@" ;;
     stop-pid) stop_pid "$@" ;;
@@ -516,5 +550,5 @@ case "$cmd" in
     free-port) free_port ;;
     port-open) port_open "$@" ;;
     wait-port) wait_port "$@" ;;
-    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|ensure-geoip-tests|ensure-geoip-city|ensure-kafka-python|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
+    *) die "usage: stack.sh ensure-kafka|ensure-check-jsonschema|ensure-browser|ensure-geoip|ensure-geoip-tests|ensure-geoip-city|ensure-kafka-python|java|pg-bin|kafka-start|cluster-start|kafka-node-start|kafka-ready|kafka-leader|pg-start|pg-standby-start|pg-stop|stop-pid|kill-pid|scratch-up|scratch-down|free-port|port-open|wait-port" ;;
 esac

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: everything the tests need, then fmt, clippy and the whole test suite.
-# Starts its own Apache Kafka node and PostgreSQL on free ports unless both
-# PAGEVIEWS_TEST_BROKERS and PAGEVIEWS_TEST_DATABASE_URL name running ones, so it passes on a
-# fresh machine and next to a running `make up`.
+# Starts its own Apache Kafka node, PostgreSQL and a streaming replica of it on free ports unless
+# PAGEVIEWS_TEST_BROKERS, PAGEVIEWS_TEST_DATABASE_URL and PAGEVIEWS_TEST_STANDBY_URL name running
+# ones, so it passes on a fresh machine and next to a running `make up`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="bash scripts/stack.sh"
@@ -26,7 +26,8 @@ export PAGEVIEWS_TEST_KAFKA_PYTHON=${PAGEVIEWS_TEST_KAFKA_PYTHON:-$kafka_python}
 
 run_dir=$(mktemp -d /tmp/pageviews-test.XXXXXX)
 trap '$stack scratch-down "$run_dir"' EXIT
-if [ -z "${PAGEVIEWS_TEST_BROKERS:-}" ] || [ -z "${PAGEVIEWS_TEST_DATABASE_URL:-}" ]; then
+if [ -z "${PAGEVIEWS_TEST_BROKERS:-}" ] || [ -z "${PAGEVIEWS_TEST_DATABASE_URL:-}" ] \
+    || [ -z "${PAGEVIEWS_TEST_STANDBY_URL:-}" ]; then
     # Test data is thrown away: no need for PostgreSQL to wait for the disk.
     # Assigned first: `eval "$(…)"` alone would hide a failed start under set -e.
     exports=$(PAGEVIEWS_PG_FSYNC=off $stack scratch-up "$run_dir")

@@ -164,6 +164,12 @@ impl AnalyticsSettings {
 pub struct DashboardSettings {
     pub host: String,
     pub port: u16,
+    /// Where the Stats API reads: a streaming replica, or empty for `database.url`. What the
+    /// dashboard writes (sites, goals, tokens, links) goes to `database.url`.
+    pub database_url: SecretString,
+    /// Its Prometheus endpoint (`/metrics`: the replica's lag among others).
+    pub metrics_host: String,
+    pub metrics_port: u16,
     /// Bearer tokens accepted by the Stats API; none means the dashboard refuses to start.
     pub api_tokens: Vec<SecretString>,
     /// Bearer tokens that may also change what is counted (goals); they read as well.
@@ -452,6 +458,16 @@ impl Settings {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return invalid("database.url", "must be a postgres:// URL");
         }
+        let reads = self.dashboard.database_url.expose_secret().trim();
+        if !(reads.is_empty()
+            || reads.starts_with("postgres://")
+            || reads.starts_with("postgresql://"))
+        {
+            return invalid(
+                "dashboard.database_url",
+                "must be a postgres:// URL (a replica to read from), or empty to read from database.url",
+            );
+        }
         let c = &self.consumer;
         if c.topics.is_empty() {
             return invalid("consumer.topics", "must name at least one topic");
@@ -557,6 +573,17 @@ impl DatabaseSettings {
     /// The URL with its password replaced by `***`, for messages and logs.
     pub fn redacted_url(&self) -> String {
         redact(self.url.expose_secret())
+    }
+}
+
+impl DashboardSettings {
+    /// Whether the Stats API reads from a database of its own (a replica).
+    pub fn reads_elsewhere(&self) -> bool {
+        !self.database_url.expose_secret().trim().is_empty()
+    }
+
+    pub fn redacted_database_url(&self) -> String {
+        redact(self.database_url.expose_secret())
     }
 }
 

@@ -11,6 +11,13 @@
 //! - `GET /healthz` (alive), `GET /readyz` (the database answers); these, the page's files and
 //!   a link's page and `unlock` are the only routes without a token.
 //!
+//! - `GET /metrics` on `dashboard.metrics_host:metrics_port`: the read database's lag (see
+//!   `replica`).
+//!
+//! Queries read from `dashboard.database_url` (a streaming replica) when it is set; what an
+//! admin changes, and the stored tokens and links every request is checked against, go to
+//! `database.url`.
+//!
 //! Every other request needs `Authorization: Bearer <token>` with one of
 //! `dashboard.api_tokens`; anything else gets HTTP 401 with an empty body. A request is
 //! authorized by the token it proves, never by what it says it is: browsers cannot set headers
@@ -35,6 +42,7 @@ pub mod goals;
 mod identity;
 pub mod links;
 mod pages;
+mod replica;
 pub mod schema;
 mod share;
 pub mod sites;
@@ -82,6 +90,9 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics`, on `dashboard.metrics_host:metrics_port`.
+    metrics: Server,
+    metrics_port: u16,
     /// Cancelled when the server starts to stop: subscriptions end then.
     stopping: CancellationToken,
 }
@@ -102,8 +113,10 @@ impl Application {
         if settings.dashboard.api_tokens.is_empty() {
             return Err(StartError::NoToken);
         }
-        let db = connect(&settings).await?;
-        let tokens = Tokens::new(&settings.dashboard, db.clone());
+        let databases = Databases::connect(&settings).await?;
+        let db = databases.reads.clone();
+        // Tokens and links are checked where they are revoked: a revocation ends them at once.
+        let tokens = Tokens::new(&settings.dashboard, databases.writes.clone());
         let address = settings.dashboard.address();
         let bind_err = |source| StartError::Bind {
             address: address.clone(),
@@ -112,6 +125,7 @@ impl Application {
         let port = listener.local_addr().map_err(bind_err)?.port();
         let schema = schema::build(Reader {
             db: db.clone(),
+            primary: databases.writes.clone(),
             analytics: settings.analytics.clone(),
             limits: settings.dashboard.clone(),
         });
@@ -130,7 +144,7 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(tokens.clone()))
-                .app_data(web::Data::new(db.clone()))
+                .app_data(web::Data::new(databases.clone()))
                 .app_data(web::Data::new(body::BodyLimits::of(&limits)))
                 .app_data(web::Data::new(limits.clone()))
                 .app_data(web::Data::new(ends.clone()))
@@ -167,9 +181,12 @@ impl Application {
         .shutdown_timeout(settings.dashboard.shutdown_timeout().as_secs().max(1))
         .disable_signals()
         .run();
+        let (metrics, metrics_port) = metrics_server(&settings.dashboard, db)?;
         Ok(Application {
             port,
             server,
+            metrics,
+            metrics_port,
             stopping,
         })
     }
@@ -178,24 +195,102 @@ impl Application {
         self.port
     }
 
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let metrics_handle = self.metrics.handle();
         let mut server = tokio::spawn(self.server);
+        let mut metrics = tokio::spawn(self.metrics);
         let result = tokio::select! {
             joined = &mut server => joined,
+            joined = &mut metrics => match joined {
+                Ok(Ok(())) => Ok(Err(std::io::Error::other("the metrics server stopped"))),
+                other => other,
+            },
             () = shutdown => {
                 self.stopping.cancel();
                 handle.stop(true).await;
                 server.await
             }
         };
+        metrics_handle.stop(false).await;
         result.map_err(std::io::Error::other)?
     }
 }
 
-async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartError> {
-    let mut options = ConnectOptions::new(settings.database.url.expose_secret());
+/// The `/metrics` server: the read database's lag, measured at each scrape.
+fn metrics_server(
+    dashboard: &settings::DashboardSettings,
+    reads: DatabaseConnection,
+) -> Result<(Server, u16), StartError> {
+    let address = format!("{}:{}", dashboard.metrics_host, dashboard.metrics_port);
+    let bind_err = |source| StartError::Bind {
+        address: address.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&address).map_err(bind_err)?;
+    let port = listener.local_addr().map_err(bind_err)?.port();
+    let reads = web::Data::new(reads);
+    let server = HttpServer::new(move || {
+        App::new().app_data(reads.clone()).route(
+            "/metrics",
+            web::get().to(|reads: web::Data<DatabaseConnection>| async move {
+                HttpResponse::Ok()
+                    .content_type("text/plain; version=0.0.4")
+                    .body(replica::render(&reads).await)
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_err)?
+    .run();
+    Ok((server, port))
+}
+
+/// The dashboard's connections: where it reads (a replica, if `dashboard.database_url` names
+/// one) and where it writes (`database.url`); the same pool when there is no replica.
+#[derive(Clone)]
+pub(crate) struct Databases {
+    pub(crate) reads: DatabaseConnection,
+    pub(crate) writes: DatabaseConnection,
+}
+
+impl Databases {
+    async fn connect(settings: &Settings) -> Result<Databases, StartError> {
+        let writes = connect(
+            settings,
+            settings.database.url.expose_secret(),
+            settings.database.redacted_url(),
+        )
+        .await?;
+        if !settings.dashboard.reads_elsewhere() {
+            return Ok(Databases {
+                reads: writes.clone(),
+                writes,
+            });
+        }
+        let reads = connect(
+            settings,
+            settings.dashboard.database_url.expose_secret(),
+            settings.dashboard.redacted_database_url(),
+        )
+        .await?;
+        Ok(Databases { reads, writes })
+    }
+}
+
+async fn connect(
+    settings: &Settings,
+    url: &str,
+    redacted: String,
+) -> Result<DatabaseConnection, StartError> {
+    let mut options = ConnectOptions::new(url);
     options
         .max_connections(settings.database.max_connections.get())
         .connect_timeout(settings.database.connect_timeout())
@@ -208,7 +303,7 @@ async fn connect(settings: &Settings) -> Result<DatabaseConnection, StartError> 
     Database::connect(options)
         .await
         .map_err(|source| StartError::Database {
-            url: settings.database.redacted_url(),
+            url: redacted,
             source,
         })
 }
@@ -277,12 +372,15 @@ async fn require_token(
     let identity = match share::data_route(req.path()) {
         // A shared link's data routes: the link's role, never a token's.
         Some(id) => {
-            let Some(db) = req.app_data::<web::Data<DatabaseConnection>>() else {
+            let Some(db) = req
+                .app_data::<web::Data<Databases>>()
+                .map(|d| d.writes.clone())
+            else {
                 return Ok(req
                     .into_response(HttpResponse::InternalServerError().finish())
                     .map_into_right_body());
             };
-            match share::identify(db, &tokens, id, req.headers()).await {
+            match share::identify(&db, &tokens, id, req.headers()).await {
                 share::Through::Open(identity) => Some(identity),
                 share::Through::Locked => None,
                 share::Through::Unknown => {
@@ -316,7 +414,7 @@ async fn graphql(
     wrong: web::Data<attempts::WrongTokens>,
     limits: web::Data<body::BodyLimits>,
     dashboard: web::Data<settings::DashboardSettings>,
-    db: web::Data<DatabaseConnection>,
+    databases: web::Data<Databases>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -349,7 +447,7 @@ async fn graphql(
     let answer = match tokio::time::timeout(dashboard.query_queue(), slots.acquire_owned()).await {
         Ok(Ok(_slot)) => {
             let work = schema.execute(request.data(role));
-            match cancel::bounded(&db, dashboard.request_timeout(), &req, work).await {
+            match cancel::bounded(&databases.reads, dashboard.request_timeout(), &req, work).await {
                 Ok(answer) => answer,
                 Err(cancel::Unfinished::PastDeadline) => request_timeout(),
                 // Nobody reads this answer.
@@ -511,7 +609,7 @@ async fn subscription(
 
 async fn export_csv(
     reader: web::Data<StatsSchema>,
-    db: web::Data<DatabaseConnection>,
+    databases: web::Data<Databases>,
     dashboard: web::Data<settings::DashboardSettings>,
     params: web::Query<Vec<(String, String)>>,
     req: HttpRequest,
@@ -520,7 +618,7 @@ async fn export_csv(
         return unauthorized();
     };
     let work = export(reader, params, identity.role);
-    match cancel::bounded(&db, dashboard.request_timeout(), &req, work).await {
+    match cancel::bounded(&databases.reads, dashboard.request_timeout(), &req, work).await {
         Ok(answer) => answer,
         Err(cancel::Unfinished::ClientLeft) => HttpResponse::NoContent().finish(),
         Err(cancel::Unfinished::PastDeadline) => HttpResponse::ServiceUnavailable()
@@ -590,9 +688,10 @@ async fn export(
 
 /// Ready while the database answers within `READY_WITHIN`: a probe must hear "not ready"
 /// sooner than the pool's connect timeout would say it.
-async fn ready(db: web::Data<DatabaseConnection>) -> HttpResponse {
+async fn ready(databases: web::Data<Databases>) -> HttpResponse {
     const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
-    match tokio::time::timeout(READY_WITHIN, db.execute_unprepared("SELECT 1")).await {
+    let reads = databases.reads.execute_unprepared("SELECT 1");
+    match tokio::time::timeout(READY_WITHIN, reads).await {
         Ok(Ok(_)) => HttpResponse::Ok().body("ready"),
         _ => HttpResponse::ServiceUnavailable().body("the database does not answer"),
     }

@@ -25,7 +25,10 @@ pub type StatsSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// What resolvers share.
 pub struct Reader {
+    /// Where queries read: `dashboard.database_url` (a replica), or else `database.url`.
     pub db: DatabaseConnection,
+    /// `database.url`: where changes go, and what an admin reads back at once.
+    pub primary: DatabaseConnection,
     pub analytics: AnalyticsSettings,
     pub limits: DashboardSettings,
 }
@@ -86,7 +89,20 @@ impl Reader {
 
     /// The registered site of that name, or `UNKNOWN_SITE`.
     async fn registered(&self, site: &str) -> async_graphql::Result<SiteInfo> {
-        match sites::find(&self.db, &self.analytics, site)
+        self.registered_in(&self.db, site).await
+    }
+
+    /// The same, as the primary has it: a change to a site just added must find it.
+    async fn registered_for_change(&self, site: &str) -> async_graphql::Result<SiteInfo> {
+        self.registered_in(&self.primary, site).await
+    }
+
+    async fn registered_in(
+        &self,
+        db: &DatabaseConnection,
+        site: &str,
+    ) -> async_graphql::Result<SiteInfo> {
+        match sites::find(db, &self.analytics, site)
             .await
             .map_err(database)?
         {
@@ -268,10 +284,13 @@ impl QueryRoot {
     /// The registered sites this token may read, by domain.
     async fn sites(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SiteInfo>> {
         let reader = ctx.data::<Reader>()?;
-        let all = sites::list(&reader.db, &reader.analytics)
-            .await
-            .map_err(database)?;
         let role = ctx.data_opt::<Role>();
+        // An admin sees the sites it just changed: read where changes go.
+        let db = match role {
+            Some(Role::Admin) => &reader.primary,
+            _ => &reader.db,
+        };
+        let all = sites::list(db, &reader.analytics).await.map_err(database)?;
         Ok(all
             .into_iter()
             .filter(|site| role.is_some_and(|r| r.may_read(&site.domain)))
@@ -282,7 +301,7 @@ impl QueryRoot {
     async fn tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TokenInfo>> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        tokens::list(&reader.db).await.map_err(database)
+        tokens::list(&reader.primary).await.map_err(database)
     }
 
     /// Every dimension, in the order the dashboard shows them.
@@ -340,7 +359,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<Vec<SharedLink>> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        links::list(&reader.db, &site.trim().to_ascii_lowercase())
+        links::list(&reader.primary, &site.trim().to_ascii_lowercase())
             .await
             .map_err(database)
     }
@@ -413,12 +432,12 @@ impl MutationRoot {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
         let site = reader
-            .registered(&site.trim().to_ascii_lowercase())
+            .registered_for_change(&site.trim().to_ascii_lowercase())
             .await?
             .domain;
         let checked = goal.checked().map_err(|e| bad_input(e.to_string()))?;
         match goals::create(
-            &reader.db,
+            &reader.primary,
             &site,
             &checked,
             &reader.analytics.page_view_type,
@@ -449,7 +468,7 @@ impl MutationRoot {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
         let site = site.trim().to_ascii_lowercase();
-        goals::delete(&reader.db, &site, &name)
+        goals::delete(&reader.primary, &site, &name)
             .await
             .map_err(database)
     }
@@ -464,9 +483,14 @@ impl MutationRoot {
     ) -> async_graphql::Result<SiteInfo> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        let added = sites::add(&reader.db, &reader.analytics, &domain, time_zone.as_deref())
-            .await
-            .map_err(SiteError::into_graphql)?;
+        let added = sites::add(
+            &reader.primary,
+            &reader.analytics,
+            &domain,
+            time_zone.as_deref(),
+        )
+        .await
+        .map_err(SiteError::into_graphql)?;
         tracing::info!(site = %added.domain, "site registered");
         Ok(added)
     }
@@ -481,7 +505,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<SiteInfo> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        sites::update(&reader.db, &reader.analytics, &domain, &time_zone)
+        sites::update(&reader.primary, &reader.analytics, &domain, &time_zone)
             .await
             .map_err(SiteError::into_graphql)
     }
@@ -491,7 +515,7 @@ impl MutationRoot {
     async fn delete_site(&self, ctx: &Context<'_>, domain: String) -> async_graphql::Result<bool> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        sites::delete(&reader.db, &domain)
+        sites::delete(&reader.primary, &domain)
             .await
             .map_err(SiteError::into_graphql)?;
         tracing::info!(site = %domain.trim(), "site deleted with its data");
@@ -513,7 +537,7 @@ impl MutationRoot {
         for site in &sites {
             listed.push(
                 reader
-                    .registered(&site.trim().to_ascii_lowercase())
+                    .registered_for_change(&site.trim().to_ascii_lowercase())
                     .await?
                     .domain,
             );
@@ -523,7 +547,7 @@ impl MutationRoot {
                 "sites: a READ token reads at least one site".into(),
             ));
         }
-        let created = tokens::create(&reader.db, &name, scope, &listed)
+        let created = tokens::create(&reader.primary, &name, scope, &listed)
             .await
             .map_err(database)?;
         tracing::info!(token = %created.info.id, name = %created.info.name, "token created");
@@ -545,7 +569,7 @@ impl MutationRoot {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
         let site = reader
-            .registered(&site.trim().to_ascii_lowercase())
+            .registered_for_change(&site.trim().to_ascii_lowercase())
             .await?
             .domain;
         let days =
@@ -560,7 +584,7 @@ impl MutationRoot {
                     .map_err(|e| bad_input(e.to_string()))?,
             ),
         };
-        let link = links::create(&reader.db, &site, &name, hash, days)
+        let link = links::create(&reader.primary, &site, &name, hash, days)
             .await
             .map_err(database)?;
         tracing::info!(site, link = %link.name, protected = link.protected, "shared link created");
@@ -575,14 +599,14 @@ impl MutationRoot {
     ) -> async_graphql::Result<bool> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        links::revoke(&reader.db, &id).await.map_err(database)
+        links::revoke(&reader.primary, &id).await.map_err(database)
     }
 
     /// Ends a token made with `createToken` at once; whether it was in use (an admin token).
     async fn revoke_token(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<bool> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        tokens::revoke(&reader.db, &id).await.map_err(database)
+        tokens::revoke(&reader.primary, &id).await.map_err(database)
     }
 }
 

@@ -20,6 +20,7 @@ use crate::access::{Role, Shared};
 use crate::attempts::WrongTokens;
 use crate::identity::{Identity, Tokens};
 use crate::links::{self, Link};
+use crate::Databases;
 
 pub(crate) const COOKIE: &str = "pageviews_share";
 /// How long a right password opens its link.
@@ -130,7 +131,7 @@ fn gone() -> HttpResponse {
 
 /// `GET /share/<id>`: the dashboard page, for an open link.
 pub(crate) async fn page(
-    db: web::Data<DatabaseConnection>,
+    databases: web::Data<Databases>,
     wrong: web::Data<WrongTokens>,
     id: web::Path<String>,
     req: HttpRequest,
@@ -139,7 +140,7 @@ pub(crate) async fn page(
     if !wrong.allows(peer) {
         return too_many(wrong.retry_after());
     }
-    match links::open(db.get_ref(), &id).await {
+    match links::open(&databases.writes, &id).await {
         Ok(Some(_)) => crate::ui::page().await,
         Ok(None) => {
             wrong.wrong(peer);
@@ -160,7 +161,7 @@ pub(crate) struct Unlock {
 /// `POST /share/<id>/unlock` with `{"password": "…"}`: 204 and the cookie for the right one,
 /// 401 for a wrong one, 429 past the attempts allowed.
 pub(crate) async fn unlock(
-    db: web::Data<DatabaseConnection>,
+    databases: web::Data<Databases>,
     wrong: web::Data<WrongTokens>,
     attempts: web::Data<PasswordAttempts>,
     id: web::Path<String>,
@@ -168,7 +169,7 @@ pub(crate) async fn unlock(
     req: HttpRequest,
 ) -> HttpResponse {
     let peer = req.peer_addr().map(|a| a.ip());
-    let link = match links::open(db.get_ref(), &id).await {
+    let link = match links::open(&databases.writes, &id).await {
         Ok(Some(link)) => link,
         Ok(None) => {
             wrong.wrong(peer);

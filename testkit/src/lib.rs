@@ -38,6 +38,29 @@ pub fn admin_database_url() -> String {
     shared_env("PAGEVIEWS_TEST_DATABASE_URL")
 }
 
+/// The same database as `database_url`, on the shared cluster's streaming replica
+/// (`PAGEVIEWS_TEST_STANDBY_URL`, which `make test` starts), once the replica has replayed it
+/// with its tables.
+pub async fn on_the_standby(database_url: &str) -> Result<String> {
+    let name = database_url.rsplit('/').next().unwrap_or_default();
+    let url = replace_database(&shared_env("PAGEVIEWS_TEST_STANDBY_URL"), name);
+    poll_until(
+        Duration::from_secs(30),
+        "the database on the standby",
+        || {
+            let url = url.clone();
+            async move {
+                let db = Database::connect(&url).await.ok()?;
+                let ready = scalar(&db, "SELECT count(*) FROM sites").await.ok();
+                let _ = db.close().await;
+                ready.map(|_| ())
+            }
+        },
+    )
+    .await?;
+    Ok(url)
+}
+
 fn shared_env(name: &str) -> String {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => v,
@@ -147,6 +170,8 @@ pub fn settings(brokers: &str, database_url: &str, topic_prefix: &str) -> Settin
     s.consumer.partition_refresh_ms = ms(1000);
     s.dashboard.host = "127.0.0.1".into();
     s.dashboard.port = 0;
+    s.dashboard.metrics_host = "127.0.0.1".into();
+    s.dashboard.metrics_port = 0;
     s.dashboard.api_tokens = vec![DASHBOARD_TOKEN.into()];
     s.dashboard.admin_tokens = vec![ADMIN_TOKEN.into()];
     s.dashboard.realtime_push_ms = ms(200);
@@ -221,6 +246,14 @@ pub fn child_env(s: &Settings) -> Vec<(&'static str, String)> {
         ("APP__LOG__FILTER", "warn,rskafka=error".into()),
         ("APP__DASHBOARD__HOST", s.dashboard.host.clone()),
         ("APP__DASHBOARD__PORT", s.dashboard.port.to_string()),
+        (
+            "APP__DASHBOARD__METRICS_PORT",
+            s.dashboard.metrics_port.to_string(),
+        ),
+        (
+            "APP__DASHBOARD__DATABASE_URL",
+            s.dashboard.database_url.expose_secret().to_owned(),
+        ),
         (
             "APP__DASHBOARD__API_TOKENS",
             secrets(&s.dashboard.api_tokens),
@@ -851,6 +884,8 @@ impl TestProducer {
 pub struct TestDashboard {
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// `http://127.0.0.1:PORT/metrics`
+    pub metrics: String,
     serving: Serving,
 }
 
@@ -860,8 +895,13 @@ impl TestDashboard {
             .await
             .context("the dashboard starts")?;
         let base = format!("http://127.0.0.1:{}", app.port());
+        let metrics = format!("http://127.0.0.1:{}/metrics", app.metrics_port());
         let serving = Serving::spawn(|shutdown| app.run_until(shutdown));
-        Ok(TestDashboard { base, serving })
+        Ok(TestDashboard {
+            base,
+            metrics,
+            serving,
+        })
     }
 
     pub async fn stop(self) -> Result<()> {
