@@ -448,8 +448,8 @@ pg_standby_start() {
         PGPASSWORD=${4:-postgres} as_pg_user "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres \
             -D "$dir" -R -X stream -c fast >"$dir.basebackup.log" 2>&1 \
             || die "pg_basebackup from 127.0.0.1:$primary failed; see $dir.basebackup.log"
-        # The primary's own log came along in the backup.
-        rm -f "$dir/postgres.log"
+        # The primary's own log and socket lock came along in the backup.
+        rm -f "$dir/postgres.log" "$dir"/.s.PGSQL.*
     fi
     if port_open "$port"; then die "port $port is already in use; cannot start the standby there"; fi
     as_pg_user "$PG_BIN/pg_ctl" -D "$dir" -l "$dir/postgres.log" -w -t 60 \

@@ -557,6 +557,24 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
+async fn port_answers(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+}
+
+/// Another binary of the workspace, built beside the one running (`cargo test --workspace`
+/// builds them all): e.g. the producer, for a consumer test that runs every process.
+pub fn sibling_binary(running: &str, name: &str) -> PathBuf {
+    let path = Path::new(running).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build -p {name}` first (make test builds every binary)",
+        path.display()
+    );
+    path
+}
+
 fn scratch_dir(kind: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
         "pageviews-{kind}-{}",
@@ -719,10 +737,13 @@ impl Drop for Cluster {
     }
 }
 
-/// A PostgreSQL cluster of a test's own, which the test may restart.
+/// A PostgreSQL cluster of a test's own, which the test may restart: a primary, or a streaming
+/// replica of one.
 pub struct Postgres {
     dir: PathBuf,
     port: u16,
+    /// The primary's port, for a replica.
+    follows: Option<u16>,
 }
 
 impl Postgres {
@@ -730,9 +751,45 @@ impl Postgres {
         let pg = Postgres {
             dir: scratch_dir("pg"),
             port: free_port()?,
+            follows: None,
         };
         pg.resume().await?;
         Ok(pg)
+    }
+
+    /// A streaming replica of `primary` (`pg_basebackup -R`), read-only, on a port of its own.
+    pub async fn standby_of(primary: &Postgres) -> Result<Self> {
+        let pg = Postgres {
+            dir: scratch_dir("pg-standby"),
+            port: free_port()?,
+            follows: Some(primary.port),
+        };
+        pg.resume().await?;
+        Ok(pg)
+    }
+
+    /// The same database as `database_url` (a URL of any cluster), on this one.
+    pub fn url_of(&self, database_url: &str) -> String {
+        let name = database_url.rsplit('/').next().unwrap_or_default();
+        replace_database(&self.admin_url(), name)
+    }
+
+    /// SIGKILL to the whole cluster, as when its machine dies; `resume` starts it again.
+    pub async fn kill(&self) -> Result<()> {
+        self.signal_all(nix::sys::signal::Signal::SIGKILL)?;
+        let pid_file = self.dir.join("postmaster.pid");
+        poll_until(
+            Duration::from_secs(30),
+            "the killed PostgreSQL gone",
+            || async { (!port_answers(self.port).await).then_some(()) },
+        )
+        .await?;
+        // What a crashed postmaster leaves behind, and a rebooted machine would not have: its
+        // pid file and socket lock (the sockets live in the data folder here).
+        let _ = std::fs::remove_file(pid_file);
+        let lock = self.dir.join(format!(".s.PGSQL.{}.lock", self.port));
+        let _ = std::fs::remove_file(lock);
+        Ok(())
     }
 
     pub fn admin_url(&self) -> String {
@@ -747,9 +804,15 @@ impl Postgres {
     }
 
     pub async fn resume(&self) -> Result<()> {
-        stack(&["pg-start", &path(&self.dir), &self.port.to_string()])
-            .await
-            .map(drop)
+        let port = self.port.to_string();
+        match self.follows {
+            None => stack(&["pg-start", &path(&self.dir), &port]).await,
+            Some(primary) => {
+                let primary = primary.to_string();
+                stack(&["pg-standby-start", &path(&self.dir), &port, &primary]).await
+            }
+        }
+        .map(drop)
     }
 }
 
@@ -806,6 +869,7 @@ impl Drop for Postgres {
         stack_blocking(&["pg-stop", &path(&self.dir)]);
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(self.dir.with_extension("initdb.log"));
+        let _ = std::fs::remove_file(self.dir.with_extension("basebackup.log"));
     }
 }
 
