@@ -177,6 +177,19 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
     let last = Utc::now().date_naive() - TimeDelta::days(1);
     let first = last - TimeDelta::days(plan.days - 1);
     let per_day = plan.events / plan.days as u64;
+    // COPY goes around the consumer, which creates each month's partition of kafka_events.
+    let mut months = Vec::new();
+    let mut day = first - TimeDelta::days(1);
+    while day <= last + TimeDelta::days(1) {
+        months.push(consumer::months::month_of(
+            day.and_time(chrono::NaiveTime::MIN).and_utc(),
+        ));
+        day += TimeDelta::days(1);
+    }
+    months.dedup();
+    consumer::months::Months::default()
+        .ensure(db, months)
+        .await?;
     let mut rng = StdRng::seed_from_u64(20261125);
     let mut next_visitor = 0;
     let mut offsets = [0i64; 4];

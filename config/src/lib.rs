@@ -74,6 +74,9 @@ pub struct AnalyticsSettings {
     pub geoip_database: GeoIpDatabase,
     /// Whether a site is registered, and counted, when its first event arrives (development).
     pub register_sites_on_first_event: bool,
+    /// Months of raw events (`kafka_events`) kept before this one; older months are dropped
+    /// whole. 0 keeps every month.
+    pub raw_retention_months: u32,
 }
 
 /// `analytics.geoip_database`: the path of an `.mmdb` file, or `off`. Unset is allowed here (the

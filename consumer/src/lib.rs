@@ -15,6 +15,7 @@
 mod anchor;
 pub mod leases;
 pub mod metrics;
+pub mod months;
 pub mod partition;
 pub mod rebuild;
 pub mod sites;
@@ -77,6 +78,8 @@ pub struct Context {
     pub owner: Uuid,
     /// User-agent parsing, cached across partitions.
     pub agents: enrich::agent::AgentParser,
+    /// The months of `kafka_events` known to have their partition.
+    pub months: months::Months,
 }
 
 pub struct Consumer {
@@ -124,6 +127,7 @@ impl Consumer {
                 metrics: Metrics::default(),
                 owner: Uuid::now_v7(),
                 agents,
+                months: months::Months::default(),
             }),
             metrics_listener,
             metrics_port,
@@ -163,6 +167,7 @@ impl Consumer {
 
         let stop = CancellationToken::new();
         let mut recounter = tokio::spawn(recount_sites(Arc::clone(&ctx), stop.child_token()));
+        let mut keeper = tokio::spawn(keep_months(Arc::clone(&ctx), stop.child_token()));
         let mut coordinator = tokio::spawn(Coordinator::new(ctx, stop.child_token()).run());
         let outcome = tokio::select! {
             () = shutdown => {
@@ -172,8 +177,12 @@ impl Consumer {
             ended = &mut coordinator => Err(died("the partition coordinator", ended.err())),
             ended = &mut server => Err(died("the metrics server", ended.err())),
             ended = &mut recounter => Err(died("the site recounter", ended.err())),
+            ended = &mut keeper => Err(died("the month keeper", ended.err())),
         };
         stop.cancel();
+        if !keeper.is_finished() {
+            let _ = keeper.await;
+        }
         if !recounter.is_finished() {
             let _ = recounter.await;
         }
@@ -216,6 +225,45 @@ async fn recount_sites(ctx: Arc<Context>, stop: CancellationToken) {
                     tracing::warn!(error = %e, "cannot count a site's stored events; retrying");
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// How often the months of `kafka_events` are looked after.
+const MONTHS_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Creates this month's and the next month's partitions ahead of their events and, with
+/// `analytics.raw_retention_months`, drops the months older than that: at start, then hourly.
+async fn keep_months(ctx: Arc<Context>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(MONTHS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = chrono::Utc::now();
+        let this = months::month_of(now);
+        let ahead = [
+            this,
+            this.checked_add_months(chrono::Months::new(1))
+                .unwrap_or(this),
+        ];
+        if let Err(e) = ctx.months.ensure(&ctx.db, ahead).await {
+            tracing::warn!(error = %e, "cannot create the coming months' partitions; retrying later");
+        }
+        let keep = ctx.settings.analytics.raw_retention_months;
+        let Some(from) = months::kept_from(now.date_naive(), keep) else {
+            continue;
+        };
+        match months::drop_before(&ctx.db, &ctx.months, from).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(?dropped, kept_from = %from, "dropped raw events past analytics.raw_retention_months")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot drop old months of raw events; retrying later")
             }
         }
     }

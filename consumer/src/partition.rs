@@ -334,7 +334,9 @@ impl Worker {
         let batch = self.decode(records, *next, last + 1);
         let last_record = batch.last_record;
         let bots = batch.events.iter().filter(|e| e.enrichment.is_bot).count();
-        match store::commit(&self.ctx.db, &self.ctx.settings.analytics, batch).await {
+        let (db, analytics, months) =
+            (&self.ctx.db, &self.ctx.settings.analytics, &self.ctx.months);
+        match store::commit(db, analytics, months, batch).await {
             Ok(committed) => {
                 *next = last + 1;
                 self.anchor = last_record;

@@ -197,6 +197,11 @@ async fn replay<C: ConnectionTrait>(
     txn: &C,
     analytics: &AnalyticsSettings,
 ) -> Result<Rebuilt, DbErr> {
+    if let Some(from) = crate::months::raw_kept_from(txn).await? {
+        return Err(DbErr::Custom(format!(
+            "raw events before {from} were dropped (analytics.raw_retention_months): a rebuild from the stored events would lose the visits and rollups before then, so it is refused"
+        )));
+    }
     let before = digest(txn).await?;
     txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours, conversions, goal_days")
         .await?;

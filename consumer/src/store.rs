@@ -30,7 +30,7 @@ const INSERT_EVENTS: &str = "INSERT INTO kafka_events \
      SELECT * FROM json_populate_recordset(\
          json_populate_record(NULL::kafka_events, json_build_object('created_at', now(), 'updated_at', now())), \
          $1::json) \
-     ON CONFLICT (id) DO NOTHING";
+     ON CONFLICT (id, received_at) DO NOTHING";
 /// Which of some ids are stored.
 const STORED_IDS: &str = "SELECT id FROM kafka_events WHERE id = ANY($1)";
 /// For each row (its position `n`), whether the stored row of its id has the same client
@@ -291,6 +291,29 @@ async fn compare_and_set_offset<C: sea_orm::ConnectionTrait>(
 /// different fields is kept as a dead letter saying so, never silently dropped. Only events
 /// stored now reach the visits, so a retry is never counted twice.
 pub async fn commit(
+    db: &DatabaseConnection,
+    analytics: &settings::AnalyticsSettings,
+    months: &crate::months::Months,
+    batch: Batch,
+) -> Result<Committed, StoreError> {
+    // Each month's partition exists before the batch's transaction, which then takes no lock
+    // beyond its rows.
+    let received = batch
+        .events
+        .iter()
+        .map(|e| crate::months::month_of(e.view.received_at));
+    months.ensure(db, received).await?;
+    let committed = store(db, analytics, batch).await;
+    if let Err(StoreError::Db(e)) = &committed {
+        if crate::months::is_missing_month(e) {
+            // Another consumer dropped a month this one thought it had: ask again next time.
+            months.forget();
+        }
+    }
+    committed
+}
+
+async fn store(
     db: &DatabaseConnection,
     analytics: &settings::AnalyticsSettings,
     batch: Batch,

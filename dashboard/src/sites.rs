@@ -21,6 +21,10 @@ pub struct SiteInfo {
     /// Whether its stored events are being counted (just added, or its zone changed): its
     /// numbers are incomplete meanwhile.
     pub counting: bool,
+    /// The first day (UTC) whose raw events are all kept, once `analytics.raw_retention_months`
+    /// dropped a month: before it, visits and rollups answer, but not what only raw events
+    /// hold (pages' scroll depth and time on page, custom events' properties).
+    pub raw_events_from: Option<String>,
     #[graphql(skip)]
     pub zone: chrono_tz::Tz,
 }
@@ -62,6 +66,8 @@ pub enum SiteError {
     AlreadyRegistered(String),
     #[error("no site {0} is registered")]
     UnknownSite(String),
+    #[error("raw events before {0} were dropped (analytics.raw_retention_months): the site's days cannot be counted again in another zone")]
+    RawEventsDropped(String),
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -73,6 +79,7 @@ impl SiteError {
             SiteError::InvalidTimeZone(_) => "INVALID_TIME_ZONE",
             SiteError::AlreadyRegistered(_) => "SITE_EXISTS",
             SiteError::UnknownSite(_) => "UNKNOWN_SITE",
+            SiteError::RawEventsDropped(_) => "RAW_EVENTS_DROPPED",
             SiteError::Database(_) => "DATABASE_UNAVAILABLE",
         }
     }
@@ -97,7 +104,8 @@ fn zone_name(zone: Option<&str>) -> Result<Option<String>, SiteError> {
     .transpose()
 }
 
-const COLUMNS: &str = "domain, time_zone, counted_at IS NULL AS counting";
+const COLUMNS: &str = "domain, time_zone, counted_at IS NULL AS counting, \
+     (SELECT (kept_from AT TIME ZONE 'UTC')::date::text FROM raw_retention) AS raw_events_from";
 
 fn info(row: &sea_orm::QueryResult, analytics: &AnalyticsSettings) -> Result<SiteInfo, DbErr> {
     let domain: String = row.try_get("", "domain")?;
@@ -108,6 +116,7 @@ fn info(row: &sea_orm::QueryResult, analytics: &AnalyticsSettings) -> Result<Sit
         domain,
         time_zone: zone.name().to_owned(),
         counting: row.try_get("", "counting")?,
+        raw_events_from: row.try_get("", "raw_events_from")?,
         zone,
     })
 }
@@ -176,6 +185,12 @@ pub async fn update(
 ) -> Result<SiteInfo, SiteError> {
     let domain = Domain::parse(domain)?;
     let zone = zone_name(Some(zone))?;
+    let before = find(db, analytics, domain.as_str()).await?;
+    if let Some(from) = before.as_ref().and_then(|s| s.raw_events_from.clone()) {
+        if before.is_some_and(|s| Some(s.zone.name()) != zone.as_deref()) {
+            return Err(SiteError::RawEventsDropped(from));
+        }
+    }
     // The row lock waits for the batches counting this site in its old zone.
     let sql = format!(
         "UPDATE sites SET time_zone = $2, \

@@ -1,4 +1,6 @@
-//! One stored page view. `SELECT * FROM kafka_events;` is what the tutorial's users run.
+//! One stored page view. `SELECT * FROM kafka_events;` is what the tutorial's users run. The
+//! table is partitioned by month of `received_at` (its key is `(id, received_at)`; an id names
+//! one event all the same: the consumer stores the first record of each id).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -22,6 +22,7 @@ mod m20261201_000014_add_source_id_to_kafka_events;
 mod m20261201_000015_create_sites;
 mod m20261201_000016_create_api_tokens;
 mod m20261201_000017_create_shared_links;
+mod m20261202_000018_partition_kafka_events_by_month;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_create_sites::Migration),
             Box::new(m20261201_000016_create_api_tokens::Migration),
             Box::new(m20261201_000017_create_shared_links::Migration),
+            Box::new(m20261202_000018_partition_kafka_events_by_month::Migration),
         ]
     }
 }
