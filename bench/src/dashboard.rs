@@ -43,8 +43,30 @@ pub struct DashboardResults {
     pub speedup: f64,
     pub equal: bool,
     pub slowest_query: String,
+    /// The whole dashboard with every query filtered: by one visit dimension (a source), and
+    /// by two (a source and a device), through the HTTP API, and equal to the raw answers.
+    pub filtered: Vec<Filtered>,
+    /// Table and index bytes per stored event (`kafka_events`, every partition) and per visit.
+    pub bytes_per_event: f64,
+    pub bytes_per_visit: f64,
     pub goals: crate::goals::GoalsResults,
 }
+
+#[derive(Debug, Default, Serialize)]
+pub struct Filtered {
+    pub filters: String,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub raw_ms: f64,
+    pub equal: bool,
+}
+
+/// The filters of the filtered dashboards: what a click on a source row, then on a device row,
+/// adds to every panel; and the same as SQL over the raw per-visit table.
+const FILTERS: [(&str, &str, &str); 2] = [
+    ("SOURCE", "google", "source = 'google'"),
+    ("DEVICE", "desktop", "device = 'desktop'"),
+];
 
 const SITES: [(&str, f64); 3] = [
     ("shop.example", 0.6),
@@ -368,22 +390,23 @@ pub fn raw_visits() -> String {
 /// The raw-table SQL answering a dashboard query: groups keyed by the dimension's text. The
 /// per-visit table is computed here from the raw events; the bounce rule and how each count
 /// is aggregated over visits are the model's (`analytics`), the same the API uses.
-fn raw_sql(name: &str) -> String {
-    let raw_visits = raw_visits();
+/// `filter` (SQL over the per-visit table) keeps the visits a filtered dashboard counts.
+fn raw_sql(name: &str, filter: &str) -> String {
+    let raw_visits = format!("{}, vf AS (SELECT * FROM vs WHERE {filter})", raw_visits());
     let sums = analytics::Counts::over_visits_sql();
     match name {
-        "top line" => format!("{raw_visits} SELECT '' AS k, {sums} FROM vs"),
+        "top line" => format!("{raw_visits} SELECT '' AS k, {sums} FROM vf"),
         "daily series" => {
-            format!("{raw_visits} SELECT day::text AS k, {sums} FROM vs GROUP BY day")
+            format!("{raw_visits} SELECT day::text AS k, {sums} FROM vf GROUP BY day")
         }
         "page" => format!(
             "{raw_visits} SELECT path AS k, {sums} FROM \
-             (SELECT p.path, p.day, p.visitor, p.views, vs.duration, vs.bounce, vs.events \
+             (SELECT p.path, p.day, p.visitor, p.views, vf.duration, vf.bounce, vf.events \
               FROM (SELECT path, day, visitor_id AS visitor, visit_no, count(*) AS views \
                     FROM n WHERE event_type = 'PAGE_VIEW' GROUP BY 1, 2, 3, 4) p \
-              JOIN vs USING (visitor, day, visit_no)) pv GROUP BY path"
+              JOIN vf USING (visitor, day, visit_no)) pv GROUP BY path"
         ),
-        column => format!("{raw_visits} SELECT {column} AS k, {sums} FROM vs GROUP BY {column}"),
+        column => format!("{raw_visits} SELECT {column} AS k, {sums} FROM vf GROUP BY {column}"),
     }
 }
 
@@ -391,7 +414,7 @@ use analytics::Counts;
 
 async fn raw_answer(
     db: &DatabaseConnection,
-    name: &str,
+    (name, filter): (&str, &str),
     site: &str,
     from: NaiveDate,
     to: NaiveDate,
@@ -399,7 +422,7 @@ async fn raw_answer(
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            raw_sql(name),
+            raw_sql(name, filter),
             [site.into(), from.into(), to.into()],
         ))
         .await?;
@@ -518,6 +541,20 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     if let Some((name, took)) = per_query.iter().max_by_key(|(_, d)| **d) {
         r.slowest_query = format!("{name} ({:.1} ms at worst)", took.as_secs_f64() * 1000.0);
     }
+    crate::say("5. dashboard: the whole dashboard filtered by one and two visit dimensions");
+    for n in 1..=FILTERS.len() {
+        let timed = filtered(
+            &db,
+            (&http, &dashboard.base),
+            &queries,
+            &FILTERS[..n],
+            plan.rounds,
+            (site, from, last),
+        )
+        .await?;
+        r.filtered.push(timed);
+    }
+    (r.bytes_per_event, r.bytes_per_visit) = footprint(&db).await?;
     r.goals = crate::goals::run(&db, &dashboard.base, site, (from, last), plan.rounds).await?;
     dashboard.stop().await?;
 
@@ -525,7 +562,10 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     let started = Instant::now();
     let mut raw = HashMap::new();
     for (name, _) in &queries {
-        raw.insert(name.clone(), raw_answer(&db, name, site, from, last).await?);
+        raw.insert(
+            name.clone(),
+            raw_answer(&db, (name, "true"), site, from, last).await?,
+        );
     }
     r.raw_ms = started.elapsed().as_secs_f64() * 1000.0;
     r.speedup = r.raw_ms / r.api_p50_ms;
@@ -538,4 +578,81 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     }
     r.equal = equal;
     Ok(r)
+}
+
+/// The whole dashboard with `filters` added to every query: its p50 and p95 over `rounds`
+/// (after two warm-up rounds), and whether each answer equals the raw events' (computed once).
+async fn filtered(
+    db: &DatabaseConnection,
+    (http, base): (&reqwest::Client, &str),
+    queries: &[(String, Value)],
+    filters: &[(&str, &str, &str)],
+    rounds: usize,
+    (site, from, to): (&str, NaiveDate, NaiveDate),
+) -> Result<Filtered> {
+    let api_filters: Vec<Value> = filters
+        .iter()
+        .map(|(d, v, _)| json!({"dimension": d, "op": "IS", "values": [v]}))
+        .collect();
+    let sql_filter = filters
+        .iter()
+        .map(|(_, _, sql)| *sql)
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let queries: Vec<(String, Value)> = queries
+        .iter()
+        .map(|(name, q)| {
+            let mut q = q.clone();
+            q["filters"] = json!(api_filters);
+            (name.clone(), q)
+        })
+        .collect();
+    let mut totals = Vec::with_capacity(rounds);
+    let mut answers = HashMap::new();
+    for round in 0..rounds + 2 {
+        let started = Instant::now();
+        for (name, q) in &queries {
+            answers.insert(name.clone(), ask(http, base, q).await?);
+        }
+        if round >= 2 {
+            totals.push(started.elapsed());
+        }
+    }
+    totals.sort();
+    let pct =
+        |p: f64| totals[((totals.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    let mut equal = true;
+    for (name, q) in &queries {
+        let raw = raw_answer(db, (name, &sql_filter), site, from, to).await?;
+        let api = &answers[name];
+        if let Err(e) = same_answers(q, api, &raw) {
+            crate::say(&format!("5. dashboard, filtered: {e}"));
+            equal = false;
+        }
+    }
+    Ok(Filtered {
+        filters: filters
+            .iter()
+            .map(|(d, v, _)| format!("{} = {v}", d.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        p50_ms: pct(0.5),
+        p95_ms: pct(0.95),
+        raw_ms: started.elapsed().as_secs_f64() * 1000.0,
+        equal,
+    })
+}
+
+/// Table and index bytes per stored event (every month of `kafka_events`) and per visit.
+async fn footprint(db: &DatabaseConnection) -> Result<(f64, f64)> {
+    let sql = "SELECT \
+         (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
+          WHERE inhparent = 'kafka_events'::regclass)::float8 / greatest(1, (SELECT count(*) FROM kafka_events))::float8 AS event, \
+         pg_total_relation_size('visits')::float8 / greatest(1, (SELECT count(*) FROM visits))::float8 AS visit";
+    let row = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await?
+        .context("a row")?;
+    Ok((row.try_get("", "event")?, row.try_get("", "visit")?))
 }

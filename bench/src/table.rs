@@ -265,6 +265,35 @@ pub fn table(r: &Results) -> String {
         "".into(),
         "".into(),
     ]);
+    for f in &d.filtered {
+        rows.push([
+            "6. dashboard, filtered".into(),
+            format!(
+                "{} queries, each filtered by {}: p50 {:.1} ms, p95 {:.1} ms",
+                d.queries, f.filters, f.p50_ms, f.p95_ms
+            ),
+            format!("anchor: raw events at query time {:.0} ms", f.raw_ms),
+            format!("{:.0}×", f.raw_ms / f.p95_ms.max(0.001)),
+            format!(
+                "p95 < 100 ms: {}; equal answers: {}",
+                verdict(f.p95_ms < 100.0),
+                verdict(f.equal)
+            ),
+        ]);
+    }
+    rows.push([
+        "6. storage footprint".into(),
+        format!(
+            "kafka_events {:.0} bytes per event, visits {:.0} bytes per visit (tables and indexes)",
+            d.bytes_per_event, d.bytes_per_visit
+        ),
+        "".into(),
+        "".into(),
+        format!(
+            "≤ 200 bytes per event: {}",
+            verdict(d.bytes_per_event <= 200.0)
+        ),
+    ]);
     let g = &d.goals;
     let p95: Vec<String> = g
         .p95_ms
