@@ -482,7 +482,7 @@ async fn migrating_down_then_up_leaves_an_identical_schema() {
     assert!(
         before
             .iter()
-            .any(|l| l.contains("idx_kafka_events_received_at")),
+            .any(|l| l.contains("idx_kafka_events_site_received_at")),
         "{before:?}"
     );
 

@@ -144,10 +144,10 @@ async fn the_migration_moves_a_filled_table_into_monthly_partitions_keeping_ever
     use migration::MigratorTrait;
     let url = testkit::fresh_database().await.expect("database");
     let db = testkit::connect(&url).await.expect("db");
-    // Back to the table as it was, filled over three months, then forward again.
-    migration::Migrator::down(&db, Some(1))
+    // Back to the table as it was before its months, filled over three, then forward again.
+    migration::Migrator::down(&db, Some(2))
         .await
-        .expect("down one");
+        .expect("down two");
     assert_eq!(count(&db, PARTITIONS).await, 0, "not partitioned");
     let fill = "INSERT INTO kafka_events (id, user_id, event_type, path, search, title, url, \
                 received_at, topic, partition, \"offset\", site, is_bot, props) \

@@ -23,6 +23,7 @@ mod m20261201_000015_create_sites;
 mod m20261201_000016_create_api_tokens;
 mod m20261201_000017_create_shared_links;
 mod m20261202_000018_partition_kafka_events_by_month;
+mod m20261202_000019_index_kafka_events_by_site;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000016_create_api_tokens::Migration),
             Box::new(m20261201_000017_create_shared_links::Migration),
             Box::new(m20261202_000018_partition_kafka_events_by_month::Migration),
+            Box::new(m20261202_000019_index_kafka_events_by_site::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ const BASE = SHARE ? `/share/${SHARE}` : "";
 const auth = () => (SHARE ? {} : { authorization: "Bearer " + localStorage.getItem(KEY) });
 // The metrics and the panels (one per breakdown dimension) come from the API's registry.
 const state = { sites: [], site: null, filters: [], socket: null, metrics: [], panels: [], goals: [], property: "", funnel: [], viewer: {} };
-const MODEL = "{ viewer { scope from to } sites { name timeZone counting } metrics { metric label unit better ofGoals } dimensions { dimension label isTime ofEvents } }";
+const MODEL = "{ viewer { scope from to } sites { name timeZone counting rawEventsFrom } metrics { metric label unit better ofGoals } dimensions { dimension label isTime ofEvents } }";
 const GOALS = "query($s: String!) { goals(site: $s) { name event page properties { key value } } }";
 const FUNNEL = "query($q: FunnelQuery!) { funnel(query: $q) { steps { goal visitors conversionRate dropOff dropOffRate } } }";
 
@@ -73,6 +73,7 @@ const isOneDay = (r) => r.period === "TODAY" || r.period === "YESTERDAY" || (r.f
 
 const query = (extra) => ({ site: state.site, dateRange: range(), filters: state.filters, ...extra });
 const STATS = "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } } }";
+const TOP = "query($q: StatsQuery!) { stats(query: $q) { results { dimensions metrics comparison { metrics change } } meta { from } } }";
 
 function format(unit, value) {
   if (unit === "PERCENT") return value + " %";
@@ -328,7 +329,7 @@ async function load() {
   const goalFilter = state.filters.some((f) => f.dimension === "GOAL");
   try {
     const [top, series, goals, names, values, funnel, ...panels] = await Promise.all([
-      gql(STATS, { q: query({ metrics: state.metrics.filter((m) => !m.ofGoals && !PAGE_ONLY.includes(m.metric)).map((m) => m.metric), compare: "PREVIOUS_PERIOD" }) }),
+      gql(TOP, { q: query({ metrics: state.metrics.filter((m) => !m.ofGoals && !PAGE_ONLY.includes(m.metric)).map((m) => m.metric), compare: "PREVIOUS_PERIOD" }) }),
       // No limit: a time series carries every bucket of the range.
       gql(STATS, { q: query({ metrics: ["VISITORS"], dimensions: [time], compare: "PREVIOUS_PERIOD" }) }),
       gql(STATS, { q: query({ metrics: ["CONVERSIONS", "CONVERSION_RATE", "EVENTS"], dimensions: ["GOAL"], limit: 10 }) }).then((a) => gql(GOALS, { s: state.site }).then((g) => { state.goals = g.goals; return a; })),
@@ -338,6 +339,10 @@ async function load() {
       ...ofVisits.map(({ dimension }) => gql(STATS, { q: query({ metrics: PANEL_METRICS[dimension] || ["VISITORS"], dimensions: [dimension], limit: 10 }) })),
     ]);
     renderTotals(top.stats.results[0]);
+    // Raw events of dropped months live on in the visits and rollups only.
+    const kept = site()?.rawEventsFrom;
+    $("raw-note").hidden = !(kept && top.stats.meta.from < kept);
+    $("raw-note").textContent = `Raw events before ${kept} were dropped (analytics.raw_retention_months): scroll depth, time on page and property breakdowns start there; every other number covers the whole range.`;
     renderChart(series.stats.results);
     const shownPanels = ofVisits
       .map(({ dimension, label }, i) => ({ dimension, label, rows: panels[i].stats.results }))
