@@ -75,7 +75,9 @@ impl Months {
     }
 }
 
-async fn create(db: &DatabaseConnection, month: NaiveDate) -> Result<(), DbErr> {
+/// A transaction holding the lock of partition changes, whose statements wait `LOCK_WAIT` at
+/// most for a table.
+async fn locked(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
     let txn = db.begin().await?;
     txn.execute_unprepared(LOCK_WAIT).await?;
     txn.execute_raw(Statement::from_sql_and_values(
@@ -84,6 +86,11 @@ async fn create(db: &DatabaseConnection, month: NaiveDate) -> Result<(), DbErr> 
         [MONTHS_LOCK.into()],
     ))
     .await?;
+    Ok(txn)
+}
+
+async fn create(db: &DatabaseConnection, month: NaiveDate) -> Result<(), DbErr> {
+    let txn = locked(db).await?;
     txn.execute_unprepared(&format!(
         "CREATE TABLE IF NOT EXISTS {} PARTITION OF kafka_events \
          FOR VALUES FROM ('{month} 00:00:00+00') TO ('{} 00:00:00+00')",
@@ -129,14 +136,7 @@ pub async fn drop_before(
     months: &Months,
     from: NaiveDate,
 ) -> Result<Vec<NaiveDate>, DbErr> {
-    let txn = db.begin().await?;
-    txn.execute_unprepared(LOCK_WAIT).await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1)",
-        [MONTHS_LOCK.into()],
-    ))
-    .await?;
+    let txn = locked(db).await?;
     let old: Vec<NaiveDate> = stored_months(&txn)
         .await?
         .into_iter()

@@ -92,9 +92,11 @@ impl Reader {
         self.registered_in(&self.db, site).await
     }
 
-    /// The same, as the primary has it: a change to a site just added must find it.
-    async fn registered_for_change(&self, site: &str) -> async_graphql::Result<SiteInfo> {
-        self.registered_in(&self.primary, site).await
+    /// The domain of a registered site as the primary has it (a change to a site just added
+    /// must find it), or `UNKNOWN_SITE`.
+    async fn site_to_change(&self, site: &str) -> async_graphql::Result<String> {
+        let site = site.trim().to_ascii_lowercase();
+        Ok(self.registered_in(&self.primary, &site).await?.domain)
     }
 
     async fn registered_in(
@@ -431,10 +433,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<GoalInfo> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        let site = reader
-            .registered_for_change(&site.trim().to_ascii_lowercase())
-            .await?
-            .domain;
+        let site = reader.site_to_change(&site).await?;
         let checked = goal.checked().map_err(|e| bad_input(e.to_string()))?;
         match goals::create(
             &reader.primary,
@@ -535,12 +534,7 @@ impl MutationRoot {
         let reader = ctx.data::<Reader>()?;
         let mut listed = Vec::with_capacity(sites.len());
         for site in &sites {
-            listed.push(
-                reader
-                    .registered_for_change(&site.trim().to_ascii_lowercase())
-                    .await?
-                    .domain,
-            );
+            listed.push(reader.site_to_change(site).await?);
         }
         if scope == TokenScope::Read && listed.is_empty() {
             return Err(bad_input(
@@ -568,10 +562,7 @@ impl MutationRoot {
     ) -> async_graphql::Result<SharedLink> {
         require_admin(ctx)?;
         let reader = ctx.data::<Reader>()?;
-        let site = reader
-            .registered_for_change(&site.trim().to_ascii_lowercase())
-            .await?
-            .domain;
+        let site = reader.site_to_change(&site).await?;
         let days =
             links::dates(from.as_deref(), to.as_deref()).map_err(|e| bad_input(e.to_string()))?;
         let hash = match password.filter(|p| !p.is_empty()) {
