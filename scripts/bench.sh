@@ -14,7 +14,8 @@ cargo build --release --quiet -p bench
 
 run_dir=$(mktemp -d /tmp/pageviews-bench.XXXXXX)
 trap '$stack scratch-down "$run_dir"' EXIT
-exports=$($stack scratch-up "$run_dir")
+# No standby: replaying the benchmark's writes would take a core from what is measured.
+exports=$(PAGEVIEWS_STANDBY=off $stack scratch-up "$run_dir")
 eval "$exports"
 
 if [ $# -gt 0 ]; then

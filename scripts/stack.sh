@@ -32,7 +32,8 @@
 #   stack.sh stop-pid FILE                SIGTERM the process whose pid is in FILE, wait for it
 #   stack.sh kill-pid FILE                SIGKILL it and wait until it is gone
 #   stack.sh scratch-up DIR               Kafka, PostgreSQL (commit timestamps on) and a streaming
-#                                         replica of it on free ports in DIR; prints the
+#                                         replica of it (unless PAGEVIEWS_STANDBY=off) on free
+#                                         ports in DIR; prints the
 #                                         PAGEVIEWS_TEST_* exports for them and for the IP databases
 #   stack.sh scratch-down DIR             stop them and remove DIR
 #   stack.sh ensure-go-anchor             build the benchmark's Go peer (bench/anchors/go-producer:
@@ -506,10 +507,13 @@ scratch_up() {
     # Commit times of rows: the benchmark's end-to-end latency ends at the row's commit.
     PAGEVIEWS_PG_OPTIONS="-c track_commit_timestamp=on ${PAGEVIEWS_PG_OPTIONS:-}" pg_start "$dir/pg" "$port"
     echo "export PAGEVIEWS_TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:$port/postgres"
-    # A streaming replica of it, for the dashboard's reads (dashboard/tests/replica.rs).
-    local standby; standby=$(free_port)
-    pg_standby_start "$dir/pg-standby" "$standby" "$port"
-    echo "export PAGEVIEWS_TEST_STANDBY_URL=postgres://postgres:postgres@127.0.0.1:$standby/postgres"
+    # A streaming replica of it, for the dashboard's reads (dashboard/tests/replica.rs); the
+    # benchmark goes without (PAGEVIEWS_STANDBY=off): replaying its writes would take a core.
+    if [ "${PAGEVIEWS_STANDBY:-on}" != off ]; then
+        local standby; standby=$(free_port)
+        pg_standby_start "$dir/pg-standby" "$standby" "$port"
+        echo "export PAGEVIEWS_TEST_STANDBY_URL=postgres://postgres:postgres@127.0.0.1:$standby/postgres"
+    fi
     echo "export PAGEVIEWS_TEST_GEOIP_DIR=$(ensure_geoip_tests)"
     echo "export PAGEVIEWS_TEST_KAFKA_PYTHON=$(ensure_kafka_python)"
 }
