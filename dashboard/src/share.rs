@@ -129,6 +129,31 @@ fn gone() -> HttpResponse {
     )
 }
 
+/// The open link of `id` for the routes that check it themselves (the page, `unlock`), or the
+/// refusal: 429 past the address's budget of wrong tokens (an unknown id spends it, so ids are
+/// guessed through these routes no faster than through the data routes), 404, or 503.
+async fn open_link(
+    databases: &Databases,
+    wrong: &WrongTokens,
+    id: &str,
+    peer: Option<IpAddr>,
+) -> Result<Link, HttpResponse> {
+    if !wrong.allows(peer) {
+        return Err(too_many(wrong.retry_after()));
+    }
+    match links::open(&databases.writes, id).await {
+        Ok(Some(link)) => Ok(link),
+        Ok(None) => {
+            wrong.wrong(peer);
+            Err(gone())
+        }
+        Err(_) => Err(text(
+            HttpResponse::ServiceUnavailable(),
+            "The database does not answer; try again.\n",
+        )),
+    }
+}
+
 /// `GET /share/<id>`: the dashboard page, for an open link.
 pub(crate) async fn page(
     databases: web::Data<Databases>,
@@ -137,19 +162,9 @@ pub(crate) async fn page(
     req: HttpRequest,
 ) -> HttpResponse {
     let peer = req.peer_addr().map(|a| a.ip());
-    if !wrong.allows(peer) {
-        return too_many(wrong.retry_after());
-    }
-    match links::open(&databases.writes, &id).await {
-        Ok(Some(_)) => crate::ui::page().await,
-        Ok(None) => {
-            wrong.wrong(peer);
-            gone()
-        }
-        Err(_) => text(
-            HttpResponse::ServiceUnavailable(),
-            "The database does not answer; try again.\n",
-        ),
+    match open_link(&databases, &wrong, &id, peer).await {
+        Ok(_) => crate::ui::page().await,
+        Err(refused) => refused,
     }
 }
 
@@ -169,13 +184,9 @@ pub(crate) async fn unlock(
     req: HttpRequest,
 ) -> HttpResponse {
     let peer = req.peer_addr().map(|a| a.ip());
-    let link = match links::open(&databases.writes, &id).await {
-        Ok(Some(link)) => link,
-        Ok(None) => {
-            wrong.wrong(peer);
-            return gone();
-        }
-        Err(_) => return HttpResponse::ServiceUnavailable().finish(),
+    let link = match open_link(&databases, &wrong, &id, peer).await {
+        Ok(link) => link,
+        Err(refused) => return refused,
     };
     let key = peer.map(|ip| (link.id.clone(), ip));
     if key.as_ref().is_some_and(|k| !attempts.0.allows(k, 1)) {

@@ -232,6 +232,7 @@ async fn a_password_opens_a_link_only_through_its_signed_cookie_and_wrong_ones_a
     let start = on_nov_2(9, 0);
     let s = spawn_stack_with(start, |s| {
         s.dashboard.share_password_attempts_per_minute = std::num::NonZeroU32::new(3).expect("3");
+        s.dashboard.wrong_tokens_per_minute = std::num::NonZeroU32::new(3).expect("3");
     })
     .await;
     s.view(start, 0, CHROME_WINDOWS, ("/", "", None)).await;
@@ -337,5 +338,12 @@ async fn a_password_opens_a_link_only_through_its_signed_cookie_and_wrong_ones_a
             .status(),
         200
     );
+    // Ids guessed through `unlock` spend the address's budget of wrong tokens like any other
+    // route's: past it, even an unknown id is refused before it is looked up.
+    let unknown = format!("/share/{}", "0".repeat(32));
+    for _ in 0..3 {
+        assert_eq!(unlock(&s, &unknown, password).await.status(), 404);
+    }
+    assert_eq!(unlock(&s, &unknown, password).await.status(), 429);
     s.stop().await;
 }
