@@ -185,9 +185,10 @@ pub async fn update(
 ) -> Result<SiteInfo, SiteError> {
     let domain = Domain::parse(domain)?;
     let zone = zone_name(Some(zone))?;
-    let before = find(db, analytics, domain.as_str()).await?;
-    if let Some(from) = before.as_ref().and_then(|s| s.raw_events_from.clone()) {
-        if before.is_some_and(|s| Some(s.zone.name()) != zone.as_deref()) {
+    // Another zone recounts from raw events: refused once some of them were dropped.
+    if let Some(site) = find(db, analytics, domain.as_str()).await? {
+        let moves = Some(site.zone.name()) != zone.as_deref();
+        if let (Some(from), true) = (site.raw_events_from, moves) {
             return Err(SiteError::RawEventsDropped(from));
         }
     }
