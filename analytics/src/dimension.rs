@@ -7,6 +7,10 @@
 //! view. Its stored name is also the field of `Traits` and the column of `kafka_events` and
 //! `visits` its value is read from and written to.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use serde::{Deserialize, Serialize};
 
 use crate::bucket::Bucket;
@@ -161,6 +165,22 @@ impl Dimension {
     pub fn of_visits() -> impl Iterator<Item = Dimension> {
         Dimension::breakdowns().filter(|d| d.scope() != Scope::Goal)
     }
+
+    /// The dimensions a dashboard is filtered by with a click on a row, kept in the rollups
+    /// crossed with every other breakdown of the visits (`RollupKey::Pair`), so that a
+    /// dashboard with one such filter reads rollups, not visits. Each costs the consumer a
+    /// rollup row per visit and breakdown: only values of the whole visit, few per site.
+    pub const PAIRED: &'static [Dimension] = &[
+        Dimension::Source,
+        Dimension::Channel,
+        Dimension::Device,
+        Dimension::Country,
+    ];
+
+    /// The breakdowns a paired filter is crossed with: the visits' own, not custom events'.
+    pub fn crossed() -> impl Iterator<Item = Dimension> {
+        Dimension::of_visits().filter(|d| !d.scope().is_of_events())
+    }
 }
 
 impl<'a> Traits<&'a str> {
@@ -177,18 +197,68 @@ pub enum RollupKey {
     /// Every visit, value `''`.
     All,
     Of(Dimension),
+    /// The visits with a value of the first (a `Dimension::PAIRED`) by their value of the
+    /// second; the row's value is both (`pair_value`).
+    Pair(Dimension, Dimension),
     /// Page views of bots by bot name (no visits: bots are kept out of every other row).
     Bot,
 }
 
+/// What separates the two values of a `RollupKey::Pair` row (no kept text holds it).
+pub const PAIR_SEPARATOR: char = '\u{1f}';
+
+/// The value of a `RollupKey::Pair` in `Rollup`: the filter's value, then the breakdown's
+/// (stored split, see `RollupKey::stored`).
+pub fn pair_value(filter: &str, breakdown: &str) -> String {
+    format!("{filter}{PAIR_SEPARATOR}{breakdown}")
+}
+
+/// The stored names of the pairs, `filter*breakdown`, made once.
+static PAIR_NAMES: LazyLock<HashMap<(Dimension, Dimension), String>> = LazyLock::new(|| {
+    Dimension::PAIRED
+        .iter()
+        .flat_map(|f| Dimension::crossed().map(move |d| (*f, d)))
+        .filter(|(f, d)| f != d)
+        .map(|(f, d)| ((f, d), format!("{}*{}", f.name(), d.name())))
+        .collect()
+});
+
 impl RollupKey {
     /// The value of `rollup_days.dimension`.
-    pub const fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             RollupKey::All => "all",
             RollupKey::Of(d) => d.name(),
+            RollupKey::Pair(f, d) => match PAIR_NAMES.get(&(f, d)) {
+                Some(name) => name.as_str(),
+                None => "unpaired",
+            },
             RollupKey::Bot => "bot",
         }
+    }
+
+    /// Where a row of this key and `value` is kept: `rollup_days.dimension` and `.value`. A
+    /// pair's filter value goes with its dimension (`source*page<separator>google`), so a
+    /// filtered panel reads only its own rows, by the primary key.
+    pub fn stored(self, value: &str) -> (Cow<'static, str>, &str) {
+        let split = match self {
+            RollupKey::Pair(..) => value.split_once(PAIR_SEPARATOR),
+            _ => None,
+        };
+        match split {
+            Some((filter, breakdown)) => {
+                let dimension = format!("{}{PAIR_SEPARATOR}{filter}", self.name());
+                (Cow::Owned(dimension), breakdown)
+            }
+            None => (Cow::Borrowed(self.name()), value),
+        }
+    }
+
+    /// The rollup of a breakdown under a one-value filter on another dimension, if kept.
+    pub fn pair(filter: Dimension, breakdown: Dimension) -> Option<RollupKey> {
+        PAIR_NAMES
+            .contains_key(&(filter, breakdown))
+            .then_some(RollupKey::Pair(filter, breakdown))
     }
 
     /// The rollup of a query's one breakdown or filter dimension (time has none: it is the

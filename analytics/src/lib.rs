@@ -36,9 +36,11 @@ pub mod visit;
 /// rules' version. Stored rollups built with another fingerprint must be rebuilt.
 pub fn fingerprint() -> String {
     let dimensions: Vec<&str> = Dimension::of_visits().map(Dimension::name).collect();
+    let paired: Vec<&str> = Dimension::PAIRED.iter().map(|d| d.name()).collect();
     format!(
-        "dimensions={};counts={};rules={}",
+        "dimensions={};paired={};counts={};rules={}",
         dimensions.join(","),
+        paired.join(","),
         Counts::COLUMNS.join(","),
         visit::RULES_VERSION
     )
@@ -46,7 +48,7 @@ pub fn fingerprint() -> String {
 
 pub use bucket::Bucket;
 pub use counts::Counts;
-pub use dimension::{Dimension, RollupKey, Scope, Traits};
+pub use dimension::{pair_value, Dimension, RollupKey, Scope, Traits};
 pub use metric::{Better, Figures, Metric, PageReports, Unit};
 pub use session::{sessionize, Changes, Rollup, VisitorDay};
 pub use visit::{Hit, HitKind, Visit};

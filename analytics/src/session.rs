@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::bucket::Bucket;
 use crate::counts::Counts;
-use crate::dimension::{Dimension, RollupKey};
+use crate::dimension::{pair_value, Dimension, RollupKey};
 use crate::visit::{Hit, HitKind, Visit};
 
 /// A visitor's day on a site: the unit visits are read, changed and counted in.
@@ -61,27 +61,30 @@ impl Rollup {
     /// the site's totals, each visit dimension's value, each page viewed, and the start hour.
     pub fn contribute(&mut self, visits: &[Visit], sign: i64) {
         let mut seen: BTreeSet<(RollupKey, &str)> = BTreeSet::new();
+        let mut pairs: BTreeSet<(RollupKey, String)> = BTreeSet::new();
         let mut hours = BTreeSet::new();
         for visit in visits {
             let counts = visit.counts();
-            let once = Dimension::of_visits()
-                .filter_map(|d| Some((RollupKey::Of(d), visit.value(d)?)))
-                .chain([(RollupKey::All, "")]);
-            for (key, value) in once {
-                self.day(&visit.site, key, visit.day, value)
-                    .add(&counts, sign);
-                seen.insert((key, value));
-            }
-            for (page, views) in &visit.pages {
+            self.day(&visit.site, RollupKey::All, visit.day, "")
+                .add(&counts, sign);
+            seen.insert((RollupKey::All, ""));
+            // Each breakdown value of the visit, with what the visit counts under it.
+            let once = Dimension::crossed().filter_map(|d| Some((d, visit.value(d)?, counts)));
+            let pages = visit.pages.iter().map(|(page, views)| {
                 let on_page = Counts {
                     pageviews: i64::from(*views),
                     ..counts
                 };
-                let key = RollupKey::Of(Dimension::Page);
-                self.day(&visit.site, key, visit.day, page)
-                    .add(&on_page, sign);
-                seen.insert((key, page));
+                (Dimension::Page, page.as_str(), on_page)
+            });
+            let values: Vec<(Dimension, &str, Counts)> = once.chain(pages).collect();
+            for (d, value, counts) in &values {
+                let key = RollupKey::Of(*d);
+                self.day(&visit.site, key, visit.day, value)
+                    .add(counts, sign);
+                seen.insert((key, value));
             }
+            self.contribute_pairs(visit, &values, sign, &mut pairs);
             // A visit counts once under each event name and property value it sent, with
             // those events.
             let of_events = [
@@ -107,8 +110,36 @@ impl Rollup {
         for (key, value) in seen {
             self.day(&first.site, key, first.day, value).visitors += sign;
         }
+        for (key, value) in pairs {
+            self.day(&first.site, key, first.day, &value).visitors += sign;
+        }
         for hour in hours {
             self.hour(&first.site, hour).visitors += sign;
+        }
+    }
+
+    /// A visit's counts under each paired filter value it has, by each of its other
+    /// breakdown values (`values`, with what the visit counts under each).
+    fn contribute_pairs(
+        &mut self,
+        visit: &Visit,
+        values: &[(Dimension, &str, Counts)],
+        sign: i64,
+        seen: &mut BTreeSet<(RollupKey, String)>,
+    ) {
+        for filter in Dimension::PAIRED {
+            let Some(kept) = visit.value(*filter) else {
+                continue;
+            };
+            for (d, value, counts) in values {
+                let Some(key) = RollupKey::pair(*filter, *d) else {
+                    continue;
+                };
+                let value = pair_value(kept, value);
+                self.day(&visit.site, key, visit.day, &value)
+                    .add(counts, sign);
+                seen.insert((key, value));
+            }
         }
     }
 
@@ -290,6 +321,48 @@ mod tests {
                 sum.add(c, 1);
                 sum
             })
+    }
+
+    #[test]
+    fn a_paired_filter_counts_what_the_visits_with_its_value_count_under_each_breakdown() {
+        let from_bing = |mut h: Hit<'static>| {
+            h.traits.source = "bing";
+            h
+        };
+        let hits = [
+            hit(1, 7, 0, "/"),
+            hit(2, 7, 10, "/pricing"),
+            from_bing(hit(3, 8, 0, "/pricing")),
+            hit(4, 9, 0, "/pricing"),
+            hit(5, 9, 45, "/docs"), // the same visitor's second visit, also from google
+        ];
+        let (_, rollup) = run(&[&hits[..2], &hits[2..]], utc);
+        let pricing = |source| {
+            let key = RollupKey::pair(Dimension::Source, Dimension::Page).expect("paired");
+            totals(&rollup, key, &pair_value(source, "/pricing"))
+        };
+        let google = pricing("google");
+        assert_eq!(
+            (google.pageviews, google.visits, google.visitors),
+            (2, 2, 2)
+        );
+        let bing = pricing("bing");
+        assert_eq!((bing.pageviews, bing.visits, bing.visitors), (1, 1, 1));
+        let key = RollupKey::pair(Dimension::Source, Dimension::EntryPage).expect("paired");
+        let entered = totals(&rollup, key, &pair_value("google", "/docs"));
+        assert_eq!(
+            (entered.visits, entered.visitors, entered.bounces),
+            (1, 1, 1)
+        );
+        // Every google row of a pair sums to the google row of the source itself.
+        let key = RollupKey::pair(Dimension::Source, Dimension::Device).expect("paired");
+        let by_device = totals(&rollup, key, &pair_value("google", ""));
+        assert_eq!(
+            by_device,
+            totals(&rollup, RollupKey::Of(Dimension::Source), "google")
+        );
+        assert_eq!(RollupKey::pair(Dimension::Source, Dimension::Source), None);
+        assert_eq!(RollupKey::pair(Dimension::Page, Dimension::Source), None);
     }
 
     #[test]

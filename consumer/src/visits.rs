@@ -6,6 +6,7 @@
 //! rolls it back with the events, and a partition moved to another consumer resumes the visit
 //! where it stood.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
@@ -89,7 +90,7 @@ async fn write_visits<C: ConnectionTrait>(conn: &C, visits: &[Visit]) -> Result<
 #[derive(Serialize)]
 struct DayRow<'a> {
     site: &'a str,
-    dimension: &'static str,
+    dimension: Cow<'static, str>,
     day: NaiveDate,
     value: &'a str,
     #[serde(flatten)]
@@ -129,12 +130,15 @@ async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(
     let day_rows: Vec<DayRow> = rollup
         .days
         .iter()
-        .map(|((site, key, day, value), counts)| DayRow {
-            site,
-            dimension: key.name(),
-            day: *day,
-            value,
-            counts: *counts,
+        .map(|((site, key, day, value), counts)| {
+            let (dimension, value) = key.stored(value);
+            DayRow {
+                site,
+                dimension,
+                day: *day,
+                value,
+                counts: *counts,
+            }
         })
         .collect();
     // One statement per batch when it fits, so the lock order holds across the whole batch.

@@ -3,7 +3,8 @@
 //! - **rollups**: `rollup_days` / `rollup_hours`, kept by the consumer. One row per site,
 //!   dimension, day and value, so a 30-day breakdown reads a few thousand rows whatever the
 //!   traffic. They answer queries with at most one dimension besides time and at most one
-//!   filter, `IS` with one value, on that same dimension (what a dashboard asks).
+//!   filter, `IS` with one value, on that same dimension or on a paired one
+//!   (`Dimension::PAIRED`: a dashboard after a click on a source, channel, device or country).
 //! - **visits**: the `visits` table, aggregated at query time (one row per visit, its pages in
 //!   a JSON map). It answers everything else: several dimensions, `IS_NOT`, `CONTAINS`, several
 //!   filters. It scales with the number of visits in the range.
@@ -72,7 +73,8 @@ pub async fn groups<C: ConnectionTrait>(
 pub(crate) enum RollupPlan {
     Hours,
     Days {
-        key: RollupKey,
+        /// `rollup_days.dimension` (`RollupKey::stored`).
+        dimension: String,
         value: Option<String>,
         by_value: bool,
         /// The values start with this (a property's key and the separator), not shown.
@@ -95,7 +97,7 @@ pub(crate) fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
         _ => return None,
     };
     let key = match (breakdown, filter) {
-        (Some(d), Some((f, _))) if d != f => return None,
+        (Some(d), Some((f, _))) if d != f => RollupKey::pair(f, d)?,
         (Some(d), _) | (None, Some((d, _))) => RollupKey::of(Some(d))?,
         (None, None) => RollupKey::All,
     };
@@ -111,11 +113,22 @@ pub(crate) fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
             };
             Some(analytics::visit::property_value(&key, ""))
         }
+        // A pair's filter value is kept with its dimension.
+        RollupKey::Pair(..) => {
+            let (_, v) = filter?;
+            let (dimension, _) = key.stored(&analytics::pair_value(v, ""));
+            return Some(RollupPlan::Days {
+                dimension: dimension.into_owned(),
+                value: None,
+                by_value: true,
+                prefix: None,
+            });
+        }
         _ => None,
     };
     let value = filter.map(|(_, v)| format!("{}{v}", prefix.as_deref().unwrap_or("")));
     Some(RollupPlan::Days {
-        key,
+        dimension: key.name().to_owned(),
         value,
         by_value: breakdown.is_some(),
         prefix,
@@ -153,14 +166,14 @@ pub(crate) async fn from_rollups<C: ConnectionTrait>(
             }
         }
         RollupPlan::Days {
-            key,
+            dimension,
             value,
             by_value,
             prefix,
         } => {
             let mut values: Vec<Value> = vec![
                 q.site.clone().into(),
-                key.name().into(),
+                dimension.into(),
                 q.from.into(),
                 q.to.into(),
             ];

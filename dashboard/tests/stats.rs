@@ -299,6 +299,12 @@ async fn assert_both_engines_agree(s: &Stack) {
         query(vec![], vec![is(D::Source, "google")]),
     ];
     queries.extend(all.iter().map(|d| query(vec![*d], vec![])));
+    // A click on a source or a device row filters every other panel: their pairs answer.
+    for (filter, value) in [(D::Source, "google"), (D::Device, "desktop")] {
+        let others = all.iter().filter(|d| **d != filter);
+        queries.extend(others.map(|d| query(vec![*d], vec![is(filter, value)])));
+        queries.push(query(vec![D::TimeDay, D::Browser], vec![is(filter, value)]));
+    }
     for q in queries {
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 3).expect("a day");
         let checked = Checked::new(&q, &limits, today).expect("valid");
