@@ -198,20 +198,15 @@ pub enum RollupKey {
     All,
     Of(Dimension),
     /// The visits with a value of the first (a `Dimension::PAIRED`) by their value of the
-    /// second; the row's value is both (`pair_value`).
+    /// second (a row's filter value is kept with its dimension: `RollupKey::stored`).
     Pair(Dimension, Dimension),
     /// Page views of bots by bot name (no visits: bots are kept out of every other row).
     Bot,
 }
 
-/// What separates the two values of a `RollupKey::Pair` row (no kept text holds it).
+/// What separates a pair's name from its filter value in `rollup_days.dimension` (no kept text
+/// holds it).
 pub const PAIR_SEPARATOR: char = '\u{1f}';
-
-/// The value of a `RollupKey::Pair` in `Rollup`: the filter's value, then the breakdown's
-/// (stored split, see `RollupKey::stored`).
-pub fn pair_value(filter: &str, breakdown: &str) -> String {
-    format!("{filter}{PAIR_SEPARATOR}{breakdown}")
-}
 
 /// The stored names of the pairs, `filter*breakdown`, made once.
 static PAIR_NAMES: LazyLock<HashMap<(Dimension, Dimension), String>> = LazyLock::new(|| {
@@ -237,20 +232,13 @@ impl RollupKey {
         }
     }
 
-    /// Where a row of this key and `value` is kept: `rollup_days.dimension` and `.value`. A
-    /// pair's filter value goes with its dimension (`source*page<separator>google`), so a
-    /// filtered panel reads only its own rows, by the primary key.
-    pub fn stored(self, value: &str) -> (Cow<'static, str>, &str) {
-        let split = match self {
-            RollupKey::Pair(..) => value.split_once(PAIR_SEPARATOR),
-            _ => None,
-        };
-        match split {
-            Some((filter, breakdown)) => {
-                let dimension = format!("{}{PAIR_SEPARATOR}{filter}", self.name());
-                (Cow::Owned(dimension), breakdown)
-            }
-            None => (Cow::Borrowed(self.name()), value),
+    /// `rollup_days.dimension` of a row of this key: a pair's filter value goes with its
+    /// name (`source*page<separator>google`), so a filtered panel reads only its own rows, by
+    /// the primary key.
+    pub fn stored(self, filter: &str) -> Cow<'static, str> {
+        match self {
+            RollupKey::Pair(..) => Cow::Owned(format!("{}{PAIR_SEPARATOR}{filter}", self.name())),
+            _ => Cow::Borrowed(self.name()),
         }
     }
 

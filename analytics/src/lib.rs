@@ -48,9 +48,9 @@ pub fn fingerprint() -> String {
 
 pub use bucket::Bucket;
 pub use counts::Counts;
-pub use dimension::{pair_value, Dimension, RollupKey, Scope, Traits};
+pub use dimension::{Dimension, RollupKey, Scope, Traits};
 pub use metric::{Better, Figures, Metric, PageReports, Unit};
-pub use session::{sessionize, Changes, Rollup, VisitorDay};
+pub use session::{sessionize, Changes, DayRow, Rollup, VisitorDay};
 pub use visit::{Hit, HitKind, Visit};
 
 #[cfg(test)]

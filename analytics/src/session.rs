@@ -9,7 +9,7 @@
 //! Unique visitors are exact and bounded: visitor ids are salted per UTC day, so a visitor's
 //! distinct (dimension, value) pairs of a day are read from that visitor's few visits of the day.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::bucket::Bucket;
 use crate::counts::Counts;
-use crate::dimension::{pair_value, Dimension, RollupKey};
+use crate::dimension::{Dimension, RollupKey};
 use crate::visit::{Hit, HitKind, Visit};
 
 /// A visitor's day on a site: the unit visits are read, changed and counted in.
@@ -39,35 +39,83 @@ impl VisitorDay {
     }
 }
 
-/// Rollup deltas keyed as the tables are.
+/// Rollup deltas keyed as the tables are: by site and local day, then key, then the filter
+/// value of a pair (`""` for other keys), then value. Nested so that adding to a row found
+/// again (most are) allocates nothing: the consumer adds dozens per visit.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Rollup {
-    pub days: BTreeMap<(String, RollupKey, NaiveDate, String), Counts>,
+    days: BTreeMap<(String, NaiveDate), DayDeltas>,
     pub hours: BTreeMap<(String, NaiveDateTime), Counts>,
 }
 
+/// A site's day of rollup deltas.
+type DayDeltas = hashbrown::HashMap<RollupKey, Rows<Rows<Counts>>>;
+/// By a value, found by `&str` (`slot`).
+type Rows<V> = hashbrown::HashMap<String, V>;
+
+/// One row of `rollup_days` deltas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayRow<'a> {
+    pub site: &'a str,
+    pub key: RollupKey,
+    pub day: NaiveDate,
+    /// A pair's filter value; `""` for other keys.
+    pub filter: &'a str,
+    pub value: &'a str,
+    pub counts: &'a Counts,
+}
+
+/// The row `value` of `map`, made on first use (only then is the value copied).
+fn slot<'m, V: Default>(map: &'m mut Rows<V>, value: &str) -> &'m mut V {
+    map.entry_ref(value).or_default()
+}
+
+fn counts_of<'d>(
+    deltas: &'d mut DayDeltas,
+    key: RollupKey,
+    filter: &str,
+    value: &str,
+) -> &'d mut Counts {
+    slot(slot(deltas.entry(key).or_default(), filter), value)
+}
+
 impl Rollup {
-    fn day(&mut self, site: &str, key: RollupKey, day: NaiveDate, value: &str) -> &mut Counts {
-        self.days
-            .entry((site.to_owned(), key, day, value.to_owned()))
-            .or_default()
+    fn deltas(&mut self, site: &str, day: NaiveDate) -> &mut DayDeltas {
+        self.days.entry((site.to_owned(), day)).or_default()
     }
 
     fn hour(&mut self, site: &str, hour: NaiveDateTime) -> &mut Counts {
         self.hours.entry((site.to_owned(), hour)).or_default()
     }
 
+    /// Every day row.
+    pub fn days(&self) -> impl Iterator<Item = DayRow<'_>> {
+        self.days.iter().flat_map(|((site, day), deltas)| {
+            deltas.iter().flat_map(move |(key, filters)| {
+                filters.iter().flat_map(move |(filter, values)| {
+                    values.iter().map(move |(value, counts)| DayRow {
+                        site,
+                        key: *key,
+                        day: *day,
+                        filter,
+                        value,
+                        counts,
+                    })
+                })
+            })
+        })
+    }
+
     /// Adds (`sign` 1) or removes (`sign` -1) what a visitor's visits of one day count: under
-    /// the site's totals, each visit dimension's value, each page viewed, and the start hour.
+    /// the site's totals, each visit dimension's value, each page viewed, each paired filter
+    /// value by each other value, and the start hour.
     pub fn contribute(&mut self, visits: &[Visit], sign: i64) {
-        let mut seen: BTreeSet<(RollupKey, &str)> = BTreeSet::new();
-        let mut pairs: BTreeSet<(RollupKey, String)> = BTreeSet::new();
+        let Some(first) = visits.first() else { return };
+        let mut seen: HashSet<(RollupKey, &str, &str)> = HashSet::new();
         let mut hours = BTreeSet::new();
+        let deltas = self.deltas(&first.site, first.day);
         for visit in visits {
             let counts = visit.counts();
-            self.day(&visit.site, RollupKey::All, visit.day, "")
-                .add(&counts, sign);
-            seen.insert((RollupKey::All, ""));
             // Each breakdown value of the visit, with what the visit counts under it.
             let once = Dimension::crossed().filter_map(|d| Some((d, visit.value(d)?, counts)));
             let pages = visit.pages.iter().map(|(page, views)| {
@@ -77,14 +125,24 @@ impl Rollup {
                 };
                 (Dimension::Page, page.as_str(), on_page)
             });
-            let values: Vec<(Dimension, &str, Counts)> = once.chain(pages).collect();
-            for (d, value, counts) in &values {
-                let key = RollupKey::Of(*d);
-                self.day(&visit.site, key, visit.day, value)
-                    .add(counts, sign);
-                seen.insert((key, value));
+            let all = [(RollupKey::All, "", "", counts)].into_iter();
+            let single = once
+                .chain(pages)
+                .map(|(d, v, c)| (RollupKey::Of(d), "", v, c));
+            let mut rows: Vec<(RollupKey, &str, &str, Counts)> = all.chain(single).collect();
+            let paired = Dimension::PAIRED
+                .iter()
+                .filter_map(|f| Some((*f, visit.value(*f)?)));
+            let mut pairs = Vec::new();
+            for (filter, kept) in paired {
+                for (key, _, value, counts) in &rows {
+                    let RollupKey::Of(d) = key else { continue };
+                    if let Some(pair) = RollupKey::pair(filter, *d) {
+                        pairs.push((pair, kept, *value, *counts));
+                    }
+                }
             }
-            self.contribute_pairs(visit, &values, sign, &mut pairs);
+            rows.extend(pairs);
             // A visit counts once under each event name and property value it sent, with
             // those events.
             let of_events = [
@@ -92,66 +150,59 @@ impl Rollup {
                 (Dimension::Property, &visit.props),
             ];
             for (dimension, values) in of_events {
-                let key = RollupKey::Of(dimension);
                 for (value, events) in values {
                     let with = Counts {
                         events: i64::from(*events),
                         ..counts
                     };
-                    self.day(&visit.site, key, visit.day, value)
-                        .add(&with, sign);
-                    seen.insert((key, value));
+                    rows.push((RollupKey::Of(dimension), "", value, with));
                 }
             }
-            self.hour(&visit.site, visit.hour).add(&counts, sign);
+            for (key, filter, value, counts) in rows {
+                counts_of(deltas, key, filter, value).add(&counts, sign);
+                seen.insert((key, filter, value));
+            }
             hours.insert(visit.hour);
         }
-        let Some(first) = visits.first() else { return };
-        for (key, value) in seen {
-            self.day(&first.site, key, first.day, value).visitors += sign;
+        for (key, filter, value) in seen {
+            counts_of(deltas, key, filter, value).visitors += sign;
         }
-        for (key, value) in pairs {
-            self.day(&first.site, key, first.day, &value).visitors += sign;
+        for visit in visits {
+            self.hour(&visit.site, visit.hour)
+                .add(&visit.counts(), sign);
         }
         for hour in hours {
             self.hour(&first.site, hour).visitors += sign;
         }
     }
 
-    /// A visit's counts under each paired filter value it has, by each of its other
-    /// breakdown values (`values`, with what the visit counts under each).
-    fn contribute_pairs(
-        &mut self,
-        visit: &Visit,
-        values: &[(Dimension, &str, Counts)],
-        sign: i64,
-        seen: &mut BTreeSet<(RollupKey, String)>,
-    ) {
-        for filter in Dimension::PAIRED {
-            let Some(kept) = visit.value(*filter) else {
-                continue;
-            };
-            for (d, value, counts) in values {
-                let Some(key) = RollupKey::pair(*filter, *d) else {
-                    continue;
-                };
-                let value = pair_value(kept, value);
-                self.day(&visit.site, key, visit.day, &value)
-                    .add(counts, sign);
-                seen.insert((key, value));
-            }
-        }
-    }
-
     pub fn drop_zeros(&mut self) {
-        self.days.retain(|_, c| !c.is_zero());
+        for deltas in self.days.values_mut() {
+            for filters in deltas.values_mut() {
+                for values in filters.values_mut() {
+                    values.retain(|_, c| !c.is_zero());
+                }
+                filters.retain(|_, values| !values.is_empty());
+            }
+            deltas.retain(|_, filters| !filters.is_empty());
+        }
+        self.days.retain(|_, deltas| !deltas.is_empty());
         self.hours.retain(|_, c| !c.is_zero());
     }
 
     /// Adds another batch's deltas to these.
     pub fn merge(&mut self, other: Rollup) {
-        for (k, c) in other.days {
-            self.days.entry(k).or_default().add(&c, 1);
+        for ((site, day), deltas) in other.days {
+            let mine = self.days.entry((site, day)).or_default();
+            for (key, filters) in deltas {
+                let mine = mine.entry(key).or_default();
+                for (filter, values) in filters {
+                    let mine = mine.entry(filter).or_default();
+                    for (value, counts) in values {
+                        mine.entry(value).or_default().add(&counts, 1);
+                    }
+                }
+            }
         }
         for (k, c) in other.hours {
             self.hours.entry(k).or_default().add(&c, 1);
@@ -205,7 +256,7 @@ pub fn sessionize(
         if hit.is_bot {
             let bot = hit.traits.browser;
             if hit.kind == HitKind::PageView {
-                rollup.day(hit.site, RollupKey::Bot, day, bot).pageviews += 1;
+                counts_of(rollup.deltas(hit.site, day), RollupKey::Bot, "", bot).pageviews += 1;
             }
             placed.push(None);
             continue;
@@ -312,13 +363,17 @@ mod tests {
         (visits, total)
     }
 
+    /// The counts of a key's value over all days (a pair's value: `filter` and `value`).
     fn totals(rollup: &Rollup, key: RollupKey, value: &str) -> Counts {
+        let (filter, value) = match key {
+            RollupKey::Pair(..) => value.split_once('|').unwrap_or(("", value)),
+            _ => ("", value),
+        };
         rollup
-            .days
-            .iter()
-            .filter(|((_, k, _, v), _)| *k == key && v == value)
-            .fold(Counts::default(), |mut sum, (_, c)| {
-                sum.add(c, 1);
+            .days()
+            .filter(|r| r.key == key && r.filter == filter && r.value == value)
+            .fold(Counts::default(), |mut sum, r| {
+                sum.add(r.counts, 1);
                 sum
             })
     }
@@ -339,7 +394,7 @@ mod tests {
         let (_, rollup) = run(&[&hits[..2], &hits[2..]], utc);
         let pricing = |source| {
             let key = RollupKey::pair(Dimension::Source, Dimension::Page).expect("paired");
-            totals(&rollup, key, &pair_value(source, "/pricing"))
+            totals(&rollup, key, &format!("{source}|/pricing"))
         };
         let google = pricing("google");
         assert_eq!(
@@ -349,14 +404,14 @@ mod tests {
         let bing = pricing("bing");
         assert_eq!((bing.pageviews, bing.visits, bing.visitors), (1, 1, 1));
         let key = RollupKey::pair(Dimension::Source, Dimension::EntryPage).expect("paired");
-        let entered = totals(&rollup, key, &pair_value("google", "/docs"));
+        let entered = totals(&rollup, key, "google|/docs");
         assert_eq!(
             (entered.visits, entered.visitors, entered.bounces),
             (1, 1, 1)
         );
         // Every google row of a pair sums to the google row of the source itself.
         let key = RollupKey::pair(Dimension::Source, Dimension::Device).expect("paired");
-        let by_device = totals(&rollup, key, &pair_value("google", ""));
+        let by_device = totals(&rollup, key, "google|");
         assert_eq!(
             by_device,
             totals(&rollup, RollupKey::Of(Dimension::Source), "google")

@@ -128,17 +128,13 @@ async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(
     });
     let (days, hours): (&str, &str) = (&DAYS, &HOURS);
     let day_rows: Vec<DayRow> = rollup
-        .days
-        .iter()
-        .map(|((site, key, day, value), counts)| {
-            let (dimension, value) = key.stored(value);
-            DayRow {
-                site,
-                dimension,
-                day: *day,
-                value,
-                counts: *counts,
-            }
+        .days()
+        .map(|row| DayRow {
+            site: row.site,
+            dimension: row.key.stored(row.filter),
+            day: row.day,
+            value: row.value,
+            counts: *row.counts,
         })
         .collect();
     // One statement per batch when it fits, so the lock order holds across the whole batch.

@@ -116,9 +116,8 @@ pub(crate) fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
         // A pair's filter value is kept with its dimension.
         RollupKey::Pair(..) => {
             let (_, v) = filter?;
-            let (dimension, _) = key.stored(&analytics::pair_value(v, ""));
             return Some(RollupPlan::Days {
-                dimension: dimension.into_owned(),
+                dimension: key.stored(v).into_owned(),
                 value: None,
                 by_value: true,
                 prefix: None,
