@@ -9,7 +9,7 @@
 //! Unique visitors are exact and bounded: visitor ids are salted per UTC day, so a visitor's
 //! distinct (dimension, value) pairs of a day are read from that visitor's few visits of the day.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -111,7 +111,10 @@ impl Rollup {
     /// value by each other value, and the start hour.
     pub fn contribute(&mut self, visits: &[Visit], sign: i64) {
         let Some(first) = visits.first() else { return };
-        let mut seen: HashSet<(RollupKey, &str, &str)> = HashSet::new();
+        // A visitor counts once under each row any of the day's visits has (most days of a
+        // visitor are one visit: nothing to remember then).
+        let mut seen: hashbrown::HashSet<(RollupKey, &str, &str)> = hashbrown::HashSet::new();
+        let one_visit = visits.len() == 1;
         let mut hours = BTreeSet::new();
         let deltas = self.deltas(&first.site, first.day);
         for visit in visits {
@@ -159,8 +162,13 @@ impl Rollup {
                 }
             }
             for (key, filter, value, counts) in rows {
-                counts_of(deltas, key, filter, value).add(&counts, sign);
-                seen.insert((key, filter, value));
+                let row = counts_of(deltas, key, filter, value);
+                row.add(&counts, sign);
+                if one_visit {
+                    row.visitors += sign;
+                } else {
+                    seen.insert((key, filter, value));
+                }
             }
             hours.insert(visit.hour);
         }

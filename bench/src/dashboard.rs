@@ -49,6 +49,8 @@ pub struct DashboardResults {
     /// Table and index bytes per stored event (`kafka_events`, every partition) and per visit.
     pub bytes_per_event: f64,
     pub bytes_per_visit: f64,
+    /// The rollups' table and index bytes (`rollup_days`, `rollup_hours`) per stored event.
+    pub rollup_bytes_per_event: f64,
     pub goals: crate::goals::GoalsResults,
 }
 
@@ -563,9 +565,13 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     }
     // The consumer writes each event once; the rebuild above rewrote every row (its visit):
     // the footprint is measured without the dead rows that left.
-    db.execute_unprepared("VACUUM FULL kafka_events, visits")
+    db.execute_unprepared("VACUUM FULL kafka_events, visits, rollup_days, rollup_hours")
         .await?;
-    (r.bytes_per_event, r.bytes_per_visit) = footprint(&db).await?;
+    (
+        r.bytes_per_event,
+        r.bytes_per_visit,
+        r.rollup_bytes_per_event,
+    ) = footprint(&db).await?;
     r.goals = crate::goals::run(&db, &dashboard.base, site, (from, last), plan.rounds).await?;
     dashboard.stop().await?;
 
@@ -663,14 +669,20 @@ async fn filtered(
 }
 
 /// Table and index bytes per stored event (every month of `kafka_events`) and per visit.
-async fn footprint(db: &DatabaseConnection) -> Result<(f64, f64)> {
-    let sql = "SELECT \
+async fn footprint(db: &DatabaseConnection) -> Result<(f64, f64, f64)> {
+    let sql = "WITH n AS (SELECT greatest(1, count(*))::float8 AS events FROM kafka_events) SELECT \
          (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
-          WHERE inhparent = 'kafka_events'::regclass)::float8 / greatest(1, (SELECT count(*) FROM kafka_events))::float8 AS event, \
-         pg_total_relation_size('visits')::float8 / greatest(1, (SELECT count(*) FROM visits))::float8 AS visit";
+          WHERE inhparent = 'kafka_events'::regclass)::float8 / (SELECT events FROM n) AS event, \
+         pg_total_relation_size('visits')::float8 / greatest(1, (SELECT count(*) FROM visits))::float8 AS visit, \
+         (pg_total_relation_size('rollup_days') + pg_total_relation_size('rollup_hours'))::float8 \
+          / (SELECT events FROM n) AS rollup";
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?
         .context("a row")?;
-    Ok((row.try_get("", "event")?, row.try_get("", "visit")?))
+    Ok((
+        row.try_get("", "event")?,
+        row.try_get("", "visit")?,
+        row.try_get("", "rollup")?,
+    ))
 }

@@ -284,8 +284,8 @@ pub fn table(r: &Results) -> String {
     rows.push([
         "6. storage footprint".into(),
         format!(
-            "kafka_events {:.0} bytes per event, visits {:.0} bytes per visit (tables and indexes)",
-            d.bytes_per_event, d.bytes_per_visit
+            "kafka_events {:.0} bytes per event, visits {:.0} bytes per visit, rollups {:.0} bytes per event (tables and indexes)",
+            d.bytes_per_event, d.bytes_per_visit, d.rollup_bytes_per_event
         ),
         "".into(),
         "".into(),
