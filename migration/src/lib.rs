@@ -24,6 +24,7 @@ mod m20261201_000016_create_api_tokens;
 mod m20261201_000017_create_shared_links;
 mod m20261202_000018_partition_kafka_events_by_month;
 mod m20261202_000019_index_kafka_events_by_site;
+mod m20261202_000020_index_visits_by_paired_dimension;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000017_create_shared_links::Migration),
             Box::new(m20261202_000018_partition_kafka_events_by_month::Migration),
             Box::new(m20261202_000019_index_kafka_events_by_site::Migration),
+            Box::new(m20261202_000020_index_visits_by_paired_dimension::Migration),
         ]
     }
 }
