@@ -495,6 +495,22 @@ async fn migrating_down_then_up_leaves_an_identical_schema() {
     assert_eq!(schema_snapshot(&db).await, before);
 }
 
+/// Two paired filters are answered from `visits` (the rollups cross one filter only): the
+/// migrations must give each paired dimension its index, or the panels read every visit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_paired_dimension_has_an_index_on_visits_by_site_value_and_day() {
+    let url = testkit::fresh_database().await.unwrap();
+    let db = testkit::connect(&url).await.unwrap();
+    let schema = schema_snapshot(&db).await;
+    for d in analytics::Dimension::PAIRED {
+        let columns = format!("ON public.visits USING btree (site, {}, day)", d.name());
+        assert!(
+            schema.iter().any(|l| l.ends_with(&columns)),
+            "no index {columns}: {schema:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_starting_at_once_on_an_empty_database_migrate_it_once_without_error() {
     let url = testkit::empty_database_on(&testkit::admin_database_url())
