@@ -35,12 +35,8 @@ async fn raw_sql_on_page_view_events_counts_exactly_the_page_views_the_api_repor
 
     // Rows stored before the fix had reports as PAGE_VIEW: the migration tells them apart.
     use migration::MigratorTrait;
-    let all = migration::Migrator::migrations();
-    let fix = all
-        .iter()
-        .position(|m| m.name() == "m20261201_000009_store_engagement_reports_apart")
+    let since = testkit::migrations_since("m20261201_000009_store_engagement_reports_apart")
         .expect("the migration");
-    let since = u32::try_from(all.len() - fix).expect("a count");
     migration::Migrator::down(&s.db, Some(since))
         .await
         .expect("down");

@@ -345,6 +345,17 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// How many migrations `Migrator::down` undoes to stand just before the one named `name`
+/// (counted from the list, so a later migration does not move the place a test goes back to).
+pub fn migrations_since(name: &str) -> Result<u32> {
+    let all = migration::Migrator::migrations();
+    let at = all
+        .iter()
+        .position(|m| m.name() == name)
+        .with_context(|| format!("no migration {name}"))?;
+    Ok(u32::try_from(all.len() - at)?)
+}
+
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     Database::connect(url)
         .await
