@@ -214,6 +214,9 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
     consumer::months::Months::default()
         .ensure(db, months)
         .await?;
+    let ids = seed_text_ids(db).await?;
+    // A text column's cell: the text's id, empty (NULL) for no text.
+    let id = |text: &str| ids.get(text).map(|id| id.to_string()).unwrap_or_default();
     let mut rng = StdRng::seed_from_u64(20261125);
     let mut next_visitor = 0;
     let mut offsets = [0i64; 4];
@@ -221,7 +224,7 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
     let mut conn = pool.acquire().await?;
     let mut copy = conn
         .copy_in_raw(
-            "COPY kafka_events (id, user_id, event_type, path, search, title, url, referrer, \
+            "COPY raw_events (id, user_id, event_type, path, search, title, url, referrer, \
              received_at, topic, partition, \"offset\", visitor_id, is_bot, site, browser, os, \
              device, source, channel, utm_source, utm_medium, utm_campaign, name, props) \
              FROM STDIN (FORMAT csv)",
@@ -264,23 +267,24 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
             };
             let _ = writeln!(
                 csv,
-                "{},u,{event_type},{},\"\",Page,https://{}{},,{},PAGE_VIEW,{partition},{offset},{},{},{},{},{},{},{},{},{},{},{},{name},{props}",
+                // The URL is https:// + site + path: stored as NULL, as the consumer would.
+                "{},u,{event_type},{},\"\",{},,,{},{},{partition},{offset},{},{},{},{},{},{},{},{},{},{},{},{name},{props}",
                 uuid::Uuid::new_v4(),
                 r.path,
-                r.site,
-                r.path,
+                id("Page"),
                 at.to_rfc3339(),
+                id("PAGE_VIEW"),
                 r.visitor,
                 r.bot,
-                r.site,
-                browser,
-                os,
-                device,
-                source,
-                channel,
-                utm_source,
-                utm_medium,
-                utm_campaign,
+                id(r.site),
+                id(browser),
+                id(os),
+                id(device),
+                id(source),
+                id(channel),
+                id(utm_source),
+                id(utm_medium),
+                id(utm_campaign),
             );
         }
         copy.send(csv.as_bytes()).await?;
@@ -288,6 +292,29 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
     }
     copy.finish().await?;
     Ok((first, last))
+}
+
+/// The `event_texts` ids of every text the seed writes in a text column.
+async fn seed_text_ids(db: &DatabaseConnection) -> Result<consumer::texts::Ids> {
+    let mut texts: std::collections::BTreeSet<String> = ["Page", "PAGE_VIEW", "Googlebot", "bot"]
+        .map(String::from)
+        .into();
+    texts.extend(SITES.iter().map(|s| s.0.to_owned()));
+    texts.extend(
+        BROWSERS
+            .iter()
+            .flat_map(|b| [b.0, b.1, b.2])
+            .map(String::from),
+    );
+    texts.extend(ORIGINS.iter().flat_map(|o| [o.0, o.1]).map(String::from));
+    texts.extend(
+        CAMPAIGNS
+            .iter()
+            .flat_map(|c| [c.0, c.1, c.2])
+            .map(String::from),
+    );
+    texts.remove("");
+    Ok(consumer::texts::Texts::default().ids_of(db, texts).await?)
 }
 
 /// The dashboard's queries for one site and range, as the page asks them: the top line, the
@@ -508,8 +535,10 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     r.rebuild_seconds = started.elapsed().as_secs_f64();
     r.rebuild_events_per_second = rebuilt.events as f64 / r.rebuild_seconds;
     r.visits = rebuilt.visits;
-    db.execute_unprepared("VACUUM ANALYZE visits, rollup_days, rollup_hours, kafka_events")
-        .await?;
+    db.execute_unprepared(
+        "VACUUM ANALYZE visits, rollup_days, rollup_hours, raw_events, event_texts",
+    )
+    .await?;
 
     let dashboard = testkit::TestDashboard::start(s.clone()).await?;
     let http = reqwest::Client::new();
@@ -565,7 +594,7 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     }
     // The consumer writes each event once; the rebuild above rewrote every row (its visit):
     // the footprint is measured without the dead rows that left.
-    db.execute_unprepared("VACUUM FULL kafka_events, visits, rollup_days, rollup_hours")
+    db.execute_unprepared("VACUUM FULL raw_events, event_texts, visits, rollup_days, rollup_hours")
         .await?;
     (
         r.bytes_per_event,
@@ -668,11 +697,13 @@ async fn filtered(
     })
 }
 
-/// Table and index bytes per stored event (every month of `kafka_events`) and per visit.
+/// Table and index bytes per stored event (every month of `raw_events`, and the texts they
+/// point at) and per visit.
 async fn footprint(db: &DatabaseConnection) -> Result<(f64, f64, f64)> {
-    let sql = "WITH n AS (SELECT greatest(1, count(*))::float8 AS events FROM kafka_events) SELECT \
-         (SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
-          WHERE inhparent = 'kafka_events'::regclass)::float8 / (SELECT events FROM n) AS event, \
+    let sql = "WITH n AS (SELECT greatest(1, count(*))::float8 AS events FROM raw_events) SELECT \
+         ((SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
+          WHERE inhparent = 'raw_events'::regclass) + pg_total_relation_size('event_texts'))::float8 \
+          / (SELECT events FROM n) AS event, \
          pg_total_relation_size('visits')::float8 / greatest(1, (SELECT count(*) FROM visits))::float8 AS visit, \
          (pg_total_relation_size('rollup_days') + pg_total_relation_size('rollup_hours'))::float8 \
           / (SELECT events FROM n) AS rollup";

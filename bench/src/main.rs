@@ -606,19 +606,31 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
     consumer.stop().await?;
 
     // Ceiling C: the same rows, COPY'd into an identical empty table on the same server.
-    db.execute_unprepared("CREATE TABLE copy_target (LIKE kafka_events INCLUDING ALL)")
+    db.execute_unprepared("CREATE TABLE copy_target (LIKE raw_events INCLUDING ALL)")
         .await?;
-    let columns = table_columns(&db, "kafka_events").await?;
+    let columns = table_columns(&db, "raw_events").await?;
     let mut csv = String::with_capacity(events.len() * 200);
-    // The rows as the consumer makes them, enrichment included: COPY only writes.
+    // The rows as the consumer makes them, enrichment and text ids included: COPY only writes.
     let agents = enrich::agent::AgentParser::new().map_err(anyhow::Error::msg)?;
-    for (i, v) in events.iter().enumerate() {
-        let partition = partition_for(v.fields.user_id.as_bytes(), PARTITIONS);
-        let stored = consumer::store::StoredEvent::new(i as i64, v.clone(), &agents, "PAGE_VIEW");
-        let mut row = consumer::store::event_row(&stored, &topic, partition);
-        let now = serde_json::Value::from(chrono::Utc::now().to_rfc3339());
-        row.insert("created_at".into(), now.clone());
-        row.insert("updated_at".into(), now);
+    let stored: Vec<(i32, consumer::store::StoredEvent)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let partition = partition_for(v.fields.user_id.as_bytes(), PARTITIONS);
+            let event =
+                consumer::store::StoredEvent::new(i as i64, v.clone(), &agents, "PAGE_VIEW");
+            (partition, event)
+        })
+        .collect();
+    let texts = consumer::row::texts_of(stored.iter().map(|(_, e)| e), &topic, 0)?;
+    let ids = consumer::texts::Texts::default().ids_of(&db, texts).await?;
+    for (partition, event) in &stored {
+        let origin = consumer::row::Origin {
+            topic: &topic,
+            partition: *partition,
+            texts: &ids,
+        };
+        let row = consumer::row::event_row(event, origin)?;
         let cells: Vec<String> = columns.iter().map(|c| csv_cell(row.get(c))).collect();
         let _ = writeln!(csv, "{}", cells.join(","));
     }

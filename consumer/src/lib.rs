@@ -18,8 +18,10 @@ pub mod metrics;
 pub mod months;
 pub mod partition;
 pub mod rebuild;
+pub mod row;
 pub mod sites;
 pub mod store;
+pub mod texts;
 pub mod visits;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,8 +80,10 @@ pub struct Context {
     pub owner: Uuid,
     /// User-agent parsing, cached across partitions.
     pub agents: enrich::agent::AgentParser,
-    /// The months of `kafka_events` known to have their partition.
+    /// The months of `raw_events` known to have their partition.
     pub months: months::Months,
+    /// The ids of repeated texts known to be stored.
+    pub texts: texts::Texts,
 }
 
 pub struct Consumer {
@@ -128,6 +132,7 @@ impl Consumer {
                 owner: Uuid::now_v7(),
                 agents,
                 months: months::Months::default(),
+                texts: texts::Texts::default(),
             }),
             metrics_listener,
             metrics_port,
@@ -230,7 +235,7 @@ async fn recount_sites(ctx: Arc<Context>, stop: CancellationToken) {
     }
 }
 
-/// How often the months of `kafka_events` are looked after.
+/// How often the months of `raw_events` are looked after.
 const MONTHS_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Creates this month's and the next month's partitions ahead of their events and, with

@@ -1,4 +1,4 @@
-//! The monthly partitions of `kafka_events` (by `received_at`, UTC): created before a batch
+//! The monthly partitions of `raw_events` (by `received_at`, UTC): created before a batch
 //! stores an event of a month that has none, and ahead for this month and the next; with
 //! `analytics.raw_retention_months`, months older than that are dropped whole, and
 //! `raw_retention.kept_from` says from when the raw events are all kept. Visits and rollups
@@ -25,11 +25,11 @@ pub fn month_of(at: DateTime<Utc>) -> NaiveDate {
 }
 
 fn name_of(month: NaiveDate) -> String {
-    format!("kafka_events_y{:04}m{:02}", month.year(), month.month())
+    format!("raw_events_y{:04}m{:02}", month.year(), month.month())
 }
 
 fn month_named(name: &str) -> Option<NaiveDate> {
-    let rest = name.strip_prefix("kafka_events_y")?;
+    let rest = name.strip_prefix("raw_events_y")?;
     let (year, month) = rest.split_once('m')?;
     NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)
 }
@@ -92,7 +92,7 @@ async fn locked(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction,
 async fn create(db: &DatabaseConnection, month: NaiveDate) -> Result<(), DbErr> {
     let txn = locked(db).await?;
     txn.execute_unprepared(&format!(
-        "CREATE TABLE IF NOT EXISTS {} PARTITION OF kafka_events \
+        "CREATE TABLE IF NOT EXISTS {} PARTITION OF raw_events \
          FOR VALUES FROM ('{month} 00:00:00+00') TO ('{} 00:00:00+00')",
         name_of(month),
         next(month)
@@ -112,7 +112,7 @@ pub async fn stored_months<C: ConnectionTrait>(db: &C) -> Result<Vec<NaiveDate>,
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-             WHERE i.inhparent = 'kafka_events'::regclass",
+             WHERE i.inhparent = 'raw_events'::regclass",
         ))
         .await?;
     let mut months: Vec<NaiveDate> = rows
@@ -181,9 +181,9 @@ mod tests {
 
     #[test]
     fn a_months_partition_is_named_and_read_back() {
-        assert_eq!(name_of(day(2026, 1, 1)), "kafka_events_y2026m01");
-        assert_eq!(month_named("kafka_events_y2026m01"), Some(day(2026, 1, 1)));
-        assert_eq!(month_named("kafka_events_unpartitioned"), None);
+        assert_eq!(name_of(day(2026, 1, 1)), "raw_events_y2026m01");
+        assert_eq!(month_named("raw_events_y2026m01"), Some(day(2026, 1, 1)));
+        assert_eq!(month_named("raw_events_unpartitioned"), None);
         assert_eq!(next(day(2026, 12, 1)), day(2027, 1, 1));
     }
 

@@ -334,9 +334,16 @@ impl Worker {
         let batch = self.decode(records, *next, last + 1);
         let last_record = batch.last_record;
         let bots = batch.events.iter().filter(|e| e.enrichment.is_bot).count();
-        let (db, analytics, months) =
-            (&self.ctx.db, &self.ctx.settings.analytics, &self.ctx.months);
-        match store::commit(db, analytics, months, batch).await {
+        let ctx = &self.ctx;
+        match store::commit(
+            &ctx.db,
+            &ctx.settings.analytics,
+            &ctx.months,
+            &ctx.texts,
+            batch,
+        )
+        .await
+        {
             Ok(committed) => {
                 *next = last + 1;
                 self.anchor = last_record;

@@ -504,7 +504,7 @@ async fn set_visit_ids<C: ConnectionTrait>(
     let result = txn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "UPDATE kafka_events e SET visit_id = p.visit \
+            "UPDATE raw_events e SET visit_id = p.visit \
              FROM json_to_recordset($1::json) AS p(id uuid, visit uuid) \
              WHERE e.id = p.id AND e.visit_id IS DISTINCT FROM p.visit",
             [json.into()],

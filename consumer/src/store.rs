@@ -7,41 +7,39 @@ use entity::{consumer_offset, dead_letter};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
+use crate::row::{client_columns, rows_json, Origin};
 use crate::sites::{Registry, Standing};
 use crate::visits;
 use analytics::visit::{hit_kind, stored_event_type, Hit, Shape};
 use analytics::Traits;
-use event::{PageFields, PageView};
+use event::PageView;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
     Statement, TransactionTrait,
 };
-use serde_json::{Map, Value};
 
 /// Rows per INSERT. Each statement carries its rows as one JSON array, so its size, not a bind
 /// parameter count, is what this bounds (driver buffers grow with the statement).
 const EVENT_ROWS_PER_INSERT: usize = 1000;
 
-/// Inserts JSON rows keyed by column name, skipping ids already stored. `created_at` and
-/// `updated_at` come from the database clock, as their column defaults would.
-const INSERT_EVENTS: &str = "INSERT INTO kafka_events \
-     SELECT * FROM json_populate_recordset(\
-         json_populate_record(NULL::kafka_events, json_build_object('created_at', now(), 'updated_at', now())), \
-         $1::json) \
+/// Inserts JSON rows keyed by column name (`row.rs`), skipping ids already stored.
+const INSERT_EVENTS: &str = "INSERT INTO raw_events \
+     SELECT * FROM json_populate_recordset(NULL::raw_events, $1::json) \
      ON CONFLICT (id, received_at) DO NOTHING";
 /// Which of some ids are stored.
-const STORED_IDS: &str = "SELECT id FROM kafka_events WHERE id = ANY($1)";
+const STORED_IDS: &str = "SELECT id FROM raw_events WHERE id = ANY($1)";
 /// For each row (its position `n`), whether the stored row of its id has the same client
-/// fields ($2: their column names), compared by PostgreSQL value by value.
+/// fields ($2: their column names), compared by PostgreSQL value by value (texts by their ids:
+/// one text has one id).
 const SAME_AS_STORED: &str = "SELECT a.n, \
      (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(k)) WHERE key = ANY($2)) \
      IS NOT DISTINCT FROM \
      (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(r)) WHERE key = ANY($2)) AS same \
      FROM json_array_elements($1::json) WITH ORDINALITY AS a(row, n) \
-     CROSS JOIN LATERAL json_populate_record(NULL::kafka_events, a.row) r \
-     JOIN kafka_events k ON k.id = r.id";
+     CROSS JOIN LATERAL json_populate_record(NULL::raw_events, a.row) r \
+     JOIN raw_events k ON k.id = r.id";
 /// A dead letter row takes 6.
 const DEAD_LETTER_ROWS_PER_INSERT: usize = 8_000;
 
@@ -294,6 +292,7 @@ pub async fn commit(
     db: &DatabaseConnection,
     analytics: &settings::AnalyticsSettings,
     months: &crate::months::Months,
+    texts: &crate::texts::Texts,
     batch: Batch,
 ) -> Result<Committed, StoreError> {
     // Each month's partition exists before the batch's transaction, which then takes no lock
@@ -303,7 +302,10 @@ pub async fn commit(
         .iter()
         .map(|e| crate::months::month_of(e.view.received_at));
     months.ensure(db, received).await?;
-    let committed = store(db, analytics, batch).await;
+    // So are the ids of its texts, each committed on its own (see `texts`).
+    let batch_texts = crate::row::texts_of(batch.events.iter(), &batch.topic, batch.partition)?;
+    let ids = texts.ids_of(db, batch_texts).await?;
+    let committed = store(db, analytics, batch, &ids).await;
     if let Err(StoreError::Db(e)) = &committed {
         if crate::months::is_missing_month(e) {
             // Another consumer dropped a month this one thought it had: ask again next time.
@@ -317,6 +319,7 @@ async fn store(
     db: &DatabaseConnection,
     analytics: &settings::AnalyticsSettings,
     batch: Batch,
+    ids: &crate::texts::Ids,
 ) -> Result<Committed, StoreError> {
     let txn = db.begin().await?;
     let Batch {
@@ -328,26 +331,25 @@ async fn store(
         events,
         mut dead_letters,
     } = batch;
+    let origin = Origin {
+        topic: &topic,
+        partition,
+        texts: ids,
+    };
     let mut committed = Committed {
         events: 0,
         dead_letters: 0,
         duplicates: 0,
         unregistered: 0,
     };
-    let (fresh, fresh_repeats) =
-        judge_known(
-            &txn,
-            events,
-            (&topic, partition),
-            |same, event| match same {
-                Sameness::Retry => committed.duplicates += 1,
-                Sameness::Conflict => dead_letters.push(conflicting(event)),
-            },
-        )
-        .await?;
+    let (fresh, fresh_repeats) = judge_known(&txn, events, origin, |same, event| match same {
+        Sameness::Retry => committed.duplicates += 1,
+        Sameness::Conflict => dead_letters.push(conflicting(event)),
+    })
+    .await?;
     let mut fresh = fresh;
     committed.unregistered = place_in_visits(&txn, &mut fresh, analytics).await?;
-    committed.events = insert_fresh(&txn, &fresh, &topic, partition).await?;
+    committed.events = insert_fresh(&txn, &fresh, origin).await?;
     record_conversions(&txn, &fresh, &analytics.page_view_type).await?;
     // Later events of an id first seen in this batch are judged against that first one.
     for event in &fresh_repeats {
@@ -457,7 +459,7 @@ enum Sameness {
 async fn judge_known<C: ConnectionTrait>(
     conn: &C,
     events: Vec<StoredEvent>,
-    (topic, partition): (&str, i32),
+    origin: Origin<'_>,
     mut judged: impl FnMut(Sameness, &StoredEvent),
 ) -> Result<(Vec<StoredEvent>, Vec<StoredEvent>), DbErr> {
     let (firsts, repeats) = first_of_each_id(events);
@@ -468,7 +470,7 @@ async fn judge_known<C: ConnectionTrait>(
     let (known_repeats, fresh_repeats): (Vec<StoredEvent>, Vec<StoredEvent>) =
         repeats.into_iter().partition(|e| was_stored(e));
     let known: Vec<&StoredEvent> = known.iter().chain(&known_repeats).collect();
-    let same = same_as_stored(conn, &known, topic, partition).await?;
+    let same = same_as_stored(conn, &known, origin).await?;
     for (event, same) in known.into_iter().zip(same) {
         judged(
             if same {
@@ -488,12 +490,11 @@ async fn judge_known<C: ConnectionTrait>(
 async fn insert_fresh<C: ConnectionTrait>(
     conn: &C,
     fresh: &[StoredEvent],
-    topic: &str,
-    partition: i32,
+    origin: Origin<'_>,
 ) -> Result<u64, DbErr> {
     let mut inserted = 0;
     for chunk in fresh.chunks(EVENT_ROWS_PER_INSERT) {
-        let n = insert_events(conn, chunk, topic, partition).await?;
+        let n = insert_events(conn, chunk, origin).await?;
         if n != chunk.len() as u64 {
             return Err(DbErr::Custom(format!(
                 "{} of {} new event ids were stored by another transaction meanwhile",
@@ -530,10 +531,9 @@ fn conflicting(event: &StoredEvent) -> DeadLetter {
 async fn insert_events<C: ConnectionTrait>(
     conn: &C,
     events: &[StoredEvent],
-    topic: &str,
-    partition: i32,
+    origin: Origin<'_>,
 ) -> Result<u64, DbErr> {
-    let rows = rows_json(events.iter(), topic, partition)?;
+    let rows = rows_json(events.iter(), origin)?;
     Ok(conn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -542,25 +542,6 @@ async fn insert_events<C: ConnectionTrait>(
         ))
         .await?
         .rows_affected())
-}
-
-/// The rows of events as one JSON array, as text: PostgreSQL parses it once as `json`
-/// (cheaper than building a `jsonb`).
-fn rows_json<'a>(
-    events: impl ExactSizeIterator<Item = &'a StoredEvent>,
-    topic: &str,
-    partition: i32,
-) -> Result<String, DbErr> {
-    let mut rows = Vec::with_capacity(events.len() * 1024);
-    rows.push(b'[');
-    for (n, event) in events.enumerate() {
-        if n > 0 {
-            rows.push(b',');
-        }
-        write_row(&mut rows, event, topic, partition).map_err(|e| DbErr::Json(e.to_string()))?;
-    }
-    rows.push(b']');
-    String::from_utf8(rows).map_err(|e| DbErr::Json(e.to_string()))
 }
 
 /// The ids of `events` stored already.
@@ -586,13 +567,12 @@ async fn stored_ids<C: ConnectionTrait>(
 async fn same_as_stored<C: ConnectionTrait>(
     conn: &C,
     events: &[&StoredEvent],
-    topic: &str,
-    partition: i32,
+    origin: Origin<'_>,
 ) -> Result<Vec<bool>, DbErr> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = rows_json(events.iter().copied(), topic, partition)?;
+    let rows = rows_json(events.iter().copied(), origin)?;
     let answers = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -608,24 +588,6 @@ async fn same_as_stored<C: ConnectionTrait>(
         }
     }
     Ok(same)
-}
-
-/// The columns of the client's fields (`PageFields`), as its rows name them: read from a
-/// serialized `PageFields` with every optional field set, so a field added there is compared
-/// without an edit here.
-fn client_columns() -> &'static [String] {
-    static COLUMNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    COLUMNS.get_or_init(|| {
-        let every = PageFields::with_every_field();
-        let mut text = Vec::new();
-        let mut serializer =
-            serde_json::Serializer::with_formatter(&mut text, SnakeKeys { in_key: false });
-        let keys = serde::Serialize::serialize(&every, &mut serializer)
-            .ok()
-            .and_then(|()| serde_json::from_slice::<Map<String, Value>>(&text).ok());
-        keys.map(|m| m.into_iter().map(|(k, _)| k).collect())
-            .unwrap_or_default()
-    })
 }
 
 async fn insert_dead_letters<C: ConnectionTrait>(
@@ -660,152 +622,4 @@ async fn insert_dead_letters<C: ConnectionTrait>(
             .await?;
     }
     Ok(inserted)
-}
-
-/// The `kafka_events` row of an event: its wire form, its enrichment, and where the record was
-/// read, as one JSON object keyed by column name. No field is named here, so a field added to
-/// the event or to the enrichment reaches the column of the same name without an edit.
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    #[serde(flatten)]
-    view: &'a PageView,
-    #[serde(flatten)]
-    enrichment: &'a enrich::Enrichment,
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
-    visit_id: Option<uuid::Uuid>,
-}
-
-/// Writes an event's row as JSON, its keys turned to snake_case while they are written: no
-/// intermediate map, no key allocated per row (this runs for every stored event).
-fn write_row(
-    out: &mut Vec<u8>,
-    event: &StoredEvent,
-    topic: &str,
-    partition: i32,
-) -> Result<(), serde_json::Error> {
-    let row = Row {
-        view: &event.view,
-        enrichment: &event.enrichment,
-        topic,
-        partition,
-        offset: event.offset,
-        visit_id: event.visit_id,
-    };
-    let mut serializer = serde_json::Serializer::with_formatter(out, SnakeKeys { in_key: false });
-    serde::Serialize::serialize(&row, &mut serializer)
-}
-
-/// The row of an event as a map from column name to value (for tests and the benchmark).
-pub fn event_row(event: &StoredEvent, topic: &str, partition: i32) -> Map<String, Value> {
-    let mut text = Vec::new();
-    match write_row(&mut text, event, topic, partition).and_then(|()| serde_json::from_slice(&text))
-    {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
-}
-
-/// A compact JSON formatter that writes object keys in snake_case (`receivedAt` →
-/// `received_at`); keys already in snake_case pass unchanged.
-struct SnakeKeys {
-    in_key: bool,
-}
-
-impl serde_json::ser::Formatter for SnakeKeys {
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.in_key = true;
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b",")
-        }
-    }
-
-    fn end_object_key<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
-        self.in_key = false;
-        Ok(())
-    }
-
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        if !self.in_key || !fragment.bytes().any(|b| b.is_ascii_uppercase()) {
-            return writer.write_all(fragment.as_bytes());
-        }
-        for b in fragment.bytes() {
-            if b.is_ascii_uppercase() {
-                writer.write_all(&[b'_', b.to_ascii_lowercase()])?;
-            } else {
-                writer.write_all(&[b])?;
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_row_names_its_columns_in_snake_case() {
-        let view = PageView {
-            id: uuid::Uuid::now_v7(),
-            fields: event::PageFields {
-                event_type: "PAGE_VIEW".into(),
-                user_id: "u".into(),
-                ..Default::default()
-            },
-            visit: Default::default(),
-            received_at: Utc::now(),
-            source_id: Some("1796118828".into()),
-        };
-        let agents = enrich::agent::AgentParser::new().expect("rules");
-        let row = event_row(
-            &StoredEvent::new(42, view, &agents, "PAGE_VIEW"),
-            "PAGE_VIEW",
-            3,
-        );
-        assert_eq!(row["event_type"], "PAGE_VIEW");
-        assert_eq!(row["user_id"], "u");
-        assert_eq!(row["source_id"], "1796118828");
-        assert!(row["received_at"].is_string());
-        assert_eq!(row["partition"], 3);
-        assert_eq!(row["offset"], 42);
-        assert!(!row.contains_key("eventType") && !row.contains_key("referrer"));
-        assert!(
-            row.contains_key("site") && row.contains_key("is_bot"),
-            "enrichment is in the row"
-        );
-        assert_eq!(row["channel"], "direct");
-    }
-
-    #[test]
-    fn the_client_columns_are_the_page_fields_named_as_columns() {
-        let columns = client_columns();
-        for column in [
-            "event_type",
-            "user_id",
-            "path",
-            "referrer",
-            "engaged_ms",
-            "scroll_depth",
-        ] {
-            assert!(
-                columns.iter().any(|c| c == column),
-                "{column} in {columns:?}"
-            );
-        }
-        assert!(!columns
-            .iter()
-            .any(|c| c == "received_at" || c == "visitor_id"));
-    }
 }

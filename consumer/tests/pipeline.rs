@@ -480,9 +480,7 @@ async fn migrating_down_then_up_leaves_an_identical_schema() {
         "{before:?}"
     );
     assert!(
-        before
-            .iter()
-            .any(|l| l.contains("idx_kafka_events_site_received_at")),
+        before.iter().any(|l| l.contains("idx_raw_events_site ")),
         "{before:?}"
     );
 
@@ -733,4 +731,77 @@ async fn a_record_in_the_tutorials_own_json_is_stored_once_redelivered_or_not() 
     );
     let visits = "SELECT count(*) FROM visits WHERE site = 'kafka.demo.com' AND pageviews = 1";
     assert_eq!(count(&s.db, visits).await, 1, "and counted once");
+}
+
+/// Repeated texts live once in `event_texts`; `raw_events` holds their ids and the view
+/// `kafka_events` gives back exactly what was sent, escapes and all, when two consumers add
+/// the same new texts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_texts_are_stored_once_and_kafka_events_reads_them_back_as_sent() {
+    let s = setup().await;
+    let mut sent = views(2_000, "texts");
+    for (i, view) in sent.iter_mut().enumerate() {
+        view.fields.title = format!("Title {} \"quoted\" back\\slash ü ☃", i % 7);
+        view.visit.user_agent = Some(format!("Mozilla/5.0 (X11; Linux {}) \"x\"", i % 5));
+        view.visit.language = Some(["en-GB", "sv-SE"][i % 2].into());
+        // Stored as NULL and rebuilt by the view when it is https:// + site + path + search.
+        view.fields.search = ["", "?q=1"][i % 2].into();
+        let path = &view.fields.path;
+        let search = &view.fields.search;
+        view.fields.url = match i % 4 {
+            0 | 1 => format!("https://texts.example{path}{search}"),
+            2 => format!("http://texts.example{path}{search}"),
+            _ => format!("https://www.texts.example{path}{search}#top"),
+        };
+    }
+    let a = in_process(s.settings.clone()).await;
+    let b = in_process(s.settings.clone()).await;
+    produce(&s.kafka, &s.topic, &sent).await;
+    wait_for_count(
+        &s.db,
+        "SELECT count(*) FROM kafka_events",
+        2_000,
+        Duration::from_secs(60),
+    )
+    .await;
+    a.stop().await.expect("a stops");
+    b.stop().await.expect("b stops");
+
+    let stored: std::collections::HashMap<uuid::Uuid, _> = KafkaEvent::find()
+        .all(&s.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    for view in &sent {
+        let row = &stored[&view.id];
+        assert_eq!(row.title, view.fields.title);
+        assert_eq!(row.url, view.fields.url);
+        assert_eq!(row.site.as_deref(), Some("texts.example"));
+        assert_eq!(row.user_agent, view.visit.user_agent);
+        assert_eq!(row.language, view.visit.language);
+        assert_eq!(row.country, view.visit.country);
+        assert_eq!(row.topic, s.topic);
+        assert_eq!(row.created_at, row.received_at);
+    }
+    let derived = "SELECT count(*) FROM raw_events WHERE url IS NULL";
+    assert_eq!(
+        count(&s.db, derived).await,
+        1_000,
+        "the https:// URLs of the site"
+    );
+    let titles = "SELECT count(*) FROM event_texts WHERE value LIKE 'Title %'";
+    assert_eq!(count(&s.db, titles).await, 7, "each title once");
+    for column in consumer::texts::COLUMNS {
+        let dangling = format!(
+            "SELECT count(*) FROM raw_events e WHERE e.{column} IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM event_texts t WHERE t.id = e.{column})"
+        );
+        assert_eq!(
+            count(&s.db, &dangling).await,
+            0,
+            "{column} points at its text"
+        );
+    }
 }

@@ -237,7 +237,7 @@ pub async fn delete(db: &DatabaseConnection, domain: &str) -> Result<(), SiteErr
         "DELETE FROM visits WHERE site = $1",
         "DELETE FROM rollup_days WHERE site = $1",
         "DELETE FROM rollup_hours WHERE site = $1",
-        "DELETE FROM kafka_events WHERE site = $1",
+        "DELETE FROM raw_events WHERE site = (SELECT id FROM event_texts WHERE value = $1)",
         "DELETE FROM sites WHERE domain = $1",
     ] {
         txn.execute_raw(Statement::from_sql_and_values(

@@ -25,6 +25,7 @@ mod m20261201_000017_create_shared_links;
 mod m20261202_000018_partition_kafka_events_by_month;
 mod m20261202_000019_index_kafka_events_by_site;
 mod m20261202_000020_index_visits_by_paired_dimension;
+mod m20261202_000021_store_repeated_texts_once;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000018_partition_kafka_events_by_month::Migration),
             Box::new(m20261202_000019_index_kafka_events_by_site::Migration),
             Box::new(m20261202_000020_index_visits_by_paired_dimension::Migration),
+            Box::new(m20261202_000021_store_repeated_texts_once::Migration),
         ]
     }
 }
