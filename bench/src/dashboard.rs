@@ -269,7 +269,8 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
                 csv,
                 // The URL is https:// + site + path: stored as NULL, as the consumer would.
                 "{},u,{event_type},{},\"\",{},,,{},{},{partition},{offset},{},{},{},{},{},{},{},{},{},{},{},{name},{props}",
-                uuid::Uuid::new_v4(),
+                // Time-ordered, as the producer's ids are.
+                uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, r.at as u64, 0)),
                 r.path,
                 id("Page"),
                 at.to_rfc3339(),
