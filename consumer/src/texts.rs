@@ -12,30 +12,8 @@ use std::sync::RwLock;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 
-/// The `raw_events` columns that hold an `event_texts` id (migration 21 made them so).
-pub const COLUMNS: [&str; 21] = [
-    "title",
-    "topic",
-    "user_agent",
-    "language",
-    "site",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "source",
-    "channel",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "click_id",
-    "country",
-    "region",
-    "city",
-];
+/// The `raw_events` columns that hold an `event_texts` id.
+pub const COLUMNS: [&str; 21] = migration::RAW_EVENT_TEXT_COLUMNS;
 
 /// Most texts kept in memory; past it the cache starts again (titles and user agents have a
 /// long tail, and the consumer's memory has a budget).

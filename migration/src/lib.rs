@@ -27,6 +27,10 @@ mod m20261202_000019_index_kafka_events_by_site;
 mod m20261202_000020_index_visits_by_paired_dimension;
 mod m20261202_000021_store_repeated_texts_once;
 
+/// The `raw_events` columns that hold an id of `event_texts` (migration 21 made them so; a
+/// later migration that adds one extends this list).
+pub use m20261202_000021_store_repeated_texts_once::TEXT_COLUMNS as RAW_EVENT_TEXT_COLUMNS;
+
 pub struct Migrator;
 
 #[async_trait::async_trait]

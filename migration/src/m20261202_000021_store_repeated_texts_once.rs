@@ -31,8 +31,9 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// The columns whose texts move to `event_texts`, in one place for the SQL below.
-const TEXT_COLUMNS: [&str; 21] = [
+/// The columns whose texts move to `event_texts`, for the SQL below and for the consumer,
+/// which writes their ids (`migration::RAW_EVENT_TEXT_COLUMNS`).
+pub const TEXT_COLUMNS: [&str; 21] = [
     "title",
     "topic",
     "user_agent",
