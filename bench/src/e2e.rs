@@ -163,7 +163,7 @@ async fn committed_at(
         .query_all_raw(Statement::from_string(
             DbBackend::Postgres,
             format!(
-                "SELECT id, pg_xact_commit_timestamp(xmin) FROM kafka_events WHERE id IN ({list})"
+                "SELECT id, pg_xact_commit_timestamp(xmin) FROM raw_events WHERE id IN ({list})"
             ),
         ))
         .await?;
