@@ -622,7 +622,7 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
             (partition, event)
         })
         .collect();
-    let texts = consumer::row::texts_of(stored.iter().map(|(_, e)| e), &topic, 0)?;
+    let texts = consumer::row::texts_of(stored.iter().map(|(_, e)| e), &topic)?;
     let ids = consumer::texts::Texts::default().ids_of(&db, texts).await?;
     for (partition, event) in &stored {
         let origin = consumer::row::Origin {

@@ -303,7 +303,7 @@ pub async fn commit(
         .map(|e| crate::months::month_of(e.view.received_at));
     months.ensure(db, received).await?;
     // So are the ids of its texts, each committed on its own (see `texts`).
-    let batch_texts = crate::row::texts_of(batch.events.iter(), &batch.topic, batch.partition)?;
+    let batch_texts = crate::row::texts_of(batch.events.iter(), &batch.topic)?;
     let ids = texts.ids_of(db, batch_texts).await?;
     let committed = store(db, analytics, batch, &ids).await;
     if let Err(StoreError::Db(e)) = &committed {

@@ -84,10 +84,7 @@ fn poisoned() -> DbErr {
     DbErr::Custom("the cache of event_texts was poisoned".into())
 }
 
-async fn resolve<C: ConnectionTrait>(
-    conn: &C,
-    texts: &[String],
-) -> Result<HashMap<Box<str>, i32>, DbErr> {
+async fn resolve<C: ConnectionTrait>(conn: &C, texts: &[String]) -> Result<Ids, DbErr> {
     let rows = conn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
