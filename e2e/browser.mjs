@@ -293,6 +293,9 @@ try {
   await manage.fill('.site-form input[name="zone"]', "Europe/Berlin");
   await manage.click(".site-form button");
   await until("the added site in the picker", 10, async () => (await manage.$$eval("#site option", (os) => os.map((o) => o.value))).includes("added.test"));
+  // The picker changes before the page reloads; the section is drawn anew last, so a form filled
+  // before that would be replaced, empty, under the click.
+  await until("the added site in the section", 10, async () => (await manage.$$('#manage .sites li[data-site="added.test"]')).length === 1);
   check(true, "an admin adds a site from the dashboard (its domain normalised)");
   await manage.fill('.link-form input[name="name"]', "Board");
   await manage.fill('.link-form input[name="password"]', "a board password");

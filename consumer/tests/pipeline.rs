@@ -12,7 +12,7 @@ use event::partitioner::partition_for;
 use migration::MigratorTrait;
 use rand::Rng;
 use rskafka::record::Record;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
 use settings::OffsetOutOfRange;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,23 +114,27 @@ async fn every_event_is_stored_exactly_once_while_the_consumer_is_killed_again_a
         })
     };
 
-    let mut kills = 0;
-    while kills < 12 {
+    for kill in 0..12 {
+        let spawned_at = db_now_ms(&s.db).await;
         let mut child = spawn_process(&s.settings);
-        // Kill at a random moment once it has had the chance to claim and store something.
-        let alive_for = rand::rng().random_range(2_200..3_500);
+        // Kill at a random moment while it owns partitions: a fixed lifetime would, on a busy
+        // machine, kill every run before it claimed anything and test nothing.
+        wait_until_it_owns_partitions(&s.db, spawned_at).await;
+        if kill == 0 {
+            // Then the later runs start from stored batches, offsets and rollups to get right.
+            testkit::poll_until(Duration::from_secs(60), "a first batch stored", || async {
+                (count(&s.db, "SELECT count(*) FROM kafka_events").await > 0).then_some(())
+            })
+            .await
+            .unwrap();
+        }
+        let alive_for = rand::rng().random_range(0..1_500);
         tokio::time::sleep(Duration::from_millis(alive_for)).await;
         child.kill().await.expect("SIGKILL");
-        kills += 1;
     }
     producing.await.unwrap();
-    let stored_before_last_run = count(&s.db, "SELECT count(*) FROM kafka_events").await;
-    assert!(
-        stored_before_last_run > 0,
-        "the killed consumers stored something"
-    );
 
-    let spawned_at = count(&s.db, "SELECT (extract(epoch FROM now()) * 1000)::bigint").await;
+    let spawned_at = db_now_ms(&s.db).await;
     let mut last = spawn_process(&s.settings);
     wait_for_count(
         &s.db,
@@ -140,11 +144,7 @@ async fn every_event_is_stored_exactly_once_while_the_consumer_is_killed_again_a
     )
     .await;
     // SIGTERM once the last consumer owns every partition: then "released" means something.
-    let owned_by_last = format!(
-        "SELECT count(*) FROM partition_leases l JOIN consumer_members m ON m.owner = l.owner \
-         WHERE l.expires_at > now() AND m.started_at >= to_timestamp({spawned_at} / 1000.0)"
-    );
-    wait_for_count(&s.db, &owned_by_last, 4, Duration::from_secs(20)).await;
+    wait_for_count(&s.db, &owned_since(spawned_at), 4, Duration::from_secs(20)).await;
     last.terminate().expect("SIGTERM");
     let status = last.wait(Duration::from_secs(30)).await.expect("exits");
     assert!(status.success(), "SIGTERM exits 0, got {status}");
@@ -165,6 +165,33 @@ async fn every_event_is_stored_exactly_once_while_the_consumer_is_killed_again_a
     assert_eq!(count(&s.db, "SELECT count(*) FROM dead_letters").await, 0);
     assert_no_gaps_and_offsets_at_high_watermark(&s).await;
     assert_rollups_equal_a_recomputation(&s, 20_000).await;
+}
+
+/// The database's clock in milliseconds: consumers stamp `consumer_members.started_at` with it.
+async fn db_now_ms(db: &DatabaseConnection) -> i64 {
+    count(db, "SELECT (extract(epoch FROM now()) * 1000)::bigint").await
+}
+
+/// How many partitions are leased to consumers that started at `spawned_at` or later.
+fn owned_since(spawned_at: i64) -> String {
+    format!(
+        "SELECT count(*) FROM partition_leases l JOIN consumer_members m ON m.owner = l.owner \
+         WHERE l.expires_at > now() AND m.started_at >= to_timestamp({spawned_at} / 1000.0)"
+    )
+}
+
+async fn wait_until_it_owns_partitions(db: &DatabaseConnection, spawned_at: i64) {
+    let sql = owned_since(spawned_at);
+    testkit::poll_until(
+        Duration::from_secs(60),
+        "the new consumer owns a partition",
+        || {
+            let sql = &sql;
+            async move { (count(db, sql).await > 0).then_some(()) }
+        },
+    )
+    .await
+    .unwrap();
 }
 
 /// The rollups written batch by batch equal the ones `consumer rebuild` computes afresh from
