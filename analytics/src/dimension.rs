@@ -183,13 +183,6 @@ impl Dimension {
     }
 }
 
-impl<'a> Traits<&'a str> {
-    /// Values read from a stored event's columns, NULL as `""`.
-    pub fn of_stored(stored: &'a Traits<Option<String>>) -> Self {
-        stored.map(|v| v.as_deref().unwrap_or(""))
-    }
-}
-
 /// What a `rollup_days` row is kept for: the site's totals, one dimension's value, or the page
 /// views of bots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -282,11 +275,11 @@ mod tests {
 
     #[test]
     fn a_stored_event_without_a_value_reads_as_none() {
-        let stored: Traits<Option<String>> =
-            serde_json::from_str(r#"{"source":"google","channel":null,"other":1}"#).expect("row");
-        let traits = Traits::of_stored(&stored);
-        assert_eq!(traits.get(Dimension::Source), Some(&"google"));
-        assert_eq!(traits.get(Dimension::Channel), Some(&""));
-        assert_eq!(traits.get(Dimension::Page), None);
+        let stored: Traits<Option<i32>> =
+            serde_json::from_str(r#"{"source":7,"channel":null,"other":1}"#).expect("row");
+        assert_eq!(stored.get(Dimension::Source), Some(&Some(7)));
+        assert_eq!(stored.get(Dimension::Channel), Some(&None));
+        assert_eq!(stored.get(Dimension::Country), Some(&None));
+        assert_eq!(stored.get(Dimension::Page), None);
     }
 }

@@ -1,4 +1,4 @@
-//! `consumer rebuild`: recomputes the visits and every rollup from `kafka_events`, through the
+//! `consumer rebuild`: recomputes the visits and every rollup from the stored events, through the
 //! same code the consumer runs for each batch (`visits::apply`), in stored order (per
 //! partition, by offset). Use it after changing `analytics.*` (a site's time zone, the visit
 //! timeout), after a migration, or to check that the rollups are exact: `--verify` rebuilds and
@@ -10,7 +10,7 @@
 //! first batch touching an old visitor-day would subtract from the new dimension's rows what
 //! was never added to them.
 //!
-//! Each hit's visit (`kafka_events.visit_id`) is set again as it is replayed, and the
+//! Each hit's visit (`raw_events.visit_id`) is set again as it is replayed, and the
 //! conversions of every goal are recorded again from them at the end (`analytics::goal`).
 //!
 //! It runs in one transaction holding an exclusive lock on the read side's tables: consumers
@@ -31,10 +31,13 @@ use crate::visits;
 /// Page views read per step.
 const CHUNK: usize = 20_000;
 
-/// The columns of a stored event that visits read (the visit dimensions' by their names).
+/// The columns of a stored event that visits read (the visit dimensions' by their names), as
+/// `raw_events` holds them: the topic, the site and the visit dimensions as `event_texts` ids,
+/// which the replay looks up itself (`Dictionary`), rather than joining the dictionary once per
+/// column and row through the `kafka_events` view.
 #[derive(Debug, Deserialize)]
 struct StoredHit {
-    topic: String,
+    topic: i32,
     partition: i32,
     offset: i64,
     id: uuid::Uuid,
@@ -44,12 +47,12 @@ struct StoredHit {
     received_at: DateTime<Utc>,
     path: String,
     engaged_ms: Option<i32>,
-    site: Option<String>,
+    site: Option<i32>,
     is_bot: bool,
     name: Option<String>,
     props: Option<Vec<StoredProperty>>,
     #[serde(flatten)]
-    traits: Traits<Option<String>>,
+    traits: Traits<Option<i32>>,
 }
 
 /// A custom event's property, as `kafka_events.props` holds it.
@@ -81,16 +84,30 @@ impl StoredHit {
         columns.join(", ")
     }
 
-    fn hit(&self, page_view_type: &str) -> Option<Hit<'_>> {
+    /// The ids of texts this hit holds.
+    fn text_ids(&self) -> impl Iterator<Item = i32> + '_ {
+        let traits = Dimension::TRAITS
+            .iter()
+            .filter_map(|d| *self.traits.get(*d)?);
+        [Some(self.topic), self.site]
+            .into_iter()
+            .flatten()
+            .chain(traits)
+    }
+
+    fn hit<'a>(&'a self, page_view_type: &str, texts: &'a Dictionary) -> Option<Hit<'a>> {
         Some(Hit {
             id: self.id,
             kind: hit_kind(&self.event_type, self.engaged_ms, page_view_type)?,
-            site: self.site.as_deref()?,
+            site: texts.get(self.site?)?,
             visitor: crate::store::visitor_of(self.visitor_id, &self.user_id),
             at: self.received_at,
             page: &self.path,
             is_bot: self.is_bot,
-            traits: Traits::of_stored(&self.traits),
+            // NULL as "".
+            traits: self
+                .traits
+                .map(|id| id.and_then(|id| texts.get(id)).unwrap_or("")),
             name: self.name.as_deref().unwrap_or(""),
             props: self
                 .props
@@ -207,7 +224,8 @@ async fn replay<C: ConnectionTrait>(
         .await?;
     let zones = registered_zones(txn, analytics).await?;
     let zone_of = |site: &str| zones.get(site).copied().unwrap_or(chrono_tz::UTC);
-    let registered = "site IN (SELECT domain FROM sites)";
+    let registered =
+        "e.site IN (SELECT t.id FROM event_texts t JOIN sites s ON s.domain = t.value)";
     let replayed = replay_hits(txn, analytics, registered, Vec::new(), zone_of).await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -269,11 +287,52 @@ struct Replayed {
     events: u64,
     /// Hits whose visit changed.
     moved: u64,
-    /// The last offset replayed, per topic and partition.
-    last: HashMap<(String, i32), i64>,
+    /// The last offset replayed, per topic (its `event_texts` id) and partition.
+    last: HashMap<(i32, i32), i64>,
 }
 
-/// Replays the stored hits that `scope` (SQL over `kafka_events`, its values from `$4` on)
+/// The texts of the ids a replay has met, read from `event_texts` chunk by chunk: a few
+/// thousand sites, browsers, sources and places, however many events hold them.
+#[derive(Default)]
+struct Dictionary(HashMap<i32, String>);
+
+impl Dictionary {
+    fn get(&self, id: i32) -> Option<&str> {
+        self.0.get(&id).map(String::as_str)
+    }
+
+    /// Reads the texts of the ids in `hits` it does not know yet.
+    async fn learn<C: ConnectionTrait>(
+        &mut self,
+        txn: &C,
+        hits: &[StoredHit],
+    ) -> Result<(), DbErr> {
+        let mut missing: Vec<i32> = hits
+            .iter()
+            .flat_map(StoredHit::text_ids)
+            .filter(|id| !self.0.contains_key(id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id, value FROM event_texts WHERE id = ANY($1)",
+                [missing.into()],
+            ))
+            .await?;
+        for row in rows {
+            self.0
+                .insert(row.try_get("", "id")?, row.try_get("", "value")?);
+        }
+        Ok(())
+    }
+}
+
+/// Replays the stored hits that `scope` (SQL over `raw_events` `e`, its values from `$4` on)
 /// selects into the visits and rollups, in stored order (per partition, by offset).
 async fn replay_hits<C: ConnectionTrait>(
     txn: &C,
@@ -288,11 +347,13 @@ async fn replay_hits<C: ConnectionTrait>(
         CUSTOM_EVENT_TYPE.into(),
     ];
     all.extend(values);
+    // Topics in the order of their ids: any fixed order will do, offsets within a partition
+    // are what the visits depend on.
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!(
             "DECLARE stored_hits NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
-             (SELECT {} FROM kafka_events WHERE event_type IN ($1, $2, $3) AND ({scope}) \
+             (SELECT {} FROM raw_events e WHERE event_type IN ($1, $2, $3) AND ({scope}) \
               ORDER BY topic, partition, \"offset\") h",
             StoredHit::columns()
         ),
@@ -304,6 +365,7 @@ async fn replay_hits<C: ConnectionTrait>(
     txn.execute_unprepared("SET LOCAL enable_seqscan = off")
         .await?;
     let mut replayed = Replayed::default();
+    let mut texts = Dictionary::default();
     loop {
         let rows = txn
             .query_all_raw(Statement::from_string(
@@ -319,15 +381,14 @@ async fn replay_hits<C: ConnectionTrait>(
             let text: String = row.try_get("", "row")?;
             let hit: StoredHit = serde_json::from_str(&text)
                 .map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
-            replayed
-                .last
-                .insert((hit.topic.clone(), hit.partition), hit.offset);
+            replayed.last.insert((hit.topic, hit.partition), hit.offset);
             stored.push(hit);
         }
         replayed.events += rows.len() as u64;
+        texts.learn(txn, &stored).await?;
         let hits: Vec<Hit> = stored
             .iter()
-            .filter_map(|h| h.hit(&analytics.page_view_type))
+            .filter_map(|h| h.hit(&analytics.page_view_type, &texts))
             .collect();
         let placed = visits::apply(txn, &hits, analytics, zone_of).await?;
         replayed.moved += set_visit_ids(txn, &hits, &placed).await?;
@@ -368,7 +429,7 @@ pub async fn recount_next(
     };
     let zone_of = |_: &str| analytics.zone_of_registered(&site, zone.as_deref());
     forget_counts(&txn, &site).await?;
-    let only_site = "site = $4";
+    let only_site = "e.site = (SELECT id FROM event_texts WHERE value = $4)";
     let first = replay_hits(
         &txn,
         analytics,
@@ -401,9 +462,9 @@ pub async fn recount_next(
             serde_json::json!({"topic": topic, "partition": partition, "last": offset})
         })
         .collect();
-    let since = "site = $4 AND NOT EXISTS (SELECT 1 FROM json_to_recordset($5::json) \
-                 AS m(topic text, partition int, last bigint) WHERE m.topic = kafka_events.topic \
-                 AND m.partition = kafka_events.partition AND kafka_events.\"offset\" <= m.last)";
+    let since = "e.site = (SELECT id FROM event_texts WHERE value = $4) AND NOT EXISTS \
+                 (SELECT 1 FROM json_to_recordset($5::json) AS m(topic int, partition int, last bigint) \
+                 WHERE m.topic = e.topic AND m.partition = e.partition AND e.\"offset\" <= m.last)";
     let last = serde_json::Value::Array(last).to_string();
     let rest = replay_hits(
         &txn,
@@ -490,6 +551,8 @@ async fn set_visit_ids<C: ConnectionTrait>(
     #[derive(serde::Serialize)]
     struct Placed {
         id: uuid::Uuid,
+        // The rest of the primary key: each row is looked up in its own month's partition.
+        at: DateTime<Utc>,
         visit: Option<uuid::Uuid>,
     }
     let rows: Vec<Placed> = hits
@@ -497,6 +560,7 @@ async fn set_visit_ids<C: ConnectionTrait>(
         .zip(placed)
         .map(|(hit, visit)| Placed {
             id: hit.id,
+            at: hit.at,
             visit: *visit,
         })
         .collect();
@@ -505,8 +569,8 @@ async fn set_visit_ids<C: ConnectionTrait>(
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "UPDATE raw_events e SET visit_id = p.visit \
-             FROM json_to_recordset($1::json) AS p(id uuid, visit uuid) \
-             WHERE e.id = p.id AND e.visit_id IS DISTINCT FROM p.visit",
+             FROM json_to_recordset($1::json) AS p(id uuid, at timestamptz, visit uuid) \
+             WHERE e.id = p.id AND e.received_at = p.at AND e.visit_id IS DISTINCT FROM p.visit",
             [json.into()],
         ))
         .await?;
@@ -519,4 +583,19 @@ async fn digest<C: ConnectionTrait>(conn: &C) -> Result<String, DbErr> {
         .map(|row| row.try_get::<String>("", "digest"))
         .transpose()?
         .ok_or_else(|| DbErr::RecordNotFound("digest".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_visit_dimension_is_read_as_an_event_texts_id() {
+        for d in Dimension::TRAITS {
+            assert!(crate::texts::COLUMNS.contains(&d.name()), "{d:?}");
+        }
+        for column in ["topic", "site"] {
+            assert!(crate::texts::COLUMNS.contains(&column), "{column}");
+        }
+    }
 }
