@@ -17,7 +17,7 @@ migrate: ## Apply migrations (same as `sea-orm-cli migrate up -d migration`)
 	@echo "== applying migrations to $(DATABASE_URL)"
 	@DATABASE_URL='$(DATABASE_URL)' cargo run --quiet -p migration -- up
 
-bench: ## Ingest, storage and end-to-end latency against the machine's ceilings (about 4 minutes)
+bench: ## Every scenario against the machine's ceilings and peers, one run (about 25 minutes)
 	@bash scripts/bench.sh $(BENCH_ARGS)
 
 demo: ## Send a burst of realistic traffic (3 sites, ~400 visitors, a few bots) through the producer

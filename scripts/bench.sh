@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: release builds, a fresh Apache Kafka node (as in the tests) and PostgreSQL
-# on free ports, then every scenario in one run (bench/src/main.rs). Prints the table, writes
-# bench/results.json (git-ignored) and bench/RESULTS.md (committed).
+# `make bench` (about 25 minutes after the build): release builds, a fresh Apache Kafka node
+# (as in the tests) and PostgreSQL on free ports, then every scenario in one run
+# (bench/src/main.rs). Prints the table, writes bench/results.json (git-ignored) and
+# bench/RESULTS.md (committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stack="bash scripts/stack.sh"
@@ -22,6 +23,6 @@ if [ $# -gt 0 ]; then
     # A partial run (e.g. --only e2e) does not replace the recorded table.
     ./target/release/bench --out bench/results.json "$@"
 else
-    echo "== running the benchmark (about 3 minutes)"
+    echo "== running the benchmark (about 25 minutes, most of it the 10-million-event dashboard)"
     ./target/release/bench --out bench/results.json --results-md bench/RESULTS.md
 fi
