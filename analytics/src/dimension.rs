@@ -193,19 +193,8 @@ pub enum RollupKey {
     /// The visits with a value of the first (a `Dimension::PAIRED`) by their value of the
     /// second (a row's filter value is kept with its dimension: `RollupKey::stored`).
     Pair(Dimension, Dimension),
-    /// The visits with a value of each of two paired dimensions (in `PAIRED` order) by their
-    /// value of a third: a dashboard after two clicks (a source, then a device). The row's
-    /// filter is both values, joined by `PAIR_SEPARATOR`.
-    Triple(Dimension, Dimension, Dimension),
     /// Page views of bots by bot name (no visits: bots are kept out of every other row).
     Bot,
-}
-
-/// Whether two filters were given in the other order than a key keeps them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Swapped {
-    No,
-    Yes,
 }
 
 /// What separates a pair's name from its filter value in `rollup_days.dimension` (no kept text
@@ -222,26 +211,6 @@ static PAIR_NAMES: LazyLock<HashMap<(Dimension, Dimension), String>> = LazyLock:
         .collect()
 });
 
-/// The stored names of the triples, `first+second*breakdown`, made once: each two paired
-/// dimensions in `PAIRED` order, by every other crossed breakdown.
-static TRIPLE_NAMES: LazyLock<HashMap<(Dimension, Dimension, Dimension), String>> =
-    LazyLock::new(|| {
-        let paired = Dimension::PAIRED;
-        let twos = paired
-            .iter()
-            .enumerate()
-            .flat_map(|(i, a)| paired[i + 1..].iter().map(move |b| (*a, *b)));
-        twos.flat_map(|(a, b)| Dimension::crossed().map(move |d| (a, b, d)))
-            .filter(|(a, b, d)| d != a && d != b)
-            .map(|(a, b, d)| ((a, b, d), format!("{}+{}*{}", a.name(), b.name(), d.name())))
-            .collect()
-    });
-
-/// Two filter values as a triple's row keeps them, in the order of their dimensions.
-pub fn joined_filter(first: &str, second: &str) -> String {
-    format!("{first}{PAIR_SEPARATOR}{second}")
-}
-
 impl RollupKey {
     /// The value of `rollup_days.dimension`.
     pub fn name(self) -> &'static str {
@@ -249,10 +218,6 @@ impl RollupKey {
             RollupKey::All => "all",
             RollupKey::Of(d) => d.name(),
             RollupKey::Pair(f, d) => match PAIR_NAMES.get(&(f, d)) {
-                Some(name) => name.as_str(),
-                None => "unpaired",
-            },
-            RollupKey::Triple(a, b, d) => match TRIPLE_NAMES.get(&(a, b, d)) {
                 Some(name) => name.as_str(),
                 None => "unpaired",
             },
@@ -265,9 +230,7 @@ impl RollupKey {
     /// the primary key.
     pub fn stored(self, filter: &str) -> Cow<'static, str> {
         match self {
-            RollupKey::Pair(..) | RollupKey::Triple(..) => {
-                Cow::Owned(format!("{}{PAIR_SEPARATOR}{filter}", self.name()))
-            }
+            RollupKey::Pair(..) => Cow::Owned(format!("{}{PAIR_SEPARATOR}{filter}", self.name())),
             _ => Cow::Borrowed(self.name()),
         }
     }
@@ -277,22 +240,6 @@ impl RollupKey {
         PAIR_NAMES
             .contains_key(&(filter, breakdown))
             .then_some(RollupKey::Pair(filter, breakdown))
-    }
-
-    /// The rollup of a breakdown under one-value filters on two other dimensions, if kept,
-    /// with whether the filters go the other way round (their values are joined in the
-    /// key's order: `joined_filter`).
-    pub fn triple(
-        first: Dimension,
-        second: Dimension,
-        breakdown: Dimension,
-    ) -> Option<(RollupKey, Swapped)> {
-        if TRIPLE_NAMES.contains_key(&(first, second, breakdown)) {
-            return Some((RollupKey::Triple(first, second, breakdown), Swapped::No));
-        }
-        TRIPLE_NAMES
-            .contains_key(&(second, first, breakdown))
-            .then_some((RollupKey::Triple(second, first, breakdown), Swapped::Yes))
     }
 
     /// The rollup of a query's one breakdown or filter dimension (time has none: it is the

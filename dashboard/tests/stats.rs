@@ -301,12 +301,6 @@ async fn assert_both_engines_agree(s: &Stack) {
         queries.extend(others.map(|d| query(vec![*d], vec![is(filter, value)])));
         queries.push(query(vec![D::TimeDay, D::Browser], vec![is(filter, value)]));
     }
-    // A second click (a device after a source, in either order) too: their triples answer.
-    let both = || vec![is(D::Device, "desktop"), is(D::Source, "google")];
-    queries.extend(all.iter().map(|d| query(vec![*d], both())));
-    queries.push(query(vec![], both()));
-    queries.push(query(vec![D::TimeDay], both()));
-    queries.push(query(vec![D::TimeDay, D::Page], both()));
     for q in queries {
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 3).expect("a day");
         let checked = Checked::new(&q, &limits, today).expect("valid");
