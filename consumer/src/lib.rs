@@ -23,6 +23,7 @@ pub mod sites;
 pub mod store;
 pub mod texts;
 pub mod visits;
+pub mod written;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use settings::AnalyticsSettings;
 
 use crate::visits;
+use crate::written::WrittenDays;
 
 /// Page views read per step.
 const CHUNK: usize = 20_000;
@@ -226,7 +227,15 @@ async fn replay<C: ConnectionTrait>(
     let zone_of = |site: &str| zones.get(site).copied().unwrap_or(chrono_tz::UTC);
     let registered =
         "e.site IN (SELECT t.id FROM event_texts t JOIN sites s ON s.domain = t.value)";
-    let replayed = replay_hits(txn, analytics, registered, Vec::new(), zone_of).await?;
+    let mut written = WrittenDays::default();
+    let replayed = replay_hits(
+        txn,
+        analytics,
+        (registered, Vec::new()),
+        zone_of,
+        &mut written,
+    )
+    .await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         analytics::goal::conversions_sql("true"),
@@ -333,13 +342,15 @@ impl Dictionary {
 }
 
 /// Replays the stored hits that `scope` (SQL over `raw_events` `e`, its values from `$4` on)
-/// selects into the visits and rollups, in stored order (per partition, by offset).
+/// selects into the visits and rollups, in stored order (per partition, by offset). The
+/// visits of those hits' visitor-days are all in `written` (none were stored before the
+/// replay began).
 async fn replay_hits<C: ConnectionTrait>(
     txn: &C,
     analytics: &AnalyticsSettings,
-    scope: &str,
-    values: Vec<sea_orm::Value>,
+    (scope, values): (&str, Vec<sea_orm::Value>),
     zone_of: impl Fn(&str) -> chrono_tz::Tz + Copy,
+    written: &mut WrittenDays,
 ) -> Result<Replayed, DbErr> {
     let mut all: Vec<sea_orm::Value> = vec![
         analytics.page_view_type.clone().into(),
@@ -390,7 +401,14 @@ async fn replay_hits<C: ConnectionTrait>(
             .iter()
             .filter_map(|h| h.hit(&analytics.page_view_type, &texts))
             .collect();
-        let placed = visits::apply(txn, &hits, analytics, zone_of).await?;
+        let placed = visits::apply(
+            txn,
+            &hits,
+            analytics,
+            zone_of,
+            visits::Stored::Replayed(written),
+        )
+        .await?;
         replayed.moved += set_visit_ids(txn, &hits, &placed).await?;
     }
     txn.execute_unprepared("CLOSE stored_hits").await?;
@@ -429,13 +447,15 @@ pub async fn recount_next(
     };
     let zone_of = |_: &str| analytics.zone_of_registered(&site, zone.as_deref());
     forget_counts(&txn, &site).await?;
+    // Both passes' visits are this recount's own: the consumers do not count the site meanwhile.
+    let mut written = WrittenDays::default();
     let only_site = "e.site = (SELECT id FROM event_texts WHERE value = $4)";
     let first = replay_hits(
         &txn,
         analytics,
-        only_site,
-        vec![site.clone().into()],
+        (only_site, vec![site.clone().into()]),
         zone_of,
+        &mut written,
     )
     .await?;
     // The row, for update: the batches that stored this site's events meanwhile have ended.
@@ -469,9 +489,9 @@ pub async fn recount_next(
     let rest = replay_hits(
         &txn,
         analytics,
-        since,
-        vec![site.clone().into(), last.into()],
+        (since, vec![site.clone().into(), last.into()]),
         zone_of,
+        &mut written,
     )
     .await?;
     txn.execute_raw(Statement::from_sql_and_values(

@@ -400,7 +400,14 @@ async fn place_in_visits<C: ConnectionTrait>(
         .filter_map(|e| e.hit(&analytics.page_view_type))
         .filter(|h| matches!(registry.standing(h.site), Standing::Counted(_)))
         .collect();
-    let placed = visits::apply(conn, &hits, analytics, |s| registry.zone_of(s)).await?;
+    let placed = visits::apply(
+        conn,
+        &hits,
+        analytics,
+        |s| registry.zone_of(s),
+        visits::Stored::Any,
+    )
+    .await?;
     let visit_of: HashMap<uuid::Uuid, uuid::Uuid> = hits
         .iter()
         .zip(placed)

@@ -16,8 +16,19 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::Serialize;
 use settings::AnalyticsSettings;
 
+use crate::written::WrittenDays;
+
 /// Rows per statement: each statement carries its rows as one JSON array.
 const ROWS_PER_STATEMENT: usize = 5000;
+
+/// Which visitor-days may have visits stored before `apply` reads them.
+pub enum Stored<'a> {
+    /// Any: the consumer's batches, adding to what is there.
+    Any,
+    /// Only those this replay wrote (`consumer rebuild`, a recount: they start from none);
+    /// `apply` notes there the visitor-days it writes.
+    Replayed(&'a mut WrittenDays),
+}
 
 /// Reads the visits of the visitor-days `hits` fall on (each site's days in `zone_of` it), places the hits, and writes the changed
 /// visits and the rollup deltas, all on `conn` (the batch's transaction). Returns the visit each
@@ -27,13 +38,22 @@ pub async fn apply<C: ConnectionTrait>(
     hits: &[Hit<'_>],
     settings: &AnalyticsSettings,
     zone_of: impl Fn(&str) -> chrono_tz::Tz + Copy,
+    mut stored: Stored<'_>,
 ) -> Result<Vec<Option<uuid::Uuid>>, DbErr> {
     if hits.is_empty() {
         return Ok(Vec::new());
     }
-    let keys = analytics::session::visitor_days(hits, zone_of);
+    let mut keys = analytics::session::visitor_days(hits, zone_of);
+    if let Stored::Replayed(written) = &stored {
+        keys.retain(|day| written.may_contain(day));
+    }
     let state = load(conn, &keys).await?;
     let changes = analytics::sessionize(&state, hits, settings.visit_timeout(), zone_of);
+    if let Stored::Replayed(written) = &mut stored {
+        for visit in &changes.visits {
+            written.insert(&VisitorDay::of(visit));
+        }
+    }
     write_visits(conn, &changes.visits).await?;
     write_rollup(conn, &changes.rollup).await?;
     Ok(changes.placed)
