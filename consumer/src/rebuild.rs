@@ -1,6 +1,6 @@
 //! `consumer rebuild`: recomputes the visits and every rollup from the stored events, through the
 //! same code the consumer runs for each batch (`visits::apply`), in stored order (per
-//! partition, by offset). Use it after changing `analytics.*` (a site's time zone, the visit
+//! partition, by offset; the partitions merged by the time their events were received). Use it after changing `analytics.*` (a site's time zone, the visit
 //! timeout), after a migration, or to check that the rollups are exact: `--verify` rebuilds and
 //! rolls back, reporting whether anything differed.
 //!
@@ -341,8 +341,125 @@ impl Dictionary {
     }
 }
 
+/// The stored hits of each partition in offset order (a cursor each), merged by the time
+/// they were received: the order within a partition, which is all a visit depends on, is
+/// kept, and a chunk holds the same hours of every partition, so a rollup row is added to
+/// about once per chunk of its day rather than once per partition. Each cursor scans the
+/// table for its own partition (no index has `(topic, partition, offset)`): a few scans for
+/// the few partitions of a topic; one for each of hundreds would want that index.
+struct Streams {
+    cursors: Vec<Cursor>,
+    /// The next hit of each cursor that has one, earliest first (by time, then cursor).
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<(DateTime<Utc>, usize)>>,
+}
+
+struct Cursor {
+    name: String,
+    buffered: std::collections::VecDeque<StoredHit>,
+    exhausted: bool,
+}
+
+impl Streams {
+    async fn declare<C: ConnectionTrait>(
+        txn: &C,
+        scope: &str,
+        values: Vec<sea_orm::Value>,
+    ) -> Result<Streams, DbErr> {
+        let selected = format!("FROM raw_events e WHERE event_type IN ($1, $2, $3) AND ({scope})");
+        let partitions = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("SELECT DISTINCT topic, partition {selected} ORDER BY topic, partition"),
+                values.clone(),
+            ))
+            .await?;
+        let mut cursors = Vec::with_capacity(partitions.len());
+        for (i, row) in partitions.iter().enumerate() {
+            let (topic, partition): (i32, i32) =
+                (row.try_get("", "topic")?, row.try_get("", "partition")?);
+            let name = format!("stored_hits_{i}");
+            // Numbers read from the table, not a request's text.
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!(
+                    "DECLARE {name} NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
+                     (SELECT {} {selected} AND e.topic = {topic} AND e.partition = {partition} \
+                      ORDER BY \"offset\") h",
+                    StoredHit::columns()
+                ),
+                values.clone(),
+            ))
+            .await?;
+            cursors.push(Cursor {
+                name,
+                buffered: Default::default(),
+                exhausted: false,
+            });
+        }
+        let mut streams = Streams {
+            cursors,
+            heads: Default::default(),
+        };
+        for i in 0..streams.cursors.len() {
+            streams.refill(txn, i).await?;
+        }
+        Ok(streams)
+    }
+
+    /// Reads the next rows of cursor `i` once it has none buffered, and notes its head.
+    async fn refill<C: ConnectionTrait>(&mut self, txn: &C, i: usize) -> Result<(), DbErr> {
+        let per_cursor = (CHUNK / self.cursors.len().max(1)).max(1_000);
+        let cursor = &mut self.cursors[i];
+        if cursor.buffered.is_empty() && !cursor.exhausted {
+            let rows = txn
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("FETCH {per_cursor} FROM {}", cursor.name),
+                ))
+                .await?;
+            cursor.exhausted = rows.len() < per_cursor;
+            for row in rows {
+                let text: String = row.try_get("", "row")?;
+                let hit: StoredHit = serde_json::from_str(&text)
+                    .map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
+                cursor.buffered.push_back(hit);
+            }
+        }
+        if let Some(head) = cursor.buffered.front() {
+            self.heads.push(std::cmp::Reverse((head.received_at, i)));
+        }
+        Ok(())
+    }
+
+    /// Up to `CHUNK` hits, earliest head first; empty once every cursor is read.
+    async fn next_chunk<C: ConnectionTrait>(&mut self, txn: &C) -> Result<Vec<StoredHit>, DbErr> {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK {
+            let Some(std::cmp::Reverse((_, i))) = self.heads.pop() else {
+                break;
+            };
+            if let Some(hit) = self.cursors[i].buffered.pop_front() {
+                chunk.push(hit);
+            }
+            match self.cursors[i].buffered.front() {
+                Some(head) => self.heads.push(std::cmp::Reverse((head.received_at, i))),
+                None => self.refill(txn, i).await?,
+            }
+        }
+        Ok(chunk)
+    }
+
+    async fn close<C: ConnectionTrait>(&self, txn: &C) -> Result<(), DbErr> {
+        for cursor in &self.cursors {
+            txn.execute_unprepared(&format!("CLOSE {}", cursor.name))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// Replays the stored hits that `scope` (SQL over `raw_events` `e`, its values from `$4` on)
-/// selects into the visits and rollups, in stored order (per partition, by offset). The
+/// selects into the visits and rollups, in stored order (per partition, by offset; `Streams`). The
 /// visits of those hits' visitor-days are all in `written` (none were stored before the
 /// replay began).
 async fn replay_hits<C: ConnectionTrait>(
@@ -358,19 +475,7 @@ async fn replay_hits<C: ConnectionTrait>(
         CUSTOM_EVENT_TYPE.into(),
     ];
     all.extend(values);
-    // Topics in the order of their ids: any fixed order will do, offsets within a partition
-    // are what the visits depend on.
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!(
-            "DECLARE stored_hits NO SCROLL CURSOR FOR SELECT to_json(h)::text AS row FROM \
-             (SELECT {} FROM raw_events e WHERE event_type IN ($1, $2, $3) AND ({scope}) \
-              ORDER BY topic, partition, \"offset\") h",
-            StoredHit::columns()
-        ),
-        all,
-    ))
-    .await?;
+    let mut streams = Streams::declare(txn, scope, all).await?;
     // Right after emptying them, the planner's statistics say "empty" while the tables grow to
     // millions of rows in this transaction: keep it on the indexes.
     txn.execute_unprepared("SET LOCAL enable_seqscan = off")
@@ -378,24 +483,14 @@ async fn replay_hits<C: ConnectionTrait>(
     let mut replayed = Replayed::default();
     let mut texts = Dictionary::default();
     loop {
-        let rows = txn
-            .query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                format!("FETCH {CHUNK} FROM stored_hits"),
-            ))
-            .await?;
-        if rows.is_empty() {
+        let stored = streams.next_chunk(txn).await?;
+        if stored.is_empty() {
             break;
         }
-        let mut stored = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let text: String = row.try_get("", "row")?;
-            let hit: StoredHit = serde_json::from_str(&text)
-                .map_err(|e| DbErr::Type(format!("a stored event: {e}")))?;
+        for hit in &stored {
             replayed.last.insert((hit.topic, hit.partition), hit.offset);
-            stored.push(hit);
         }
-        replayed.events += rows.len() as u64;
+        replayed.events += stored.len() as u64;
         texts.learn(txn, &stored).await?;
         let hits: Vec<Hit> = stored
             .iter()
@@ -411,7 +506,7 @@ async fn replay_hits<C: ConnectionTrait>(
         .await?;
         replayed.moved += set_visit_ids(txn, &hits, &placed).await?;
     }
-    txn.execute_unprepared("CLOSE stored_hits").await?;
+    streams.close(txn).await?;
     // Every event is read once here: a scan, not an index lookup per event.
     txn.execute_unprepared("SET LOCAL enable_seqscan = on")
         .await?;
