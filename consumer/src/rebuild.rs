@@ -1,8 +1,9 @@
 //! `consumer rebuild`: recomputes the visits and every rollup from the stored events, through the
 //! same code the consumer runs for each batch (`visits::apply`), in stored order (per
-//! partition, by offset; the partitions merged by the time their events were received). Use it after changing `analytics.*` (a site's time zone, the visit
-//! timeout), after a migration, or to check that the rollups are exact: `--verify` rebuilds and
-//! rolls back, reporting whether anything differed.
+//! partition, by offset; the partitions merged by the time their events were received). Use it
+//! after changing `analytics.*` (a site's time zone, the visit timeout), after a migration, or
+//! to check that the rollups are exact: `--verify` rebuilds and rolls back, reporting whether
+//! anything differed.
 //!
 //! The rollups record the model they were built with (`analytics::fingerprint`: the dimensions,
 //! the counts, the rules' version) in `read_model`. A consumer starting with a model that
@@ -406,7 +407,8 @@ impl Streams {
         Ok(streams)
     }
 
-    /// Reads the next rows of cursor `i` once it has none buffered, and notes its head.
+    /// Reads the next rows of cursor `i` if it has none buffered, and notes its head (its
+    /// earliest buffered hit) in `heads`.
     async fn refill<C: ConnectionTrait>(&mut self, txn: &C, i: usize) -> Result<(), DbErr> {
         let per_cursor = (CHUNK / self.cursors.len().max(1)).max(1_000);
         let cursor = &mut self.cursors[i];
@@ -441,10 +443,7 @@ impl Streams {
             if let Some(hit) = self.cursors[i].buffered.pop_front() {
                 chunk.push(hit);
             }
-            match self.cursors[i].buffered.front() {
-                Some(head) => self.heads.push(std::cmp::Reverse((head.received_at, i))),
-                None => self.refill(txn, i).await?,
-            }
+            self.refill(txn, i).await?;
         }
         Ok(chunk)
     }
@@ -459,8 +458,8 @@ impl Streams {
 }
 
 /// Replays the stored hits that `scope` (SQL over `raw_events` `e`, its values from `$4` on)
-/// selects into the visits and rollups, in stored order (per partition, by offset; `Streams`). The
-/// visits of those hits' visitor-days are all in `written` (none were stored before the
+/// selects into the visits and rollups, in stored order (per partition, by offset; `Streams`).
+/// The visits of those hits' visitor-days are all in `written` (none were stored before the
 /// replay began).
 async fn replay_hits<C: ConnectionTrait>(
     txn: &C,
