@@ -183,8 +183,8 @@ impl Dimension {
     }
 }
 
-/// What a `rollup_days` row is kept for: the site's totals, one dimension's value, or the page
-/// views of bots.
+/// What a rollup row is kept for (and so in which table: `RollupKey::table`): the site's
+/// totals, one dimension's value, a filtered dimension's value, or the page views of bots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RollupKey {
     /// Every visit, value `''`.
@@ -193,11 +193,59 @@ pub enum RollupKey {
     /// The visits with a value of the first (a `Dimension::PAIRED`) by their value of the
     /// second (a row's filter value is kept with its dimension: `RollupKey::stored`).
     Pair(Dimension, Dimension),
+    /// The visits with a value of each of two paired dimensions (in `PAIRED` order) by their
+    /// value of a third: a dashboard after two clicks (a source, then a device). The row's
+    /// filter is both values, joined by `PAIR_SEPARATOR`.
+    Triple(Dimension, Dimension, Dimension),
     /// Page views of bots by bot name (no visits: bots are kept out of every other row).
     Bot,
 }
 
-/// What separates a pair's name from its filter value in `rollup_days.dimension` (no kept text
+/// The tables the rollups are kept in. Each filtered page reads a table of its own kind of rows,
+/// so the unfiltered one reads none of the many filtered rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RollupTable {
+    /// `RollupKey::All`, `Of` and `Bot`: the unfiltered dashboard.
+    Days,
+    /// `RollupKey::Pair`: the dashboard after one click.
+    PairDays,
+    /// `RollupKey::Triple`: the dashboard after two clicks.
+    TripleDays,
+    /// Every visit by local hour.
+    Hours,
+}
+
+impl RollupTable {
+    pub const ALL: [RollupTable; 4] = [
+        RollupTable::Days,
+        RollupTable::PairDays,
+        RollupTable::TripleDays,
+        RollupTable::Hours,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            RollupTable::Days => "rollup_days",
+            RollupTable::PairDays => "rollup_pair_days",
+            RollupTable::TripleDays => "rollup_triple_days",
+            RollupTable::Hours => "rollup_hours",
+        }
+    }
+
+    /// Every rollup table's name, joined by `, ` (for `TRUNCATE`, `LOCK`, `VACUUM`).
+    pub fn list() -> String {
+        RollupTable::ALL.map(RollupTable::name).join(", ")
+    }
+}
+
+/// Whether two filters were given in the other order than a key keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swapped {
+    No,
+    Yes,
+}
+
+/// What separates a pair's name from its filter value in `dimension` (no kept text
 /// holds it).
 pub const PAIR_SEPARATOR: char = '\u{1f}';
 
@@ -211,8 +259,28 @@ static PAIR_NAMES: LazyLock<HashMap<(Dimension, Dimension), String>> = LazyLock:
         .collect()
 });
 
+/// The stored names of the triples, `first+second*breakdown`, made once: each two paired
+/// dimensions in `PAIRED` order, by every other crossed breakdown.
+static TRIPLE_NAMES: LazyLock<HashMap<(Dimension, Dimension, Dimension), String>> =
+    LazyLock::new(|| {
+        let paired = Dimension::PAIRED;
+        let twos = paired
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| paired[i + 1..].iter().map(move |b| (*a, *b)));
+        twos.flat_map(|(a, b)| Dimension::crossed().map(move |d| (a, b, d)))
+            .filter(|(a, b, d)| d != a && d != b)
+            .map(|(a, b, d)| ((a, b, d), format!("{}+{}*{}", a.name(), b.name(), d.name())))
+            .collect()
+    });
+
+/// Two filter values as a triple's row keeps them, in the order of their dimensions.
+pub fn joined_filter(first: &str, second: &str) -> String {
+    format!("{first}{PAIR_SEPARATOR}{second}")
+}
+
 impl RollupKey {
-    /// The value of `rollup_days.dimension`.
+    /// The value of a rollup row's `dimension`.
     pub fn name(self) -> &'static str {
         match self {
             RollupKey::All => "all",
@@ -221,16 +289,31 @@ impl RollupKey {
                 Some(name) => name.as_str(),
                 None => "unpaired",
             },
+            RollupKey::Triple(a, b, d) => match TRIPLE_NAMES.get(&(a, b, d)) {
+                Some(name) => name.as_str(),
+                None => "unpaired",
+            },
             RollupKey::Bot => "bot",
         }
     }
 
-    /// `rollup_days.dimension` of a row of this key: a pair's filter value goes with its
+    /// The table its rows are kept in.
+    pub const fn table(self) -> RollupTable {
+        match self {
+            RollupKey::All | RollupKey::Of(_) | RollupKey::Bot => RollupTable::Days,
+            RollupKey::Pair(..) => RollupTable::PairDays,
+            RollupKey::Triple(..) => RollupTable::TripleDays,
+        }
+    }
+
+    /// The `dimension` of a row of this key: a pair's filter value goes with its
     /// name (`source*page<separator>google`), so a filtered panel reads only its own rows, by
     /// the primary key.
     pub fn stored(self, filter: &str) -> Cow<'static, str> {
         match self {
-            RollupKey::Pair(..) => Cow::Owned(format!("{}{PAIR_SEPARATOR}{filter}", self.name())),
+            RollupKey::Pair(..) | RollupKey::Triple(..) => {
+                Cow::Owned(format!("{}{PAIR_SEPARATOR}{filter}", self.name()))
+            }
             _ => Cow::Borrowed(self.name()),
         }
     }
@@ -240,6 +323,22 @@ impl RollupKey {
         PAIR_NAMES
             .contains_key(&(filter, breakdown))
             .then_some(RollupKey::Pair(filter, breakdown))
+    }
+
+    /// The rollup of a breakdown under one-value filters on two other dimensions, if kept,
+    /// with whether the filters go the other way round (their values are joined in the
+    /// key's order: `joined_filter`).
+    pub fn triple(
+        first: Dimension,
+        second: Dimension,
+        breakdown: Dimension,
+    ) -> Option<(RollupKey, Swapped)> {
+        if TRIPLE_NAMES.contains_key(&(first, second, breakdown)) {
+            return Some((RollupKey::Triple(first, second, breakdown), Swapped::No));
+        }
+        TRIPLE_NAMES
+            .contains_key(&(second, first, breakdown))
+            .then_some((RollupKey::Triple(second, first, breakdown), Swapped::Yes))
     }
 
     /// The rollup of a query's one breakdown or filter dimension (time has none: it is the

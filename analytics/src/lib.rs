@@ -37,8 +37,9 @@ pub mod visit;
 pub fn fingerprint() -> String {
     let dimensions: Vec<&str> = Dimension::of_visits().map(Dimension::name).collect();
     let paired: Vec<&str> = Dimension::PAIRED.iter().map(|d| d.name()).collect();
+    // Every two paired dimensions are kept together too (`RollupKey::Triple`).
     format!(
-        "dimensions={};paired={};counts={};rules={}",
+        "dimensions={};paired={};paired_twice=all;counts={};rules={}",
         dimensions.join(","),
         paired.join(","),
         Counts::COLUMNS.join(","),
@@ -48,7 +49,7 @@ pub fn fingerprint() -> String {
 
 pub use bucket::Bucket;
 pub use counts::Counts;
-pub use dimension::{Dimension, RollupKey, Scope, Traits};
+pub use dimension::{Dimension, RollupKey, RollupTable, Scope, Swapped, Traits};
 pub use metric::{Better, Figures, Metric, PageReports, Unit};
 pub use session::{sessionize, Changes, DayRow, Rollup, VisitorDay};
 pub use visit::{Hit, HitKind, Visit};

@@ -2,7 +2,7 @@
 //! visitor-days now contribute to the rollups. Pure; the consumer reads and writes the state.
 //!
 //! Rollups are a pure function of the visits: the visits of a visitor's day contribute counts
-//! to `rollup_days` and `rollup_hours` (see `Rollup::contribute`). A batch adds, for each
+//! to the rollup tables (`RollupTable`; see `Rollup::contribute`). A batch adds, for each
 //! visitor-day it touches, the contribution after minus the contribution before, so the rollups
 //! equal the sum over all visits however the hits were batched.
 //!
@@ -53,7 +53,7 @@ type DayDeltas = hashbrown::HashMap<RollupKey, Rows<Rows<Counts>>>;
 /// By a value, found by `&str` (`slot`).
 type Rows<V> = hashbrown::HashMap<String, V>;
 
-/// One row of `rollup_days` deltas.
+/// One row of day deltas (of `key.table()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayRow<'a> {
     pub site: &'a str,
@@ -111,13 +111,17 @@ impl Rollup {
     /// value by each other value, and the start hour.
     pub fn contribute(&mut self, visits: &[Visit], sign: i64) {
         let Some(first) = visits.first() else { return };
+        // Each two paired values of each visit, joined as a triple's rows keep them: made
+        // before the rows that borrow them.
+        let twos: Vec<Vec<(Dimension, Dimension, String)>> =
+            visits.iter().map(paired_twos).collect();
         // A visitor counts once under each row any of the day's visits has (most days of a
         // visitor are one visit: nothing to remember then).
         let mut seen: hashbrown::HashSet<(RollupKey, &str, &str)> = hashbrown::HashSet::new();
         let one_visit = visits.len() == 1;
         let mut hours = BTreeSet::new();
         let deltas = self.deltas(&first.site, first.day);
-        for visit in visits {
+        for (visit, twos) in visits.iter().zip(&twos) {
             let counts = visit.counts();
             // Each breakdown value of the visit, with what the visit counts under it.
             let once = Dimension::crossed().filter_map(|d| Some((d, visit.value(d)?, counts)));
@@ -142,6 +146,14 @@ impl Rollup {
                     let RollupKey::Of(d) = key else { continue };
                     if let Some(pair) = RollupKey::pair(filter, *d) {
                         pairs.push((pair, kept, *value, *counts));
+                    }
+                }
+            }
+            for (a, b, kept) in twos {
+                for (key, _, value, counts) in &rows {
+                    let RollupKey::Of(d) = key else { continue };
+                    if let Some((triple, _)) = RollupKey::triple(*a, *b, *d) {
+                        pairs.push((triple, kept.as_str(), *value, *counts));
                     }
                 }
             }
@@ -216,6 +228,22 @@ impl Rollup {
             self.hours.entry(k).or_default().add(&c, 1);
         }
     }
+}
+
+/// Each two paired dimensions a visit has values of (in `PAIRED` order), with the two values
+/// joined (`joined_filter`).
+fn paired_twos(visit: &Visit) -> Vec<(Dimension, Dimension, String)> {
+    let values: Vec<(Dimension, &str)> = Dimension::PAIRED
+        .iter()
+        .filter_map(|d| Some((*d, visit.value(*d)?)))
+        .collect();
+    let mut twos = Vec::new();
+    for (i, (a, first)) in values.iter().enumerate() {
+        for (b, second) in &values[i + 1..] {
+            twos.push((*a, *b, crate::dimension::joined_filter(first, second)));
+        }
+    }
+    twos
 }
 
 /// The local day and hour of an instant on a site.
@@ -319,7 +347,7 @@ pub fn sessionize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dimension::Traits;
+    use crate::dimension::{Swapped, Traits};
     use chrono::TimeZone;
 
     const TIMEOUT: TimeDelta = TimeDelta::minutes(30);
@@ -374,7 +402,9 @@ mod tests {
     /// The counts of a key's value over all days (a pair's value: `filter` and `value`).
     fn totals(rollup: &Rollup, key: RollupKey, value: &str) -> Counts {
         let (filter, value) = match key {
-            RollupKey::Pair(..) => value.split_once('|').unwrap_or(("", value)),
+            RollupKey::Pair(..) | RollupKey::Triple(..) => {
+                value.rsplit_once('|').unwrap_or(("", value))
+            }
             _ => ("", value),
         };
         rollup
@@ -426,6 +456,49 @@ mod tests {
         );
         assert_eq!(RollupKey::pair(Dimension::Source, Dimension::Source), None);
         assert_eq!(RollupKey::pair(Dimension::Page, Dimension::Source), None);
+    }
+
+    #[test]
+    fn two_paired_filters_count_what_the_visits_with_both_values_count_under_each_breakdown() {
+        let on = |device: &'static str, mut h: Hit<'static>| {
+            h.traits.device = device;
+            h.traits.browser = "Firefox";
+            h
+        };
+        let hits = [
+            on("desktop", hit(1, 7, 0, "/")),
+            on("desktop", hit(2, 7, 10, "/pricing")),
+            on("mobile", hit(3, 8, 0, "/pricing")),
+            on("desktop", hit(4, 9, 0, "/pricing")),
+        ];
+        let (_, rollup) = run(&[&hits[..1], &hits[1..]], utc);
+        let (key, swapped) =
+            RollupKey::triple(Dimension::Device, Dimension::Source, Dimension::Page).expect("kept");
+        assert_eq!(swapped, Swapped::Yes, "source comes first in PAIRED");
+        let filter = crate::dimension::joined_filter("google", "desktop");
+        let pricing = totals(&rollup, key, &format!("{filter}|/pricing"));
+        assert_eq!(
+            (pricing.pageviews, pricing.visits, pricing.visitors),
+            (2, 2, 2)
+        );
+        // Each browser's rows under both values sum to the pair's row of the second value.
+        let (by_browser, _) =
+            RollupKey::triple(Dimension::Source, Dimension::Device, Dimension::Browser)
+                .expect("kept");
+        let pair = RollupKey::pair(Dimension::Source, Dimension::Device).expect("paired");
+        assert_eq!(
+            totals(&rollup, by_browser, &format!("{filter}|Firefox")),
+            totals(&rollup, pair, "google|desktop")
+        );
+        assert_eq!(
+            RollupKey::triple(Dimension::Source, Dimension::Device, Dimension::Device),
+            None
+        );
+        assert_eq!(
+            RollupKey::triple(Dimension::Source, Dimension::Browser, Dimension::Page),
+            None,
+            "browser is not paired"
+        );
     }
 
     #[test]

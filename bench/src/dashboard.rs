@@ -49,7 +49,7 @@ pub struct DashboardResults {
     /// Table and index bytes per stored event (`kafka_events`, every partition) and per visit.
     pub bytes_per_event: f64,
     pub bytes_per_visit: f64,
-    /// The rollups' table and index bytes (`rollup_days`, `rollup_hours`) per stored event.
+    /// The rollups' table and index bytes (every `RollupTable`) per stored event.
     pub rollup_bytes_per_event: f64,
     pub goals: crate::goals::GoalsResults,
 }
@@ -536,9 +536,10 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     r.rebuild_seconds = started.elapsed().as_secs_f64();
     r.rebuild_events_per_second = rebuilt.events as f64 / r.rebuild_seconds;
     r.visits = rebuilt.visits;
-    db.execute_unprepared(
-        "VACUUM ANALYZE visits, rollup_days, rollup_hours, raw_events, event_texts",
-    )
+    db.execute_unprepared(&format!(
+        "VACUUM ANALYZE visits, {}, raw_events, event_texts",
+        analytics::RollupTable::list()
+    ))
     .await?;
 
     let dashboard = testkit::TestDashboard::start(s.clone()).await?;
@@ -595,8 +596,11 @@ pub async fn run(plan: &Plan, admin: &str, brokers: &str) -> Result<DashboardRes
     }
     // The consumer writes each event once; the rebuild above rewrote every row (its visit):
     // the footprint is measured without the dead rows that left.
-    db.execute_unprepared("VACUUM FULL raw_events, event_texts, visits, rollup_days, rollup_hours")
-        .await?;
+    db.execute_unprepared(&format!(
+        "VACUUM FULL raw_events, event_texts, visits, {}",
+        analytics::RollupTable::list()
+    ))
+    .await?;
     (
         r.bytes_per_event,
         r.bytes_per_visit,
@@ -701,13 +705,19 @@ async fn filtered(
 /// Table and index bytes per stored event (every month of `raw_events`, and the texts they
 /// point at) and per visit.
 async fn footprint(db: &DatabaseConnection) -> Result<(f64, f64, f64)> {
-    let sql = "WITH n AS (SELECT greatest(1, count(*))::float8 AS events FROM raw_events) SELECT \
+    let rollups: Vec<String> = analytics::RollupTable::ALL
+        .iter()
+        .map(|t| format!("pg_total_relation_size('{}')", t.name()))
+        .collect();
+    let sql = format!(
+        "WITH n AS (SELECT greatest(1, count(*))::float8 AS events FROM raw_events) SELECT \
          ((SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits \
           WHERE inhparent = 'raw_events'::regclass) + pg_total_relation_size('event_texts'))::float8 \
           / (SELECT events FROM n) AS event, \
          pg_total_relation_size('visits')::float8 / greatest(1, (SELECT count(*) FROM visits))::float8 AS visit, \
-         (pg_total_relation_size('rollup_days') + pg_total_relation_size('rollup_hours'))::float8 \
-          / (SELECT events FROM n) AS rollup";
+         ({})::float8 / (SELECT events FROM n) AS rollup",
+        rollups.join(" + ")
+    );
     let row = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await?

@@ -19,7 +19,7 @@
 //! twice or missed, and the dashboard waits rather than seeing half a rebuild.
 
 use analytics::visit::{hit_kind, Hit, CUSTOM_EVENT_TYPE, ENGAGEMENT_EVENT_TYPE};
-use analytics::{Counts, Dimension, Traits};
+use analytics::{Counts, Dimension, RollupTable, Traits};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -141,18 +141,31 @@ pub enum Mode {
 /// A fingerprint of the read side's tables, to compare before and after.
 fn digest_sql() -> String {
     let nonzero = Counts::nonzero_sql();
-    format!(
-        "SELECT \
-         (SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY site, dimension, day, value), '')) \
-             FROM rollup_days d WHERE {nonzero}) || \
-         (SELECT md5(coalesce(string_agg(h::text, ',' ORDER BY site, hour), '')) \
-             FROM rollup_hours h WHERE {nonzero}) || \
-         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v) || \
-         (SELECT md5(coalesce(string_agg(c::text, ',' ORDER BY goal_id, event_id), '')) \
-             FROM conversions c) || \
-         (SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY goal_id, day), '')) \
-             FROM goal_days d) AS digest"
-    )
+    let day_tables = RollupTable::ALL
+        .iter()
+        .filter(|t| **t != RollupTable::Hours)
+        .map(|t| {
+            format!(
+                "(SELECT md5(coalesce(string_agg(d::text, ',' \
+                 ORDER BY site, dimension, day, value), '')) FROM {} d WHERE {nonzero})",
+                t.name()
+            )
+        });
+    let others = [
+        format!(
+            "(SELECT md5(coalesce(string_agg(h::text, ',' ORDER BY site, hour), '')) \
+             FROM rollup_hours h WHERE {nonzero})"
+        ),
+        "(SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v)".into(),
+        "(SELECT md5(coalesce(string_agg(c::text, ',' ORDER BY goal_id, event_id), '')) \
+         FROM conversions c)"
+            .into(),
+        "(SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY goal_id, day), '')) \
+         FROM goal_days d)"
+            .into(),
+    ];
+    let parts: Vec<String> = day_tables.chain(others).collect();
+    format!("SELECT {} AS digest", parts.join(" || "))
 }
 
 pub async fn rebuild(
@@ -193,10 +206,11 @@ pub async fn rebuild_if_model_changed(
 }
 
 async fn lock<C: ConnectionTrait>(txn: &C) -> Result<(), DbErr> {
-    txn.execute_unprepared(
-        "LOCK TABLE sites, visits, rollup_days, rollup_hours, read_model, conversions, goal_days \
+    txn.execute_unprepared(&format!(
+        "LOCK TABLE sites, visits, {}, read_model, conversions, goal_days \
          IN ACCESS EXCLUSIVE MODE",
-    )
+        RollupTable::list()
+    ))
     .await?;
     Ok(())
 }
@@ -222,8 +236,11 @@ async fn replay<C: ConnectionTrait>(
         )));
     }
     let before = digest(txn).await?;
-    txn.execute_unprepared("TRUNCATE visits, rollup_days, rollup_hours, conversions, goal_days")
-        .await?;
+    txn.execute_unprepared(&format!(
+        "TRUNCATE visits, {}, conversions, goal_days",
+        RollupTable::list()
+    ))
+    .await?;
     let zones = registered_zones(txn, analytics).await?;
     let zone_of = |site: &str| zones.get(site).copied().unwrap_or(chrono_tz::UTC);
     let registered =
@@ -639,13 +656,14 @@ async fn claim_pending<C: ConnectionTrait>(
 
 /// Deletes what was counted of a site: its visits, rollups and conversions.
 async fn forget_counts<C: ConnectionTrait>(txn: &C, site: &str) -> Result<(), DbErr> {
-    for sql in [
+    let fixed = [
         "DELETE FROM conversions WHERE site = $1",
         "DELETE FROM goal_days WHERE goal_id IN (SELECT id FROM goals WHERE site = $1)",
         "DELETE FROM visits WHERE site = $1",
-        "DELETE FROM rollup_days WHERE site = $1",
-        "DELETE FROM rollup_hours WHERE site = $1",
-    ] {
+    ]
+    .map(String::from);
+    let rollups = RollupTable::ALL.map(|t| format!("DELETE FROM {} WHERE site = $1", t.name()));
+    for sql in fixed.into_iter().chain(rollups) {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,

@@ -7,10 +7,10 @@
 //! where it stood.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::LazyLock;
 
-use analytics::{Counts, Hit, Rollup, Visit, VisitorDay};
+use analytics::{Counts, Hit, Rollup, RollupTable, Visit, VisitorDay};
 use chrono::{NaiveDate, NaiveDateTime};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::Serialize;
@@ -125,19 +125,27 @@ struct HourRow<'a> {
     counts: Counts,
 }
 
-/// Adds the deltas. Rows are locked in key order (`ORDER BY`), the same in every transaction,
-/// so consumers of different partitions adding to the same rows wait for each other but never
-/// deadlock.
+/// Adds the deltas. Rows are locked in key order (`ORDER BY`, tables in `RollupTable` order),
+/// the same in every transaction, so consumers of different partitions adding to the same rows
+/// wait for each other but never deadlock.
 async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(), DbErr> {
-    static DAYS: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "INSERT INTO rollup_days AS r \
-             SELECT * FROM json_populate_recordset(NULL::rollup_days, $1::json) \
-             ORDER BY site, dimension, day, value \
-             ON CONFLICT (site, dimension, day, value) DO UPDATE SET {}",
-            Counts::add_excluded_sql()
-        )
-    });
+    let mut by_table: BTreeMap<RollupTable, Vec<DayRow>> = BTreeMap::new();
+    for row in rollup.days() {
+        by_table.entry(row.key.table()).or_default().push(DayRow {
+            site: row.site,
+            dimension: row.key.stored(row.filter),
+            day: row.day,
+            value: row.value,
+            counts: *row.counts,
+        });
+    }
+    for (table, rows) in by_table {
+        let sql = upsert_days_sql(table);
+        // One statement per batch when it fits, so the lock order holds across the whole batch.
+        for chunk in rows.chunks(ROWS_PER_STATEMENT * 4) {
+            execute_json(conn, &sql, chunk).await?;
+        }
+    }
     static HOURS: LazyLock<String> = LazyLock::new(|| {
         format!(
             "INSERT INTO rollup_hours AS r \
@@ -146,21 +154,6 @@ async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(
             Counts::add_excluded_sql()
         )
     });
-    let (days, hours): (&str, &str) = (&DAYS, &HOURS);
-    let day_rows: Vec<DayRow> = rollup
-        .days()
-        .map(|row| DayRow {
-            site: row.site,
-            dimension: row.key.stored(row.filter),
-            day: row.day,
-            value: row.value,
-            counts: *row.counts,
-        })
-        .collect();
-    // One statement per batch when it fits, so the lock order holds across the whole batch.
-    for chunk in day_rows.chunks(ROWS_PER_STATEMENT * 4) {
-        execute_json(conn, days, chunk).await?;
-    }
     let hour_rows: Vec<HourRow> = rollup
         .hours
         .iter()
@@ -171,9 +164,21 @@ async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(
         })
         .collect();
     for chunk in hour_rows.chunks(ROWS_PER_STATEMENT * 4) {
-        execute_json(conn, hours, chunk).await?;
+        execute_json(conn, &HOURS, chunk).await?;
     }
     Ok(())
+}
+
+/// The upsert adding day rows to `table` (each day table is shaped as `rollup_days`).
+fn upsert_days_sql(table: RollupTable) -> String {
+    let name = table.name();
+    format!(
+        "INSERT INTO {name} AS r \
+         SELECT * FROM json_populate_recordset(NULL::{name}, $1::json) \
+         ORDER BY site, dimension, day, value \
+         ON CONFLICT (site, dimension, day, value) DO UPDATE SET {}",
+        Counts::add_excluded_sql()
+    )
 }
 
 async fn execute_json<C: ConnectionTrait, T: Serialize>(

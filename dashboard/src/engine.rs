@@ -1,13 +1,15 @@
 //! Where a query's counts come from. Two engines give the same counts for the same query:
 //!
-//! - **rollups**: `rollup_days` / `rollup_hours`, kept by the consumer. One row per site,
-//!   dimension, day and value, so a 30-day breakdown reads a few thousand rows whatever the
-//!   traffic. They answer queries with at most one dimension besides time and at most one
+//! - **rollups**: the `RollupTable`s, kept by the consumer. One row per site, dimension, day
+//!   and value (the filtered ones in tables of their own), so a 30-day breakdown reads a few
+//!   thousand rows whatever the traffic. They answer queries with at most one dimension besides time and at most one
 //!   filter, `IS` with one value, on that same dimension or on a paired one
-//!   (`Dimension::PAIRED`: a dashboard after a click on a source, channel, device or country).
+//!   (`Dimension::PAIRED`: a dashboard after a click on a source, channel, device or country),
+//!   or two such filters on two paired dimensions (a dashboard after two clicks:
+//!   `RollupKey::Triple`).
 //! - **visits**: the `visits` table, aggregated at query time (one row per visit, its pages in
-//!   a JSON map). It answers everything else: several dimensions, `IS_NOT`, `CONTAINS`, several
-//!   filters. It scales with the number of visits in the range.
+//!   a JSON map). It answers everything else: several dimensions, `IS_NOT`, `CONTAINS`, two
+//!   filters not both paired, three filters. It scales with the number of visits in the range.
 //! - **events**: goals and custom events. A goal's rows come from `conversions` (one row per
 //!   hit that completed it), custom events' from `kafka_events` (custom events only, by their
 //!   partial index), each joined to its visit for the visit's dimensions and filters. A `GOAL`
@@ -19,8 +21,9 @@
 
 use std::collections::HashMap;
 
+use analytics::dimension::joined_filter;
 use analytics::visit::bounce_sql;
-use analytics::{Counts, RollupKey, Scope};
+use analytics::{Counts, RollupKey, RollupTable, Scope, Swapped};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
 
@@ -73,7 +76,9 @@ pub async fn groups<C: ConnectionTrait>(
 pub(crate) enum RollupPlan {
     Hours,
     Days {
-        /// `rollup_days.dimension` (`RollupKey::stored`).
+        /// Where the rows are (`RollupKey::table`).
+        table: RollupTable,
+        /// Their `dimension` (`RollupKey::stored`).
         dimension: String,
         value: Option<String>,
         by_value: bool,
@@ -86,14 +91,16 @@ pub(crate) fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
     if q.time == Some(Dimension::TimeHour) {
         return (q.dimensions.is_empty() && q.filters.is_empty()).then_some(RollupPlan::Hours);
     }
-    let filter = match q.filters.as_slice() {
-        [] => None,
-        [f] if f.op == FilterOp::Is && f.values.len() == 1 => Some((f.dimension, &f.values[0])),
-        _ => return None,
-    };
+    let one_value = |f: &Filter| f.op == FilterOp::Is && f.values.len() == 1;
     let breakdown = match q.dimensions.as_slice() {
         [] => None,
         [d] => Some(*d),
+        _ => return None,
+    };
+    let filter = match q.filters.as_slice() {
+        [] => None,
+        [f] if one_value(f) => Some((f.dimension, &f.values[0])),
+        [f, g] if one_value(f) && one_value(g) => return two_filter_plan(breakdown, f, g),
         _ => return None,
     };
     let key = match (breakdown, filter) {
@@ -117,6 +124,7 @@ pub(crate) fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
         RollupKey::Pair(..) => {
             let (_, v) = filter?;
             return Some(RollupPlan::Days {
+                table: key.table(),
                 dimension: key.stored(v).into_owned(),
                 value: None,
                 by_value: true,
@@ -127,10 +135,48 @@ pub(crate) fn rollup_plan(q: &Checked) -> Option<RollupPlan> {
     };
     let value = filter.map(|(_, v)| format!("{}{v}", prefix.as_deref().unwrap_or("")));
     Some(RollupPlan::Days {
+        table: key.table(),
         dimension: key.name().to_owned(),
         value,
         by_value: breakdown.is_some(),
         prefix,
+    })
+}
+
+/// The rollups of a dashboard after two clicks (`IS` one value each, on two paired
+/// dimensions): a pair when the breakdown is one of the two or there is none (its rows of the
+/// first value, the second's row), a triple otherwise.
+fn two_filter_plan(breakdown: Option<Dimension>, f: &Filter, g: &Filter) -> Option<RollupPlan> {
+    let (a, b) = ((f.dimension, &f.values[0]), (g.dimension, &g.values[0]));
+    let (first, second) = match breakdown {
+        Some(d) if d == a.0 => (b, a),
+        _ => (a, b),
+    };
+    match breakdown {
+        None => {}
+        Some(d) if d == first.0 || d == second.0 => {}
+        Some(d) => {
+            let (key, swapped) = RollupKey::triple(a.0, b.0, d)?;
+            let (x, y) = match swapped {
+                Swapped::No => (a.1, b.1),
+                Swapped::Yes => (b.1, a.1),
+            };
+            return Some(RollupPlan::Days {
+                table: key.table(),
+                dimension: key.stored(&joined_filter(x, y)).into_owned(),
+                value: None,
+                by_value: true,
+                prefix: None,
+            });
+        }
+    }
+    let key = RollupKey::pair(first.0, second.0)?;
+    Some(RollupPlan::Days {
+        table: key.table(),
+        dimension: key.stored(first.1).into_owned(),
+        value: Some(second.1.clone()),
+        by_value: breakdown.is_some(),
+        prefix: None,
     })
 }
 
@@ -165,6 +211,7 @@ pub(crate) async fn from_rollups<C: ConnectionTrait>(
             }
         }
         RollupPlan::Days {
+            table,
             dimension,
             value,
             by_value,
@@ -191,9 +238,10 @@ pub(crate) async fn from_rollups<C: ConnectionTrait>(
                 None => "value",
             };
             let sql = format!(
-                "SELECT {keys}, {} FROM rollup_days WHERE site = $1 AND dimension = $2 \
+                "SELECT {keys}, {} FROM {} WHERE site = $1 AND dimension = $2 \
                  AND day BETWEEN $3 AND $4{only} GROUP BY {keys}",
-                Counts::sums_sql()
+                Counts::sums_sql(),
+                table.name()
             );
             let bucket = q.time.and_then(Dimension::bucket);
             for row in grouped_query(db, q, &sql, values).await? {

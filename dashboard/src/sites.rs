@@ -5,6 +5,7 @@
 //! `counted_at` is NULL until then, and the API says `counting`); a deleted one takes every
 //! row of it along, in one transaction, after the consumers' batches in flight.
 
+use analytics::RollupTable;
 use async_graphql::{ErrorExtensions, SimpleObject};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait};
 use settings::AnalyticsSettings;
@@ -230,16 +231,20 @@ pub async fn delete(db: &DatabaseConnection, domain: &str) -> Result<(), SiteErr
     // Its events may be many: this is not a dashboard query.
     txn.execute_unprepared("SET LOCAL statement_timeout = 0")
         .await?;
-    for sql in [
+    let counted = [
         "DELETE FROM conversions WHERE site = $1",
         "DELETE FROM goals WHERE site = $1",
         "DELETE FROM shared_links WHERE site = $1",
         "DELETE FROM visits WHERE site = $1",
-        "DELETE FROM rollup_days WHERE site = $1",
-        "DELETE FROM rollup_hours WHERE site = $1",
+    ]
+    .map(String::from);
+    let rollups = RollupTable::ALL.map(|t| format!("DELETE FROM {} WHERE site = $1", t.name()));
+    let stored = [
         "DELETE FROM raw_events WHERE site = (SELECT id FROM event_texts WHERE value = $1)",
         "DELETE FROM sites WHERE domain = $1",
-    ] {
+    ]
+    .map(String::from);
+    for sql in counted.into_iter().chain(rollups).chain(stored) {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,

@@ -54,9 +54,13 @@ async fn an_unregistered_sites_events_are_stored_unshown_and_counted_once_it_is_
         refused["errors"][0]["extensions"]["code"], "UNKNOWN_SITE",
         "not answered: {refused}"
     );
-    let counted_rows = "SELECT (SELECT count(*) FROM visits) + (SELECT count(*) FROM rollup_days) \
-                        + (SELECT count(*) FROM rollup_hours)";
-    assert_eq!(count(&s.db, counted_rows).await, 0, "not counted");
+    let rollups =
+        analytics::RollupTable::ALL.map(|t| format!("(SELECT count(*) FROM {})", t.name()));
+    let counted_rows = format!(
+        "SELECT (SELECT count(*) FROM visits) + {}",
+        rollups.join(" + ")
+    );
+    assert_eq!(count(&s.db, &counted_rows).await, 0, "not counted");
     let metrics = s.consumer.metrics().await.expect("metrics");
     assert!(
         metrics.lines().any(
@@ -231,10 +235,20 @@ async fn a_time_zone_change_recounts_the_sites_days_in_the_new_zone() {
         2,
         "both pages, on the new day"
     );
-    let old_days = "SELECT count(*) FROM rollup_days WHERE site = 'shop.example' \
-                    AND day = '2026-11-02' AND pageviews <> 0";
+    let old_days = analytics::RollupTable::ALL
+        .iter()
+        .filter(|t| **t != analytics::RollupTable::Hours)
+        .map(|t| {
+            format!(
+                "(SELECT count(*) FROM {} WHERE site = 'shop.example' \
+                 AND day = '2026-11-02' AND pageviews <> 0)",
+                t.name()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
     assert_eq!(
-        count(&s.db, old_days).await,
+        count(&s.db, &format!("SELECT {old_days}")).await,
         0,
         "nothing left on the old one"
     );

@@ -26,6 +26,7 @@ mod m20261202_000018_partition_kafka_events_by_month;
 mod m20261202_000019_index_kafka_events_by_site;
 mod m20261202_000020_index_visits_by_paired_dimension;
 mod m20261202_000021_store_repeated_texts_once;
+mod m20261203_000022_keep_filtered_rollups_apart;
 
 /// The `raw_events` columns that hold an id of `event_texts` (migration 21 made them so; a
 /// later migration that adds one extends this list).
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000019_index_kafka_events_by_site::Migration),
             Box::new(m20261202_000020_index_visits_by_paired_dimension::Migration),
             Box::new(m20261202_000021_store_repeated_texts_once::Migration),
+            Box::new(m20261203_000022_keep_filtered_rollups_apart::Migration),
         ]
     }
 }
