@@ -138,34 +138,21 @@ pub enum Mode {
     Verify,
 }
 
-/// A fingerprint of the read side's tables, to compare before and after.
+/// A fingerprint of the read side's tables, to compare before and after: per table, its row
+/// count and the sum of its rows' hashes. Order-free, so no sort of millions of rows (a
+/// digest of the rows in key order took 14 s of a rebuild of 1 M events; this, a scan).
 fn digest_sql() -> String {
     let nonzero = Counts::nonzero_sql();
-    let day_tables = RollupTable::ALL
-        .iter()
-        .filter(|t| **t != RollupTable::Hours)
-        .map(|t| {
-            format!(
-                "(SELECT md5(coalesce(string_agg(d::text, ',' \
-                 ORDER BY site, dimension, day, value), '')) FROM {} d WHERE {nonzero})",
-                t.name()
-            )
-        });
-    let others = [
+    let of = |table: &str, only: &str| {
         format!(
-            "(SELECT md5(coalesce(string_agg(h::text, ',' ORDER BY site, hour), '')) \
-             FROM rollup_hours h WHERE {nonzero})"
-        ),
-        "(SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY id), '')) FROM visits v)".into(),
-        "(SELECT md5(coalesce(string_agg(c::text, ',' ORDER BY goal_id, event_id), '')) \
-         FROM conversions c)"
-            .into(),
-        "(SELECT md5(coalesce(string_agg(d::text, ',' ORDER BY goal_id, day), '')) \
-         FROM goal_days d)"
-            .into(),
-    ];
-    let parts: Vec<String> = day_tables.chain(others).collect();
-    format!("SELECT {} AS digest", parts.join(" || "))
+            "(SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text \
+             FROM {table} t WHERE {only})"
+        )
+    };
+    let rollups = RollupTable::ALL.map(|t| of(t.name(), &nonzero));
+    let others = ["visits", "conversions", "goal_days"].map(|t| of(t, "true"));
+    let parts: Vec<String> = rollups.into_iter().chain(others).collect();
+    format!("SELECT {} AS digest", parts.join(" || ',' || "))
 }
 
 pub async fn rebuild(

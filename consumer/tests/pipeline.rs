@@ -265,6 +265,24 @@ async fn a_consumer_whose_analytics_model_differs_from_the_stored_rollups_rebuil
     assert_eq!(count(&s.db, &current).await, 1);
     second.stop().await.expect("stops");
     assert_rollups_equal_a_recomputation(&s, 300).await;
+    // One count off by one is told apart.
+    s.db.execute_unprepared(
+        "UPDATE rollup_days SET pageviews = pageviews + 1 \
+         WHERE ctid = (SELECT ctid FROM rollup_days WHERE dimension = 'all' LIMIT 1)",
+    )
+    .await
+    .expect("a count made wrong");
+    let verified = consumer::rebuild::rebuild(
+        &s.db,
+        &s.settings.analytics,
+        consumer::rebuild::Mode::Verify,
+    )
+    .await
+    .expect("recomputes");
+    assert!(
+        verified.differed,
+        "a wrong count differs from the recomputation"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
