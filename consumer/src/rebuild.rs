@@ -149,7 +149,7 @@ fn digest_sql() -> String {
              FROM {table} t WHERE {only})"
         )
     };
-    let rollups = RollupTable::ALL.map(|t| of(t.name(), &nonzero));
+    let rollups = RollupTable::ALL.map(|t| of(t.name(), nonzero));
     let others = ["visits", "conversions", "goal_days"].map(|t| of(t, "true"));
     let parts: Vec<String> = rollups.into_iter().chain(others).collect();
     format!("SELECT {} AS digest", parts.join(" || ',' || "))
