@@ -110,7 +110,7 @@ impl Stack {
     /// Waits until `events` rows are stored.
     pub async fn stored(&self, events: i64) {
         let what = format!("{events} events stored");
-        testkit::poll_until(Duration::from_secs(30), &what, || {
+        testkit::poll_until(Duration::from_secs(120), &what, || {
             let db = &self.db;
             async move {
                 let n = count(db, "SELECT count(*) FROM kafka_events").await;
