@@ -47,9 +47,10 @@ async fn a_month_past_the_retention_is_dropped_whole_and_the_stats_still_answer_
         kept.date_naive()
     );
     assert_eq!(count(&s.db, &in_old).await, 3);
-    // Two filters: answered from the visits, not the rollups.
+    // Three filters: answered from the visits (two are still a rollup triple).
     let google = json!([{"dimension": "SOURCE", "op": "IS", "values": ["google"]},
-                        {"dimension": "BROWSER", "op": "IS", "values": ["Chrome"]}]);
+                        {"dimension": "BROWSER", "op": "IS", "values": ["Chrome"]},
+                        {"dimension": "DEVICE", "op": "IS", "values": ["desktop"]}]);
     let before = (
         s.stats(of_the_day(old, json!([]))).await,
         s.stats(of_the_day(old, google.clone())).await,
