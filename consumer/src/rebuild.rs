@@ -28,7 +28,7 @@ use serde::Deserialize;
 use settings::AnalyticsSettings;
 
 use crate::visits;
-use crate::written::WrittenDays;
+use crate::written::Written;
 
 /// Page views read per step.
 const CHUNK: usize = 20_000;
@@ -232,7 +232,7 @@ async fn replay<C: ConnectionTrait>(
     let zone_of = |site: &str| zones.get(site).copied().unwrap_or(chrono_tz::UTC);
     let registered =
         "e.site IN (SELECT t.id FROM event_texts t JOIN sites s ON s.domain = t.value)";
-    let mut written = WrittenDays::default();
+    let mut written = Written::default();
     let replayed = replay_hits(
         txn,
         analytics,
@@ -470,7 +470,7 @@ async fn replay_hits<C: ConnectionTrait>(
     analytics: &AnalyticsSettings,
     (scope, values): (&str, Vec<sea_orm::Value>),
     zone_of: impl Fn(&str) -> chrono_tz::Tz + Copy,
-    written: &mut WrittenDays,
+    written: &mut Written,
 ) -> Result<Replayed, DbErr> {
     let mut all: Vec<sea_orm::Value> = vec![
         analytics.page_view_type.clone().into(),
@@ -546,7 +546,7 @@ pub async fn recount_next(
     let zone_of = |_: &str| analytics.zone_of_registered(&site, zone.as_deref());
     forget_counts(&txn, &site).await?;
     // Both passes' visits are this recount's own: the consumers do not count the site meanwhile.
-    let mut written = WrittenDays::default();
+    let mut written = Written::default();
     let only_site = "e.site = (SELECT id FROM event_texts WHERE value = $4)";
     let first = replay_hits(
         &txn,

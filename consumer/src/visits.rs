@@ -16,7 +16,7 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::Serialize;
 use settings::AnalyticsSettings;
 
-use crate::written::WrittenDays;
+use crate::written::Written;
 
 /// Rows per statement: each statement carries its rows as one JSON array.
 const ROWS_PER_STATEMENT: usize = 5000;
@@ -26,8 +26,8 @@ pub enum Stored<'a> {
     /// Any: the consumer's batches, adding to what is there.
     Any,
     /// Only those this replay wrote (`consumer rebuild`, a recount: they start from none);
-    /// `apply` notes there the visitor-days it writes.
-    Replayed(&'a mut WrittenDays),
+    /// `apply` notes there the visits it writes, and reads there those it holds.
+    Replayed(&'a mut Written),
 }
 
 /// Reads the visits of the visitor-days `hits` fall on (each site's days in `zone_of` it), places the hits, and writes the changed
@@ -44,15 +44,14 @@ pub async fn apply<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let mut keys = analytics::session::visitor_days(hits, zone_of);
-    if let Stored::Replayed(written) = &stored {
-        keys.retain(|day| written.may_contain(day));
-    }
-    let state = load(conn, &keys).await?;
+    let mut state = match &mut stored {
+        Stored::Replayed(written) => written.recall(&mut keys),
+        Stored::Any => HashMap::new(),
+    };
+    state.extend(load(conn, &keys).await?);
     let changes = analytics::sessionize(&state, hits, settings.visit_timeout(), zone_of);
-    if let Stored::Replayed(written) = &mut stored {
-        for visit in &changes.visits {
-            written.insert(&VisitorDay::of(visit));
-        }
+    if let Stored::Replayed(written) = stored {
+        written.remember(state, &changes.visits);
     }
     write_visits(conn, &changes.visits).await?;
     write_rollup(conn, &changes.rollup).await?;
