@@ -267,10 +267,12 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
             };
             let _ = writeln!(
                 csv,
-                // The URL is https:// + site + path: stored as NULL, as the consumer would.
-                "{},u,{event_type},{},\"\",{},,,{},{},{partition},{offset},{},{},{},{},{},{},{},{},{},{},{},{name},{props}",
+                // The URL is https:// + site + path, and the search is empty: stored as NULL, as
+                // the consumer would.
+                "{},u,{},{},,{},,,{},{},{partition},{offset},{},{},{},{},{},{},{},{},{},{},{},{name},{props}",
                 // Time-ordered, as the producer's ids are.
                 uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, r.at as u64, 0)),
+                stored_as("event_type", event_type),
                 r.path,
                 id("Page"),
                 at.to_rfc3339(),
@@ -293,6 +295,17 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
     }
     copy.finish().await?;
     Ok((first, last))
+}
+
+/// A CSV cell of `column`: empty (NULL) for the column's usual value, as the consumer writes it.
+fn stored_as<'a>(column: &str, value: &'a str) -> &'a str {
+    match migration::USUAL_VALUES
+        .iter()
+        .any(|&(c, usual)| c == column && usual == value)
+    {
+        true => "",
+        false => value,
+    }
 }
 
 /// The `event_texts` ids of every text the seed writes in a text column.

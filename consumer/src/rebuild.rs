@@ -83,7 +83,13 @@ impl StoredHit {
             "props",
         ];
         columns.extend(Dimension::TRAITS.iter().map(|d| d.name()));
-        columns.join(", ")
+        let read = |c: &str| match c.trim_matches('"') {
+            c if migration::USUAL_VALUES.iter().any(|(u, _)| *u == c) => {
+                format!("{} AS {c}", migration::read_raw("e", c))
+            }
+            _ => format!("e.{c}"),
+        };
+        columns.into_iter().map(read).collect::<Vec<_>>().join(", ")
     }
 
     /// The ids of texts this hit holds.
@@ -370,7 +376,10 @@ impl Streams {
         scope: &str,
         values: Vec<sea_orm::Value>,
     ) -> Result<Streams, DbErr> {
-        let selected = format!("FROM raw_events e WHERE event_type IN ($1, $2, $3) AND ({scope})");
+        let selected = format!(
+            "FROM raw_events e WHERE {} IN ($1, $2, $3) AND ({scope})",
+            migration::read_raw("e", "event_type")
+        );
         let partitions = txn
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

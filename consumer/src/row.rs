@@ -2,8 +2,9 @@
 //! `json_populate_recordset`: its wire form, its enrichment, and where the record was read. No
 //! field is named here, so a field added to the event or to the enrichment reaches the column
 //! of the same name without an edit. The texts of `texts::COLUMNS` are written as their ids,
-//! and a `url` that `is_derived_url` rebuilds from the row is written as NULL (the view
-//! `kafka_events` rebuilds it the same way).
+//! a `url` that `is_derived_url` rebuilds from the row is written as NULL (the view
+//! `kafka_events` rebuilds it the same way), and so is a column's usual value
+//! (`migration::USUAL_VALUES`, which the view reads back).
 
 use std::collections::BTreeSet;
 
@@ -202,6 +203,14 @@ impl<'a> RowFormatter<'a> {
     fn is_derived_url(&self) -> bool {
         self.url_is_derived && self.depth == 1 && self.key == "url"
     }
+
+    /// The usual value of the column being written, if it is one stored as NULL then.
+    fn usual_value(&self) -> Option<&'static str> {
+        let (_, usual) = migration::USUAL_VALUES
+            .iter()
+            .find(|(c, _)| self.depth == 1 && *c == self.key)?;
+        Some(usual)
+    }
 }
 
 impl serde_json::ser::Formatter for &mut RowFormatter<'_> {
@@ -235,7 +244,9 @@ impl serde_json::ser::Formatter for &mut RowFormatter<'_> {
     }
 
     fn begin_string<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        if !self.in_key && (self.is_text_column() || self.is_derived_url()) {
+        let captures =
+            self.is_text_column() || self.is_derived_url() || self.usual_value().is_some();
+        if !self.in_key && captures {
             self.captured = Some(String::new());
             return Ok(());
         }
@@ -248,6 +259,12 @@ impl serde_json::ser::Formatter for &mut RowFormatter<'_> {
         };
         if self.is_derived_url() {
             return writer.write_all(b"null");
+        }
+        if let Some(usual) = self.usual_value() {
+            if text == usual {
+                return writer.write_all(b"null");
+            }
+            return serde_json::to_writer(writer, &text).map_err(std::io::Error::other);
         }
         match &mut self.mode {
             TextMode::Encode(ids) => match ids.get(text.as_str()) {
@@ -358,7 +375,12 @@ mod tests {
             texts: &ids,
         };
         let row = event_row(&event, origin).expect("row");
-        assert_eq!(row["event_type"], "PAGE_VIEW", "event_type stays text");
+        assert_eq!(
+            row["event_type"],
+            Value::Null,
+            "the usual type, read back by the view"
+        );
+        assert_eq!(row["search"], Value::Null, "no query, read back as ''");
         assert_eq!(row["user_id"], "u");
         assert_eq!(row["source_id"], "1796118828");
         assert!(row["received_at"].is_string());
@@ -371,6 +393,29 @@ mod tests {
         assert_eq!(row["channel"], ids["direct"]);
         assert_eq!(row["url"], Value::Null, "https:// + site + path + search");
         assert!(row.contains_key("is_bot"), "enrichment is in the row");
+    }
+
+    #[test]
+    fn a_column_holding_other_than_its_usual_value_keeps_it_escaped() {
+        let mut event = stored("t");
+        event.view.fields.event_type = "SIGN \"UP\"".into();
+        event.view.fields.search = "?q=a\tb".into();
+        event.view.fields.user_id = String::new();
+        let texts = texts_of(std::iter::once(&event), "PAGE_VIEW").expect("texts");
+        let ids: Ids = texts
+            .into_iter()
+            .zip(1..)
+            .map(|(t, id)| (t.into(), id))
+            .collect();
+        let origin = Origin {
+            topic: "PAGE_VIEW",
+            partition: 0,
+            texts: &ids,
+        };
+        let row = event_row(&event, origin).expect("row");
+        assert_eq!(row["event_type"], "SIGN \"UP\"");
+        assert_eq!(row["search"], "?q=a\tb");
+        assert_eq!(row["user_id"], Value::Null);
     }
 
     #[test]

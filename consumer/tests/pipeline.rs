@@ -829,7 +829,18 @@ async fn repeated_texts_are_stored_once_and_kafka_events_reads_them_back_as_sent
         assert_eq!(row.country, view.visit.country);
         assert_eq!(row.topic, s.topic);
         assert_eq!(row.created_at, row.received_at);
+        assert_eq!(
+            (&row.search, &row.user_id),
+            (&view.fields.search, &view.fields.user_id)
+        );
     }
+    // Their usual values are stored as NULL (migration 23), and read back by the view.
+    let views = "SELECT count(*) FROM kafka_events WHERE event_type = 'PAGE_VIEW'";
+    let usual = "SELECT count(*) FROM raw_events WHERE event_type IS NULL";
+    assert!(count(&s.db, views).await > 0);
+    assert_eq!(count(&s.db, usual).await, count(&s.db, views).await);
+    let no_query = "SELECT count(*) FROM raw_events WHERE search IS NULL";
+    assert_eq!(count(&s.db, no_query).await, 1_000);
     let derived = "SELECT count(*) FROM raw_events WHERE url IS NULL";
     assert_eq!(
         count(&s.db, derived).await,

@@ -11,7 +11,7 @@
 //!   a JSON map). It answers everything else: several dimensions, `IS_NOT`, `CONTAINS`, two
 //!   filters not both paired, three filters. It scales with the number of visits in the range.
 //! - **events**: goals and custom events. A goal's rows come from `conversions` (one row per
-//!   hit that completed it), custom events' from `kafka_events` (custom events only, by their
+//!   hit that completed it), custom events' from `raw_events` (custom events only, by their
 //!   partial index), each joined to its visit for the visit's dimensions and filters. A `GOAL`
 //!   or `PROPERTY` filter on any other query narrows the visits to those that converted or
 //!   sent such an event.
@@ -310,7 +310,8 @@ pub fn visit_filters(q: &Checked, values: &mut Vec<Value>) -> String {
     wheres.join(" AND ")
 }
 
-/// The conditions selecting the stored events `x` of one type (a constant of the model) of the
+/// The conditions selecting the `raw_events` `x` of one type (a constant of the model, not the
+/// page views': those store theirs as NULL, `migration::USUAL_VALUES`) of the
 /// query's site (`$1`) in visits `v` of its days (`$2`..`$3`). The received times bound the
 /// index scan in any time zone (a local day lies within a day either side of the UTC day of
 /// the same date); the exact days are the visit's.
@@ -320,7 +321,7 @@ pub(crate) fn stored_events(q: &Checked, event_type: &str, values: &mut Vec<Valu
     let hi = bind(values, at(q.to + TimeDelta::days(2)).into());
     vec![
         format!("x.event_type = '{event_type}'"),
-        "x.site = $1".to_owned(),
+        "x.site = (SELECT id FROM event_texts WHERE value = $1)".to_owned(),
         format!("x.received_at >= {lo} AND x.received_at < {hi}"),
         "v.day BETWEEN $2 AND $3".to_owned(),
     ]

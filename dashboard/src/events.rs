@@ -179,7 +179,7 @@ pub async fn from_custom_events<C: ConnectionTrait>(
     }
     let rows = format!(
         "SELECT {}v.day, v.visitor, v.id AS visit \
-         FROM kafka_events x JOIN visits v ON v.id = x.visit_id WHERE {}",
+         FROM raw_events x JOIN visits v ON v.id = x.visit_id WHERE {}",
         selected_keys(&keys),
         wheres.join(" AND ")
     );

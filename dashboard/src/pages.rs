@@ -29,7 +29,7 @@ pub async fn attach_page_reports<C: ConnectionTrait>(
         "SELECT page, count(*)::bigint AS visits, sum(scroll)::bigint AS scroll, \
          sum(ms)::bigint AS engaged_ms FROM \
          (SELECT x.path AS page, max(coalesce(x.scroll_depth, 0)) AS scroll, \
-          sum(x.engaged_ms) AS ms FROM kafka_events x JOIN visits v ON v.id = x.visit_id \
+          sum(x.engaged_ms) AS ms FROM raw_events x JOIN visits v ON v.id = x.visit_id \
           WHERE {} GROUP BY x.visit_id, x.path) r GROUP BY page",
         wheres.join(" AND ")
     );

@@ -27,10 +27,14 @@ mod m20261202_000019_index_kafka_events_by_site;
 mod m20261202_000020_index_visits_by_paired_dimension;
 mod m20261202_000021_store_repeated_texts_once;
 mod m20261203_000022_keep_filtered_rollups_apart;
+mod m20261204_000023_store_usual_values_as_null;
 
 /// The `raw_events` columns that hold an id of `event_texts` (migration 21 made them so; a
 /// later migration that adds one extends this list).
 pub use m20261202_000021_store_repeated_texts_once::TEXT_COLUMNS as RAW_EVENT_TEXT_COLUMNS;
+/// The `raw_events` columns whose usual value is stored as NULL, and how to read them back
+/// (migration 23).
+pub use m20261204_000023_store_usual_values_as_null::{read_raw, USUAL_VALUES};
 
 pub struct Migrator;
 
@@ -60,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000020_index_visits_by_paired_dimension::Migration),
             Box::new(m20261202_000021_store_repeated_texts_once::Migration),
             Box::new(m20261203_000022_keep_filtered_rollups_apart::Migration),
+            Box::new(m20261204_000023_store_usual_values_as_null::Migration),
         ]
     }
 }

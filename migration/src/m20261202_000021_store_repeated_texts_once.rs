@@ -57,12 +57,20 @@ pub const TEXT_COLUMNS: [&str; 21] = [
     "city",
 ];
 
-/// The URL a row whose `url` is NULL had (`consumer::row::is_derived_url` says when).
-const DERIVED_URL: &str = "'https://' || t_site.value || e.path || e.search";
+/// The URL a row whose `url` is NULL had (`consumer::row::is_derived_url` says when), from
+/// the row's path and search as `stored` reads them.
+fn derived_url(stored: &impl Fn(&str) -> String) -> String {
+    format!(
+        "'https://' || t_site.value || {} || {}",
+        stored("path"),
+        stored("search")
+    )
+}
 
-/// `kafka_events`' columns in their order, as the view reads them out of `raw_events` `e`.
-fn view_columns() -> Vec<String> {
-    let stored = [
+/// `kafka_events`' columns in their order, as the view reads them out of `raw_events` `e`;
+/// `stored(c)` is how a column stored as itself reads (a later migration may change it).
+fn view_columns(stored: impl Fn(&str) -> String) -> Vec<String> {
+    let columns = [
         "id",
         "user_id",
         "event_type",
@@ -105,27 +113,33 @@ fn view_columns() -> Vec<String> {
         "city",
         "source_id",
     ];
-    stored
+    columns
         .iter()
         .map(|c| match *c {
             "created_at" | "updated_at" => format!("e.received_at AS {c}"),
-            "url" => format!("coalesce(e.url, {DERIVED_URL}) AS url"),
+            "url" => format!("coalesce(e.url, {}) AS url", derived_url(&stored)),
             c if TEXT_COLUMNS.contains(&c) => format!("t_{c}.value AS {c}"),
-            c => format!("e.\"{c}\""),
+            c => format!("{} AS \"{c}\"", stored(c)),
         })
         .collect()
 }
 
-fn view_sql() -> String {
+/// The view `kafka_events` over `raw_events`, its stored columns read by `stored`.
+pub(crate) fn view_sql_reading(stored: impl Fn(&str) -> String) -> String {
     let joins: Vec<String> = TEXT_COLUMNS
         .iter()
         .map(|c| format!("LEFT JOIN event_texts t_{c} ON t_{c}.id = e.{c}"))
         .collect();
     format!(
         "CREATE VIEW kafka_events AS SELECT {} FROM raw_events e {}",
-        view_columns().join(", "),
+        view_columns(stored).join(", "),
         joins.join(" ")
     )
+}
+
+/// The view as this migration makes it.
+pub(crate) fn view_sql() -> String {
+    view_sql_reading(|c| format!("e.\"{c}\""))
 }
 
 const RAW_EVENTS: &str = r#"
