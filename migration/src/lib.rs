@@ -28,6 +28,7 @@ mod m20261202_000020_index_visits_by_paired_dimension;
 mod m20261202_000021_store_repeated_texts_once;
 mod m20261203_000022_keep_filtered_rollups_apart;
 mod m20261204_000023_store_usual_values_as_null;
+mod m20261204_000024_drop_visit_indexes_by_paired_dimension;
 
 /// The `raw_events` columns that hold an id of `event_texts` (migration 21 made them so; a
 /// later migration that adds one extends this list).
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000021_store_repeated_texts_once::Migration),
             Box::new(m20261203_000022_keep_filtered_rollups_apart::Migration),
             Box::new(m20261204_000023_store_usual_values_as_null::Migration),
+            Box::new(m20261204_000024_drop_visit_indexes_by_paired_dimension::Migration),
         ]
     }
 }
