@@ -355,6 +355,22 @@ mod tests {
         StoredEvent::new(42, view, &agents, "PAGE_VIEW")
     }
 
+    /// The event's row, read from topic PAGE_VIEW's `partition`, with its texts numbered from 1.
+    fn row_of(event: &StoredEvent, partition: i32) -> (Map<String, Value>, Ids) {
+        let texts = texts_of(std::iter::once(event), "PAGE_VIEW").expect("texts");
+        let ids: Ids = texts
+            .into_iter()
+            .zip(1..)
+            .map(|(t, id)| (t.into(), id))
+            .collect();
+        let origin = Origin {
+            topic: "PAGE_VIEW",
+            partition,
+            texts: &ids,
+        };
+        (event_row(event, origin).expect("row"), ids)
+    }
+
     #[test]
     fn a_row_names_its_columns_in_snake_case_and_its_texts_by_id() {
         let event = stored("A \"quoted\"\ttitle");
@@ -364,17 +380,7 @@ mod tests {
             "escapes undone: {texts:?}"
         );
         assert!(texts.contains("example.com") && texts.contains("PAGE_VIEW"));
-        let ids: Ids = texts
-            .into_iter()
-            .zip(1..)
-            .map(|(t, id)| (t.into(), id))
-            .collect();
-        let origin = Origin {
-            topic: "PAGE_VIEW",
-            partition: 3,
-            texts: &ids,
-        };
-        let row = event_row(&event, origin).expect("row");
+        let (row, ids) = row_of(&event, 3);
         assert_eq!(
             row["event_type"],
             Value::Null,
@@ -401,18 +407,7 @@ mod tests {
         event.view.fields.event_type = "SIGN \"UP\"".into();
         event.view.fields.search = "?q=a\tb".into();
         event.view.fields.user_id = String::new();
-        let texts = texts_of(std::iter::once(&event), "PAGE_VIEW").expect("texts");
-        let ids: Ids = texts
-            .into_iter()
-            .zip(1..)
-            .map(|(t, id)| (t.into(), id))
-            .collect();
-        let origin = Origin {
-            topic: "PAGE_VIEW",
-            partition: 0,
-            texts: &ids,
-        };
-        let row = event_row(&event, origin).expect("row");
+        let (row, _) = row_of(&event, 0);
         assert_eq!(row["event_type"], "SIGN \"UP\"");
         assert_eq!(row["search"], "?q=a\tb");
         assert_eq!(row["user_id"], Value::Null);
