@@ -508,7 +508,7 @@ async fn replay_hits<C: ConnectionTrait>(
             .iter()
             .filter_map(|h| h.hit(&analytics.page_view_type, &texts))
             .collect();
-        let placed = visits::apply(
+        let applied = visits::apply(
             txn,
             &hits,
             analytics,
@@ -516,7 +516,8 @@ async fn replay_hits<C: ConnectionTrait>(
             visits::Stored::Replayed(written),
         )
         .await?;
-        replayed.moved += set_visit_ids(txn, &hits, &placed).await?;
+        visits::write_rollup(txn, &applied.rollup).await?;
+        replayed.moved += set_visit_ids(txn, &hits, &applied.placed).await?;
     }
     streams.close(txn).await?;
     // Every event is read once here: a scan, not an index lookup per event.

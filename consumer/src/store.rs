@@ -348,7 +348,8 @@ async fn store(
     })
     .await?;
     let mut fresh = fresh;
-    committed.unregistered = place_in_visits(&txn, &mut fresh, analytics).await?;
+    let rollup;
+    (committed.unregistered, rollup) = place_in_visits(&txn, &mut fresh, analytics).await?;
     committed.events = insert_fresh(&txn, &fresh, origin).await?;
     record_conversions(&txn, &fresh, &analytics.page_view_type).await?;
     // Later events of an id first seen in this batch are judged against that first one.
@@ -369,18 +370,20 @@ async fn store(
         (next_offset, last_record),
     )
     .await?;
+    // Last: other partitions' batches adding to the same rollup rows wait for this commit.
+    visits::write_rollup(&txn, &rollup).await?;
     txn.commit().await?;
     Ok(committed)
 }
 
-/// Places the events that are hits of counted sites into visits (writing the visits and
-/// rollups), and notes on each the visit it went to. Returns how many events belong to sites
-/// that are not registered.
+/// Places the events that are hits of counted sites into visits (writing the visits), and
+/// notes on each the visit it went to. Returns how many events belong to sites that are not
+/// registered, and the rollup deltas to add.
 async fn place_in_visits<C: ConnectionTrait>(
     conn: &C,
     fresh: &mut [StoredEvent],
     analytics: &settings::AnalyticsSettings,
-) -> Result<u64, DbErr> {
+) -> Result<(u64, analytics::Rollup), DbErr> {
     let sites: BTreeSet<&str> = fresh
         .iter()
         .filter_map(|e| e.enrichment.site.as_deref())
@@ -400,7 +403,7 @@ async fn place_in_visits<C: ConnectionTrait>(
         .filter_map(|e| e.hit(&analytics.page_view_type))
         .filter(|h| matches!(registry.standing(h.site), Standing::Counted(_)))
         .collect();
-    let placed = visits::apply(
+    let applied = visits::apply(
         conn,
         &hits,
         analytics,
@@ -410,14 +413,14 @@ async fn place_in_visits<C: ConnectionTrait>(
     .await?;
     let visit_of: HashMap<uuid::Uuid, uuid::Uuid> = hits
         .iter()
-        .zip(placed)
+        .zip(applied.placed)
         .filter_map(|(hit, visit)| Some((hit.id, visit?)))
         .collect();
     drop(hits);
     for event in fresh.iter_mut() {
         event.visit_id = visit_of.get(&event.view.id).copied();
     }
-    Ok(unregistered)
+    Ok((unregistered, applied.rollup))
 }
 
 /// Records the goals the batch's hits completed, after taking the goals lock shared (see

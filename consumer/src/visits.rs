@@ -30,18 +30,27 @@ pub enum Stored<'a> {
     Replayed(&'a mut Written),
 }
 
-/// Reads the visits of the visitor-days `hits` fall on (each site's days in `zone_of` it), places the hits, and writes the changed
-/// visits and the rollup deltas, all on `conn` (the batch's transaction). Returns the visit each
-/// hit was placed in, in the order of the hits.
+/// Where a batch's hits went: the visit each was placed in, in the order of the hits, and the
+/// rollup deltas, still to be added (`write_rollup`).
+pub struct Applied {
+    pub placed: Vec<Option<uuid::Uuid>>,
+    pub rollup: Rollup,
+}
+
+/// Reads the visits of the visitor-days `hits` fall on (each site's days in `zone_of` it),
+/// places the hits, and writes the changed visits, on `conn` (the batch's transaction).
 pub async fn apply<C: ConnectionTrait>(
     conn: &C,
     hits: &[Hit<'_>],
     settings: &AnalyticsSettings,
     zone_of: impl Fn(&str) -> chrono_tz::Tz + Copy,
     mut stored: Stored<'_>,
-) -> Result<Vec<Option<uuid::Uuid>>, DbErr> {
+) -> Result<Applied, DbErr> {
     if hits.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Applied {
+            placed: Vec::new(),
+            rollup: Rollup::default(),
+        });
     }
     let mut keys = analytics::session::visitor_days(hits, zone_of);
     let mut state = match &mut stored {
@@ -54,8 +63,10 @@ pub async fn apply<C: ConnectionTrait>(
         written.remember(state, &changes.visits);
     }
     write_visits(conn, &changes.visits).await?;
-    write_rollup(conn, &changes.rollup).await?;
-    Ok(changes.placed)
+    Ok(Applied {
+        placed: changes.placed,
+        rollup: changes.rollup,
+    })
 }
 
 /// Every visit of the given visitor-days, sorted by start.
@@ -126,8 +137,9 @@ struct HourRow<'a> {
 
 /// Adds the deltas. Rows are locked in key order (`ORDER BY`, tables in `RollupTable` order),
 /// the same in every transaction, so consumers of different partitions adding to the same rows
-/// wait for each other but never deadlock.
-async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(), DbErr> {
+/// wait for each other but never deadlock. They wait until the holder commits: a batch adds
+/// its deltas last, right before it commits.
+pub async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Result<(), DbErr> {
     let mut by_table: BTreeMap<RollupTable, Vec<DayRow>> = BTreeMap::new();
     for row in rollup.days() {
         by_table.entry(row.key.table()).or_default().push(DayRow {
