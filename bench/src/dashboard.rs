@@ -299,10 +299,7 @@ async fn seed(db: &DatabaseConnection, plan: &Plan) -> Result<(NaiveDate, NaiveD
 
 /// A CSV cell of `column`: empty (NULL) for the column's usual value, as the consumer writes it.
 fn stored_as<'a>(column: &str, value: &'a str) -> &'a str {
-    match migration::USUAL_VALUES
-        .iter()
-        .any(|&(c, usual)| c == column && usual == value)
-    {
+    match migration::usual_value(column) == Some(value) {
         true => "",
         false => value,
     }

@@ -69,7 +69,7 @@ impl StoredHit {
         let mut columns = vec![
             "topic",
             "partition",
-            "\"offset\"",
+            "offset",
             "id",
             "event_type",
             "user_id",
@@ -83,13 +83,11 @@ impl StoredHit {
             "props",
         ];
         columns.extend(Dimension::TRAITS.iter().map(|d| d.name()));
-        let read = |c: &str| match c.trim_matches('"') {
-            c if migration::USUAL_VALUES.iter().any(|(u, _)| *u == c) => {
-                format!("{} AS {c}", migration::read_raw("e", c))
-            }
-            _ => format!("e.{c}"),
-        };
-        columns.into_iter().map(read).collect::<Vec<_>>().join(", ")
+        columns
+            .into_iter()
+            .map(|c| format!("{} AS \"{c}\"", migration::read_raw("e", c)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The ids of texts this hit holds.

@@ -206,10 +206,7 @@ impl<'a> RowFormatter<'a> {
 
     /// The usual value of the column being written, if it is one stored as NULL then.
     fn usual_value(&self) -> Option<&'static str> {
-        let (_, usual) = migration::USUAL_VALUES
-            .iter()
-            .find(|(c, _)| self.depth == 1 && *c == self.key)?;
-        Some(usual)
+        (self.depth == 1).then(|| migration::usual_value(&self.key))?
     }
 }
 

@@ -59,10 +59,10 @@ pub async fn apply<C: ConnectionTrait>(
     };
     state.extend(load(conn, &keys).await?);
     let changes = analytics::sessionize(&state, hits, settings.visit_timeout(), zone_of);
-    if let Stored::Replayed(written) = stored {
-        written.remember(state, &changes.visits);
-    }
     write_visits(conn, &changes.visits).await?;
+    if let Stored::Replayed(written) = stored {
+        written.remember(state, changes.visits);
+    }
     Ok(Applied {
         placed: changes.placed,
         rollup: changes.rollup,

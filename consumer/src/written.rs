@@ -49,15 +49,15 @@ impl Written {
 
     /// Notes a chunk's visits: `state`, every visit of the visitor-days it read (from `recall`
     /// and from the table), and `changed`, the visits it wrote over them or added.
-    pub fn remember(&mut self, mut state: HashMap<VisitorDay, Vec<Visit>>, changed: &[Visit]) {
+    pub fn remember(&mut self, mut state: HashMap<VisitorDay, Vec<Visit>>, changed: Vec<Visit>) {
         self.chunk += 1;
         for visit in changed {
-            let day = VisitorDay::of(visit);
+            let day = VisitorDay::of(&visit);
             self.days.insert(&day);
             let visits = state.entry(day).or_default();
             match visits.iter_mut().find(|v| v.id == visit.id) {
-                Some(old) => *old = visit.clone(),
-                None => visits.push(visit.clone()),
+                Some(old) => *old = visit,
+                None => visits.push(visit),
             }
         }
         for (day, mut visits) in state {
@@ -152,7 +152,7 @@ mod tests {
     fn a_visitor_day_met_lately_is_recalled_whole_and_one_met_longer_ago_is_left_to_look_up() {
         let mut written = Written::default();
         let (first, second) = (visit_of(1, 0), visit_of(1, 90));
-        written.remember(HashMap::new(), std::slice::from_ref(&first));
+        written.remember(HashMap::new(), vec![first.clone()]);
         // The next chunk read the visitor-day back and added a visit to it.
         let mut keys = BTreeSet::from([day(1), day(2)]);
         let state = written.recall(&mut keys);
@@ -161,14 +161,14 @@ mod tests {
             keys.is_empty(),
             "day 2 was never written, day 1 is in memory"
         );
-        written.remember(state, std::slice::from_ref(&second));
+        written.remember(state, vec![second.clone()]);
         let mut keys = BTreeSet::from([day(1)]);
         let state = written.recall(&mut keys);
         assert_eq!(state[&day(1)], vec![first, second]);
-        written.remember(state, &[]);
+        written.remember(state, Vec::new());
         // Chunks that do not meet it: after `KEPT_CHUNKS` of them it is read from the table.
         for _ in 0..KEPT_CHUNKS {
-            written.remember(HashMap::new(), &[]);
+            written.remember(HashMap::new(), Vec::new());
         }
         let mut keys = BTreeSet::from([day(1)]);
         assert!(written.recall(&mut keys).is_empty());

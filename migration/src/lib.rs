@@ -35,7 +35,7 @@ mod m20261204_000024_drop_visit_indexes_by_paired_dimension;
 pub use m20261202_000021_store_repeated_texts_once::TEXT_COLUMNS as RAW_EVENT_TEXT_COLUMNS;
 /// The `raw_events` columns whose usual value is stored as NULL, and how to read them back
 /// (migration 23).
-pub use m20261204_000023_store_usual_values_as_null::{read_raw, USUAL_VALUES};
+pub use m20261204_000023_store_usual_values_as_null::{read_raw, usual_value, USUAL_VALUES};
 
 pub struct Migrator;
 

@@ -24,50 +24,49 @@ pub struct Migration;
 pub const USUAL_VALUES: [(&str, &str); 3] =
     [("event_type", "PAGE_VIEW"), ("search", ""), ("user_id", "")];
 
+/// The value a column of `raw_events` stores as NULL, if it is one of `USUAL_VALUES`.
+pub fn usual_value(column: &str) -> Option<&'static str> {
+    let (_, usual) = USUAL_VALUES.iter().find(|(c, _)| *c == column)?;
+    Some(usual)
+}
+
 /// How a column of `raw_events` `alias` reads: its usual value where it is NULL.
 pub fn read_raw(alias: &str, column: &str) -> String {
-    match USUAL_VALUES.iter().find(|(c, _)| *c == column) {
-        Some((c, usual)) => format!("coalesce({alias}.\"{c}\", '{usual}')"),
+    match usual_value(column) {
+        Some(usual) => format!("coalesce({alias}.\"{column}\", '{usual}')"),
         None => format!("{alias}.\"{column}\""),
     }
 }
 
-fn alter_sql(to: impl Fn(&str, &str) -> String) -> String {
+/// One `ALTER TABLE raw_events` changing each column of `USUAL_VALUES` by `change(column, usual)`.
+fn alter_sql(change: impl Fn(&str, &str) -> String) -> String {
     let changes: Vec<String> = USUAL_VALUES
         .iter()
-        .map(|(c, usual)| format!("ALTER COLUMN \"{c}\" TYPE text USING {}", to(c, usual)))
+        .map(|(c, usual)| format!("ALTER COLUMN \"{c}\" {}", change(c, usual)))
         .collect();
     format!("ALTER TABLE raw_events {};", changes.join(", "))
 }
 
 fn up_sql() -> String {
-    let nullable: Vec<String> = USUAL_VALUES
-        .iter()
-        .map(|(c, _)| format!("ALTER COLUMN \"{c}\" DROP NOT NULL"))
-        .collect();
     format!(
         "DROP VIEW kafka_events;
-         ALTER TABLE raw_events {};
+         {}
          {}
          {};",
-        nullable.join(", "),
-        alter_sql(|c, usual| format!("nullif(\"{c}\", '{usual}')")),
+        alter_sql(|_, _| "DROP NOT NULL".to_owned()),
+        alter_sql(|c, usual| format!("TYPE text USING nullif(\"{c}\", '{usual}')")),
         view_sql_reading(|c| read_raw("e", c)),
     )
 }
 
 fn down_sql() -> String {
-    let required: Vec<String> = USUAL_VALUES
-        .iter()
-        .map(|(c, _)| format!("ALTER COLUMN \"{c}\" SET NOT NULL"))
-        .collect();
     format!(
         "DROP VIEW kafka_events;
          {}
-         ALTER TABLE raw_events {};
+         {}
          {};",
-        alter_sql(|c, usual| format!("coalesce(\"{c}\", '{usual}')")),
-        required.join(", "),
+        alter_sql(|c, usual| format!("TYPE text USING coalesce(\"{c}\", '{usual}')")),
+        alter_sql(|_, _| "SET NOT NULL".to_owned()),
         crate::m20261202_000021_store_repeated_texts_once::view_sql(),
     )
 }
