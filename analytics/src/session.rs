@@ -10,6 +10,7 @@
 //! distinct (dimension, value) pairs of a day are read from that visitor's few visits of the day.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -39,19 +40,58 @@ impl VisitorDay {
     }
 }
 
-/// Rollup deltas keyed as the tables are: by site and local day, then key, then the filter
-/// value of a pair (`""` for other keys), then value. Nested so that adding to a row found
-/// again (most are) allocates nothing: the consumer adds dozens per visit.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// Rollup deltas keyed as the tables are: by site and local day, key, the filter value of a
+/// pair or triple (`""` for other keys), and value. The texts of the keys are kept once each
+/// (`Names`) and rows are keyed by their numbers, so adding to a row found again (most are)
+/// hashes a few integers and allocates nothing: the consumer adds over a hundred per visit.
+#[derive(Debug, Default, Clone)]
 pub struct Rollup {
-    days: BTreeMap<(String, NaiveDate), DayDeltas>,
+    names: Names,
+    days: hashbrown::HashMap<RowKey, Counts>,
     pub hours: BTreeMap<(String, NaiveDateTime), Counts>,
 }
 
-/// A site's day of rollup deltas.
-type DayDeltas = hashbrown::HashMap<RollupKey, Rows<Rows<Counts>>>;
-/// By a value, found by `&str` (`slot`).
-type Rows<V> = hashbrown::HashMap<String, V>;
+/// A day row's key, its texts by their numbers in `Names`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RowKey {
+    site: u32,
+    day: NaiveDate,
+    key: RollupKey,
+    filter: u32,
+    value: u32,
+}
+
+/// Each text a rollup's rows name, kept once and numbered in the order first met.
+#[derive(Debug, Default, Clone)]
+struct Names {
+    texts: Vec<Box<str>>,
+    /// The number of each text, found by the text's hash.
+    numbers: hashbrown::HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl Names {
+    fn number(&mut self, text: &str) -> u32 {
+        let Names {
+            texts,
+            numbers,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(text);
+        let found = numbers.find(hash, |&n| &*texts[n as usize] == text);
+        if let Some(&n) = found {
+            return n;
+        }
+        let n = u32::try_from(texts.len()).expect("fewer than 2^32 texts in one batch");
+        texts.push(text.into());
+        numbers.insert_unique(hash, n, |&n| hasher.hash_one(&*texts[n as usize]));
+        n
+    }
+
+    fn text(&self, n: u32) -> &str {
+        &self.texts[n as usize]
+    }
+}
 
 /// One row of day deltas (of `key.table()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,116 +105,125 @@ pub struct DayRow<'a> {
     pub counts: &'a Counts,
 }
 
-/// The row `value` of `map`, made on first use (only then is the value copied).
-fn slot<'m, V: Default>(map: &'m mut Rows<V>, value: &str) -> &'m mut V {
-    map.entry_ref(value).or_default()
-}
-
-fn counts_of<'d>(
-    deltas: &'d mut DayDeltas,
-    key: RollupKey,
-    filter: &str,
-    value: &str,
-) -> &'d mut Counts {
-    slot(slot(deltas.entry(key).or_default(), filter), value)
-}
+/// A visit's rows before they are added: key, filter and value (by number), and counts.
+type Contribution = Vec<(RollupKey, u32, u32, Counts)>;
 
 impl Rollup {
-    fn deltas(&mut self, site: &str, day: NaiveDate) -> &mut DayDeltas {
-        self.days.entry((site.to_owned(), day)).or_default()
+    /// The row of `key`, `filter` and `value` on a site's day, made on first use.
+    fn row(
+        &mut self,
+        (site, day): (u32, NaiveDate),
+        key: RollupKey,
+        (filter, value): (u32, u32),
+    ) -> &mut Counts {
+        let key = RowKey {
+            site,
+            day,
+            key,
+            filter,
+            value,
+        };
+        self.days.entry(key).or_default()
     }
 
     fn hour(&mut self, site: &str, hour: NaiveDateTime) -> &mut Counts {
         self.hours.entry((site.to_owned(), hour)).or_default()
     }
 
+    /// Counts a bot's page view on a site's day.
+    fn bot_view(&mut self, site: &str, day: NaiveDate, bot: &str) {
+        let (site, empty, bot) = (
+            self.names.number(site),
+            self.names.number(""),
+            self.names.number(bot),
+        );
+        self.row((site, day), RollupKey::Bot, (empty, bot))
+            .pageviews += 1;
+    }
+
     /// Every day row.
     pub fn days(&self) -> impl Iterator<Item = DayRow<'_>> {
-        self.days.iter().flat_map(|((site, day), deltas)| {
-            deltas.iter().flat_map(move |(key, filters)| {
-                filters.iter().flat_map(move |(filter, values)| {
-                    values.iter().map(move |(value, counts)| DayRow {
-                        site,
-                        key: *key,
-                        day: *day,
-                        filter,
-                        value,
-                        counts,
-                    })
-                })
-            })
+        self.days.iter().map(|(k, counts)| DayRow {
+            site: self.names.text(k.site),
+            key: k.key,
+            day: k.day,
+            filter: self.names.text(k.filter),
+            value: self.names.text(k.value),
+            counts,
         })
     }
 
-    /// Adds (`sign` 1) or removes (`sign` -1) what a visitor's visits of one day count: under
-    /// the site's totals, each visit dimension's value, each page viewed, each paired filter
-    /// value by each other value, and the start hour.
-    pub fn contribute(&mut self, visits: &[Visit], sign: i64) {
-        let Some(first) = visits.first() else { return };
-        // Each two paired values of each visit, joined as a triple's rows keep them: made
-        // before the rows that borrow them.
-        let twos: Vec<Vec<(Dimension, Dimension, String)>> =
-            visits.iter().map(paired_twos).collect();
-        // A visitor counts once under each row any of the day's visits has (most days of a
-        // visitor are one visit: nothing to remember then).
-        let mut seen: hashbrown::HashSet<(RollupKey, &str, &str)> = hashbrown::HashSet::new();
-        let one_visit = visits.len() == 1;
-        let mut hours = BTreeSet::new();
-        let deltas = self.deltas(&first.site, first.day);
-        for (visit, twos) in visits.iter().zip(&twos) {
-            let counts = visit.counts();
-            // Each breakdown value of the visit, with what the visit counts under it.
-            let once = Dimension::crossed().filter_map(|d| Some((d, visit.value(d)?, counts)));
-            let pages = visit.pages.iter().map(|(page, views)| {
-                let on_page = Counts {
-                    pageviews: i64::from(*views),
+    /// The rows a visit counts under: the site's totals, each visit dimension's value, each
+    /// page viewed, each paired filter value by each other value, each two paired values by
+    /// each other value, each event name and property value it sent.
+    fn rows_of(&mut self, visit: &Visit) -> Contribution {
+        let names = &mut self.names;
+        let empty = names.number("");
+        let counts = visit.counts();
+        let once =
+            Dimension::crossed().filter_map(|d| Some((d, names.number(visit.value(d)?), counts)));
+        let mut single: Vec<(Dimension, u32, Counts)> = once.collect();
+        for (page, views) in &visit.pages {
+            let on_page = Counts {
+                pageviews: i64::from(*views),
+                ..counts
+            };
+            single.push((Dimension::Page, names.number(page), on_page));
+        }
+        let mut rows: Contribution = vec![(RollupKey::All, empty, empty, counts)];
+        rows.extend(
+            single
+                .iter()
+                .map(|&(d, v, c)| (RollupKey::Of(d), empty, v, c)),
+        );
+        for &filter in Dimension::PAIRED {
+            let Some(kept) = visit.value(filter) else {
+                continue;
+            };
+            let kept = names.number(kept);
+            for &(d, value, counts) in &single {
+                if let Some(pair) = RollupKey::pair(filter, d) {
+                    rows.push((pair, kept, value, counts));
+                }
+            }
+        }
+        for (a, b, kept) in paired_twos(visit) {
+            let kept = names.number(&kept);
+            for &(d, value, counts) in &single {
+                if let Some((triple, _)) = RollupKey::triple(a, b, d) {
+                    rows.push((triple, kept, value, counts));
+                }
+            }
+        }
+        let of_events = [
+            (Dimension::EventName, &visit.event_names),
+            (Dimension::Property, &visit.props),
+        ];
+        for (dimension, values) in of_events {
+            for (value, events) in values {
+                let with = Counts {
+                    events: i64::from(*events),
                     ..counts
                 };
-                (Dimension::Page, page.as_str(), on_page)
-            });
-            let all = [(RollupKey::All, "", "", counts)].into_iter();
-            let single = once
-                .chain(pages)
-                .map(|(d, v, c)| (RollupKey::Of(d), "", v, c));
-            let mut rows: Vec<(RollupKey, &str, &str, Counts)> = all.chain(single).collect();
-            let paired = Dimension::PAIRED
-                .iter()
-                .filter_map(|f| Some((*f, visit.value(*f)?)));
-            let mut pairs = Vec::new();
-            for (filter, kept) in paired {
-                for (key, _, value, counts) in &rows {
-                    let RollupKey::Of(d) = key else { continue };
-                    if let Some(pair) = RollupKey::pair(filter, *d) {
-                        pairs.push((pair, kept, *value, *counts));
-                    }
-                }
+                rows.push((RollupKey::Of(dimension), empty, names.number(value), with));
             }
-            for (a, b, kept) in twos {
-                for (key, _, value, counts) in &rows {
-                    let RollupKey::Of(d) = key else { continue };
-                    if let Some((triple, _)) = RollupKey::triple(*a, *b, *d) {
-                        pairs.push((triple, kept.as_str(), *value, *counts));
-                    }
-                }
-            }
-            rows.extend(pairs);
-            // A visit counts once under each event name and property value it sent, with
-            // those events.
-            let of_events = [
-                (Dimension::EventName, &visit.event_names),
-                (Dimension::Property, &visit.props),
-            ];
-            for (dimension, values) in of_events {
-                for (value, events) in values {
-                    let with = Counts {
-                        events: i64::from(*events),
-                        ..counts
-                    };
-                    rows.push((RollupKey::Of(dimension), "", value, with));
-                }
-            }
-            for (key, filter, value, counts) in rows {
-                let row = counts_of(deltas, key, filter, value);
+        }
+        rows
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) what a visitor's visits of one day count: each
+    /// visit under each of its rows (`rows_of`), the visitor once under each row any of the
+    /// day's visits has, and the start hours.
+    pub fn contribute(&mut self, visits: &[Visit], sign: i64) {
+        let Some(first) = visits.first() else { return };
+        let site_day = (self.names.number(&first.site), first.day);
+        // Most days of a visitor are one visit: nothing to remember then.
+        let mut seen: hashbrown::HashSet<(RollupKey, u32, u32)> = hashbrown::HashSet::new();
+        let one_visit = visits.len() == 1;
+        let mut hours = BTreeSet::new();
+        for visit in visits {
+            for (key, filter, value, counts) in self.rows_of(visit) {
+                let row = self.row(site_day, key, (filter, value));
                 row.add(&counts, sign);
                 if one_visit {
                     row.visitors += sign;
@@ -185,7 +234,7 @@ impl Rollup {
             hours.insert(visit.hour);
         }
         for (key, filter, value) in seen {
-            counts_of(deltas, key, filter, value).visitors += sign;
+            self.row(site_day, key, (filter, value)).visitors += sign;
         }
         for visit in visits {
             self.hour(&visit.site, visit.hour)
@@ -197,38 +246,39 @@ impl Rollup {
     }
 
     pub fn drop_zeros(&mut self) {
-        for deltas in self.days.values_mut() {
-            for filters in deltas.values_mut() {
-                for values in filters.values_mut() {
-                    values.retain(|_, c| !c.is_zero());
-                }
-                filters.retain(|_, values| !values.is_empty());
-            }
-            deltas.retain(|_, filters| !filters.is_empty());
-        }
-        self.days.retain(|_, deltas| !deltas.is_empty());
+        self.days.retain(|_, c| !c.is_zero());
         self.hours.retain(|_, c| !c.is_zero());
     }
 
     /// Adds another batch's deltas to these.
     pub fn merge(&mut self, other: Rollup) {
-        for ((site, day), deltas) in other.days {
-            let mine = self.days.entry((site, day)).or_default();
-            for (key, filters) in deltas {
-                let mine = mine.entry(key).or_default();
-                for (filter, values) in filters {
-                    let mine = mine.entry(filter).or_default();
-                    for (value, counts) in values {
-                        mine.entry(value).or_default().add(&counts, 1);
-                    }
-                }
-            }
+        for (k, counts) in &other.days {
+            let site = self.names.number(other.names.text(k.site));
+            let filter = self.names.number(other.names.text(k.filter));
+            let value = self.names.number(other.names.text(k.value));
+            self.row((site, k.day), k.key, (filter, value))
+                .add(counts, 1);
         }
         for (k, c) in other.hours {
             self.hours.entry(k).or_default().add(&c, 1);
         }
     }
+
+    /// The rows, sorted, whatever the numbering: what two equal rollups share.
+    fn sorted(&self) -> Vec<DayRow<'_>> {
+        let mut rows: Vec<DayRow> = self.days().collect();
+        rows.sort_by_key(|r| (r.site, r.day, r.key, r.filter, r.value));
+        rows
+    }
 }
+
+impl PartialEq for Rollup {
+    fn eq(&self, other: &Self) -> bool {
+        self.hours == other.hours && self.sorted() == other.sorted()
+    }
+}
+
+impl Eq for Rollup {}
 
 /// Each two paired dimensions a visit has values of (in `PAIRED` order), with the two values
 /// joined (`joined_filter`).
@@ -292,7 +342,7 @@ pub fn sessionize(
         if hit.is_bot {
             let bot = hit.traits.browser;
             if hit.kind == HitKind::PageView {
-                counts_of(rollup.deltas(hit.site, day), RollupKey::Bot, "", bot).pageviews += 1;
+                rollup.bot_view(hit.site, day, bot);
             }
             placed.push(None);
             continue;

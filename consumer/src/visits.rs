@@ -135,7 +135,7 @@ struct HourRow<'a> {
     counts: Counts,
 }
 
-/// Adds the deltas. Rows are locked in key order (`ORDER BY`, tables in `RollupTable` order),
+/// Adds the deltas. Rows are locked in key order (sorted, tables in `RollupTable` order),
 /// the same in every transaction, so consumers of different partitions adding to the same rows
 /// wait for each other but never deadlock. They wait until the holder commits: a batch adds
 /// its deltas last, right before it commits.
@@ -150,7 +150,12 @@ pub async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Resu
             counts: *row.counts,
         });
     }
-    for (table, rows) in by_table {
+    for (table, mut rows) in by_table {
+        // Sorted as the statement locks them (byte order: `COLLATE "C"`), so the order holds
+        // across statements too.
+        rows.sort_unstable_by(|a, b| {
+            (a.site, &a.dimension, a.day, a.value).cmp(&(b.site, &b.dimension, b.day, b.value))
+        });
         let sql = upsert_days_sql(table);
         // One statement per batch when it fits, so the lock order holds across the whole batch.
         for chunk in rows.chunks(ROWS_PER_STATEMENT * 4) {
@@ -186,7 +191,7 @@ fn upsert_days_sql(table: RollupTable) -> String {
     format!(
         "INSERT INTO {name} AS r \
          SELECT * FROM json_populate_recordset(NULL::{name}, $1::json) \
-         ORDER BY site, dimension, day, value \
+         ORDER BY site COLLATE \"C\", dimension COLLATE \"C\", day, value COLLATE \"C\" \
          ON CONFLICT (site, dimension, day, value) DO UPDATE SET {}",
         Counts::add_excluded_sql()
     )
