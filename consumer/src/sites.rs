@@ -41,31 +41,12 @@ impl Registry {
             });
         }
         let list = serde_json::to_string(sites).map_err(|e| DbErr::Json(e.to_string()))?;
-        if analytics.register_sites_on_first_event {
-            // A site with events stored before is counted by the recount; a new one starts so.
-            const REGISTER: &str = "INSERT INTO sites (domain, counted_at) \
-                 SELECT s, CASE WHEN EXISTS (SELECT 1 FROM kafka_events e WHERE e.site = s) \
-                     THEN NULL ELSE now() END \
-                 FROM json_array_elements_text($1::json) AS s \
-                 WHERE NOT EXISTS (SELECT 1 FROM sites WHERE domain = s) \
-                 ON CONFLICT (domain) DO NOTHING";
-            conn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                REGISTER,
-                [list.clone().into()],
-            ))
-            .await?;
+        let mut rows = read(conn, &list).await?;
+        // Most batches' sites are all registered: only a new one is registered, then read.
+        if analytics.register_sites_on_first_event && rows.len() < sites.len() {
+            register(conn, &list).await?;
+            rows = read(conn, &list).await?;
         }
-        const READ: &str = "SELECT domain, time_zone, counted_at IS NOT NULL AS counted \
-             FROM sites WHERE domain IN (SELECT json_array_elements_text($1::json)) \
-             ORDER BY domain FOR SHARE";
-        let rows = conn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                READ,
-                [list.into()],
-            ))
-            .await?;
         let mut registry = Registry {
             sites: HashMap::with_capacity(rows.len()),
         };
@@ -92,4 +73,38 @@ impl Registry {
             Standing::Unknown | Standing::Counting => chrono_tz::UTC,
         }
     }
+}
+
+/// Registers those of `list` (JSON) that are not. A site with events stored before is counted by
+/// the recount; a new one starts counted.
+async fn register<C: ConnectionTrait>(conn: &C, list: &str) -> Result<(), DbErr> {
+    const REGISTER: &str = "INSERT INTO sites (domain, counted_at) \
+         SELECT s, CASE WHEN EXISTS (SELECT 1 FROM kafka_events e WHERE e.site = s) \
+             THEN NULL ELSE now() END \
+         FROM json_array_elements_text($1::json) AS s \
+         WHERE NOT EXISTS (SELECT 1 FROM sites WHERE domain = s) \
+         ON CONFLICT (domain) DO NOTHING";
+    conn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        REGISTER,
+        [list.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The rows of the registered sites of `list` (JSON), share-locked.
+async fn read<C: ConnectionTrait>(
+    conn: &C,
+    list: &str,
+) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+    const READ: &str = "SELECT domain, time_zone, counted_at IS NOT NULL AS counted \
+         FROM sites WHERE domain IN (SELECT json_array_elements_text($1::json)) \
+         ORDER BY domain FOR SHARE";
+    conn.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        READ,
+        [list.into()],
+    ))
+    .await
 }
