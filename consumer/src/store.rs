@@ -444,6 +444,16 @@ pub async fn record_conversions<C: ConnectionTrait>(
         analytics::goal::GOALS_LOCK
     ))
     .await?;
+    // Under the lock, a site with no goal has none until this transaction ends: nothing to
+    // match (the match reads the batch's events and visits, a cost each batch would pay).
+    let sites: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.visit_id.is_some())
+        .filter_map(|e| e.enrichment.site.as_deref())
+        .collect();
+    if !any_goal(conn, sites).await? {
+        return Ok(());
+    }
     static SQL: LazyLock<String> =
         LazyLock::new(|| analytics::goal::conversions_sql("e.id = ANY($2)"));
     conn.execute_raw(Statement::from_sql_and_values(
@@ -453,6 +463,22 @@ pub async fn record_conversions<C: ConnectionTrait>(
     ))
     .await?;
     Ok(())
+}
+
+/// Whether any of `sites` has a goal.
+async fn any_goal<C: ConnectionTrait>(conn: &C, sites: BTreeSet<&str>) -> Result<bool, DbErr> {
+    let sites: Vec<String> = sites.into_iter().map(str::to_owned).collect();
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT EXISTS (SELECT 1 FROM goals WHERE site = ANY($1)) AS any",
+            [sites.into()],
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get("", "any"),
+        None => Ok(false),
+    }
 }
 
 /// An event whose id was stored already, judged against the stored row.
