@@ -141,7 +141,10 @@ fn main() -> std::process::ExitCode {
     let result = match args.first().map(String::as_str) {
         // This binary re-executed as one component (see procs.rs).
         Some("serve-producer") => return settings::launch("producer", producer::serve),
-        Some("serve-consumer") => return settings::launch("consumer", consumer::serve),
+        Some("serve-consumer") => {
+            consumer::arena::one_malloc_arena();
+            return settings::launch("consumer", consumer::serve);
+        }
         _ => run_cli(&args),
     };
     match result {

@@ -13,6 +13,7 @@
 //! Architecture Invariant: the consumer never produces to Kafka and never deletes records there.
 
 mod anchor;
+pub mod arena;
 pub mod leases;
 pub mod metrics;
 pub mod months;

@@ -4,6 +4,7 @@
 use consumer::rebuild::Mode;
 
 fn main() -> std::process::ExitCode {
+    consumer::arena::one_malloc_arena();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {

@@ -22,7 +22,7 @@ use sea_orm::{
 
 /// Rows per INSERT. Each statement carries its rows as one JSON array, so its size, not a bind
 /// parameter count, is what this bounds (driver buffers grow with the statement).
-const EVENT_ROWS_PER_INSERT: usize = 1000;
+const EVENT_ROWS_PER_INSERT: usize = 250;
 
 /// Inserts JSON rows keyed by column name (`row.rs`), skipping ids already stored.
 const INSERT_EVENTS: &str = "INSERT INTO raw_events \
@@ -498,13 +498,15 @@ async fn judge_known<C: ConnectionTrait>(
     origin: Origin<'_>,
     mut judged: impl FnMut(Sameness, &StoredEvent),
 ) -> Result<(Vec<StoredEvent>, Vec<StoredEvent>), DbErr> {
-    let (firsts, repeats) = first_of_each_id(events);
-    let stored = stored_ids(conn, &firsts).await?;
-    let was_stored = |e: &StoredEvent| stored.contains(&e.view.id);
-    let (known, fresh): (Vec<StoredEvent>, Vec<StoredEvent>) =
-        firsts.into_iter().partition(|e| was_stored(e));
-    let (known_repeats, fresh_repeats): (Vec<StoredEvent>, Vec<StoredEvent>) =
-        repeats.into_iter().partition(|e| was_stored(e));
+    let (mut fresh, mut fresh_repeats) = first_of_each_id(events);
+    let stored = stored_ids(conn, &fresh).await?;
+    // Taken out in place: a batch's events are moved once, not copied into new vectors.
+    let known: Vec<StoredEvent> = fresh
+        .extract_if(.., |e| stored.contains(&e.view.id))
+        .collect();
+    let known_repeats: Vec<StoredEvent> = fresh_repeats
+        .extract_if(.., |e| stored.contains(&e.view.id))
+        .collect();
     let known: Vec<&StoredEvent> = known.iter().chain(&known_repeats).collect();
     let same = same_as_stored(conn, &known, origin).await?;
     for (event, same) in known.into_iter().zip(same) {
@@ -544,9 +546,10 @@ async fn insert_fresh<C: ConnectionTrait>(
 }
 
 /// Splits a batch into the first event of each id and the later ones.
-fn first_of_each_id(events: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
+fn first_of_each_id(mut events: Vec<StoredEvent>) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
     let mut seen = HashSet::with_capacity(events.len());
-    events.into_iter().partition(|e| seen.insert(e.view.id))
+    let repeats = events.extract_if(.., |e| !seen.insert(e.view.id)).collect();
+    (events, repeats)
 }
 
 /// The dead letter of an event whose id was stored first with other client fields.

@@ -19,7 +19,7 @@ use settings::AnalyticsSettings;
 use crate::written::Written;
 
 /// Rows per statement: each statement carries its rows as one JSON array.
-const ROWS_PER_STATEMENT: usize = 5000;
+const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Which visitor-days may have visits stored before `apply` reads them.
 pub enum Stored<'a> {
