@@ -204,12 +204,31 @@ fn run_cli(args: &[String]) -> Result<()> {
     if let Some(md) = results_md {
         let text = format!(
             "# Benchmark results\n\nLatest `make bench` run: {} on {} cores, {:.0} GiB memory, against {}. \
-             Figures are from one run; ratios compare figures measured minutes apart on the same machine.\n\n```\n{table}\n```\n",
-            results.date, results.nproc, results.memory_gib, results.broker
+             Figures are from one run; ratios compare figures measured minutes apart on the same machine.\n\n```\n{table}\n```\n{}",
+            results.date,
+            results.nproc,
+            results.memory_gib,
+            results.broker,
+            earlier_runs(&md)?
         );
         std::fs::write(&md, text).with_context(|| format!("writing {}", md.display()))?;
     }
     Ok(())
+}
+
+/// The part of the results file a run keeps: from the `EARLIER_RUNS` heading on, the figures
+/// of earlier runs that later ones are read against (written by hand).
+fn earlier_runs(md: &std::path::Path) -> Result<String> {
+    const EARLIER_RUNS: &str = "\n## Earlier runs";
+    let old = match std::fs::read_to_string(md) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", md.display())),
+    };
+    Ok(old
+        .find(EARLIER_RUNS)
+        .map(|at| old[at..].to_owned())
+        .unwrap_or_default())
 }
 
 pub(crate) fn say(what: &str) {
@@ -651,4 +670,23 @@ async fn storage(p: &Params, brokers: &str, admin: &str, r: &mut Results) -> Res
     }
     r.ceiling_c_copy_rows_per_second = copied as f64 / copy_seconds;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_keeps_the_earlier_runs_written_under_their_heading_and_nothing_above_it() {
+        let md = std::env::temp_dir().join(format!("results-{}.md", uuid::Uuid::new_v4()));
+        assert_eq!(earlier_runs(&md).ok().as_deref(), Some(""));
+        std::fs::write(
+            &md,
+            "# Benchmark results\n\nold table\n\n## Earlier runs\n\n| a |\n",
+        )
+        .expect("writing a results file");
+        let kept = earlier_runs(&md).ok();
+        let _ = std::fs::remove_file(&md);
+        assert_eq!(kept.as_deref(), Some("\n## Earlier runs\n\n| a |\n"));
+    }
 }
