@@ -431,11 +431,7 @@ pub async fn record_conversions<C: ConnectionTrait>(
     events: &[StoredEvent],
     page_view_type: &str,
 ) -> Result<(), DbErr> {
-    let placed: Vec<uuid::Uuid> = events
-        .iter()
-        .filter(|e| e.visit_id.is_some())
-        .map(|e| e.view.id)
-        .collect();
+    let placed: Vec<&StoredEvent> = events.iter().filter(|e| e.visit_id.is_some()).collect();
     if placed.is_empty() {
         return Ok(());
     }
@@ -446,14 +442,14 @@ pub async fn record_conversions<C: ConnectionTrait>(
     .await?;
     // Under the lock, a site with no goal has none until this transaction ends: nothing to
     // match (the match reads the batch's events and visits, a cost each batch would pay).
-    let sites: BTreeSet<&str> = events
+    let sites: BTreeSet<&str> = placed
         .iter()
-        .filter(|e| e.visit_id.is_some())
         .filter_map(|e| e.enrichment.site.as_deref())
         .collect();
     if !any_goal(conn, sites).await? {
         return Ok(());
     }
+    let placed: Vec<uuid::Uuid> = placed.iter().map(|e| e.view.id).collect();
     static SQL: LazyLock<String> =
         LazyLock::new(|| analytics::goal::conversions_sql("e.id = ANY($2)"));
     conn.execute_raw(Statement::from_sql_and_values(

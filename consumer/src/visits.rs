@@ -157,7 +157,6 @@ pub async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Resu
             (a.site, &a.dimension, a.day, a.value).cmp(&(b.site, &b.dimension, b.day, b.value))
         });
         let sql = upsert_days_sql(table);
-        // One statement per batch when it fits, so the lock order holds across the whole batch.
         for chunk in rows.chunks(ROWS_PER_STATEMENT * 4) {
             execute_json(conn, &sql, chunk).await?;
         }
@@ -166,10 +165,11 @@ pub async fn write_rollup<C: ConnectionTrait>(conn: &C, rollup: &Rollup) -> Resu
         format!(
             "INSERT INTO rollup_hours AS r \
              SELECT * FROM json_populate_recordset(NULL::rollup_hours, $1::json) \
-             ORDER BY site, hour ON CONFLICT (site, hour) DO UPDATE SET {}",
+             ORDER BY site COLLATE \"C\", hour ON CONFLICT (site, hour) DO UPDATE SET {}",
             Counts::add_excluded_sql()
         )
     });
+    // In the map's order, byte order by site, as the statement locks them.
     let hour_rows: Vec<HourRow> = rollup
         .hours
         .iter()
